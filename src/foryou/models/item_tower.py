@@ -1,0 +1,115 @@
+"""The item tower: content (frozen text embedding, categorical bags, numeric values and bands) + item id, gated.
+
+Item ids are shifted by one inside the tower: id 0 is the unknown id, used for items with no training events
+(new items) and, with probability `id_dropout`, for any item during training, so that content alone learns to
+give a good vector. The output is L2-normalised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from foryou.config import ModelConfig
+
+UNKNOWN_ID = 0
+
+
+@dataclass
+class ItemInputs:
+    """Content arrays for the catalog, row i = item_idx i; what the item tower reads besides ids.
+
+    text: (n_items, d_text) float32 frozen text embeddings, or None.
+    categorical: one (n_items, max_values) int64 array per field, values 1..cardinality, 0 = padding / unknown.
+    cardinalities: number of distinct values per categorical field (excluding 0).
+    numeric: (n_items, n_numeric) float32 standardised log-scaled values (0 where missing), or None.
+    bands: (n_items, n_numeric) int64 quantile band 1..n_bands, 0 = missing; None when numeric is None.
+    """
+
+    n_items: int
+    text: np.ndarray | None = None
+    categorical: list[np.ndarray] = field(default_factory=list)
+    cardinalities: list[int] = field(default_factory=list)
+    numeric: np.ndarray | None = None
+    bands: np.ndarray | None = None
+    n_bands: int = 0
+
+    def __post_init__(self) -> None:
+        for name, array in (("text", self.text), ("numeric", self.numeric), ("bands", self.bands)):
+            if array is not None and len(array) != self.n_items:
+                raise ValueError(f"item inputs '{name}' have {len(array)} rows for {self.n_items} items")
+        if len(self.categorical) != len(self.cardinalities):
+            raise ValueError("item inputs need one cardinality per categorical field")
+
+
+class ItemTower(nn.Module):
+    """Encodes item indices (b,) into unit vectors (b, embedding_dim)."""
+
+    def __init__(self, inputs: ItemInputs, known: np.ndarray, config: ModelConfig) -> None:
+        """`known` (n_items,) bool: items with training events get their own id embedding, others the unknown id."""
+        super().__init__()
+        dim, self.id_dropout = config.embedding_dim, config.id_dropout
+        ids = np.where(known, np.arange(1, inputs.n_items + 1), UNKNOWN_ID)
+        self.register_buffer("ids", torch.as_tensor(ids, dtype=torch.long), persistent=False)
+        self.id_embedding = nn.Embedding(inputs.n_items + 1, dim) if config.use_id else None
+        self.text = self._text_part(inputs, config)
+        self.categorical = nn.ModuleList()
+        for position, (values, cardinality) in enumerate(zip(inputs.categorical, inputs.cardinalities)):
+            if config.use_categorical:
+                self.register_buffer(f"cat_{position}", torch.as_tensor(values, dtype=torch.long), persistent=False)
+                self.categorical.append(nn.EmbeddingBag(cardinality + 1, dim, mode="mean", padding_idx=0))
+        self.numeric = self.bands = None
+        if config.use_numeric and inputs.numeric is not None and inputs.numeric.shape[1] > 0:
+            self.register_buffer("numeric_values", torch.as_tensor(inputs.numeric, dtype=torch.float32), persistent=False)
+            self.register_buffer("band_values", torch.as_tensor(inputs.bands, dtype=torch.long), persistent=False)
+            self.numeric = nn.Linear(inputs.numeric.shape[1], dim)
+            self.bands = nn.Embedding((inputs.n_bands + 1) * inputs.numeric.shape[1], dim, padding_idx=0)
+        self.has_content = self.text is not None or len(self.categorical) > 0 or self.numeric is not None
+        if not self.has_content and self.id_embedding is None:
+            raise ValueError("the item tower has nothing to encode: enable model.use_id or give content features")
+        self.gate = nn.Linear(2 * dim, dim) if self.has_content and self.id_embedding is not None else None
+        if self.id_embedding is not None:
+            nn.init.normal_(self.id_embedding.weight, std=0.1)
+
+    def _text_part(self, inputs: ItemInputs, config: ModelConfig) -> nn.Module | None:
+        if not config.use_text or inputs.text is None or inputs.text.shape[1] == 0:
+            return None
+        self.register_buffer("text_values", torch.as_tensor(inputs.text, dtype=torch.float32), persistent=False)
+        return nn.Sequential(nn.Linear(inputs.text.shape[1], config.hidden_dim), nn.GELU(),
+                             nn.Dropout(config.dropout), nn.Linear(config.hidden_dim, config.embedding_dim))
+
+    def forward(self, items: Tensor) -> Tensor:
+        """items (b,) item indices -> (b, embedding_dim) unit vectors."""
+        content = self.content(items) if self.has_content else None
+        if self.id_embedding is None:
+            return F.normalize(content, dim=-1)  # type: ignore[arg-type]
+        ids = self.ids[items]
+        if self.training and self.id_dropout > 0:
+            ids = ids.masked_fill(torch.rand(ids.shape, device=ids.device) < self.id_dropout, UNKNOWN_ID)
+        id_vector = self.id_embedding(ids)
+        if content is None:
+            return F.normalize(id_vector, dim=-1)
+        gate = torch.sigmoid(self.gate(torch.cat([content, id_vector], dim=-1)))  # type: ignore[misc]
+        return F.normalize(gate * content + (1 - gate) * id_vector, dim=-1)
+
+    def content(self, items: Tensor) -> Tensor:
+        """(b,) -> (b, embedding_dim): the sum of the text, categorical and numeric parts (before the gate)."""
+        parts = []
+        if self.text is not None:
+            parts.append(self.text(self.text_values[items]))
+        for position, bag in enumerate(self.categorical):
+            parts.append(bag(getattr(self, f"cat_{position}")[items]))
+        if self.numeric is not None and self.bands is not None:
+            bands = self.band_values[items]
+            offsets = torch.arange(bands.shape[1], device=bands.device) * (self.bands.num_embeddings // bands.shape[1])
+            band_ids = torch.where(bands > 0, bands + offsets, torch.zeros_like(bands))
+            parts.append(self.numeric(self.numeric_values[items]) + self.bands(band_ids).sum(1))
+        return torch.stack(parts).sum(0)
+
+    def all_items(self) -> Tensor:
+        """(n_items, embedding_dim): every catalog item."""
+        return self(torch.arange(len(self.ids), device=self.ids.device))

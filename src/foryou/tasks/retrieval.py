@@ -1,0 +1,118 @@
+"""The retrieval task: InfoNCE over query and item vectors, full-catalog or sampled, in the style of TFRS.
+
+Towers only encode; this module owns the loss, the negatives and the logQ correction.
+- full softmax: cross-entropy of every query against the whole catalog (exact; best when the catalog fits).
+- sampled softmax: the positives of the batch (in-batch negatives, positive on the diagonal) plus `num_negatives`
+  shared items drawn uniformly or by popularity (mixed by `popularity_negative_fraction`). With logQ correction
+  each candidate's logit loses log(expected number of draws of that item), which makes the sampled loss an
+  unbiased stand-in for the full softmax; a negative equal to the row's positive (an accidental hit) is masked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from foryou.config import LossConfig
+
+ItemEncoder = Callable[[Tensor], Tensor]
+_MIN_PROBABILITY = 1e-12
+
+
+class RetrievalTask:
+    """Computes the retrieval loss; holds the item popularity used for popularity negatives and logQ."""
+
+    def __init__(self, config: LossConfig, item_counts: np.ndarray, seed: int = 0) -> None:
+        """`item_counts` (n_items,): training target counts per item, the popularity distribution."""
+        if config.temperature <= 0:
+            raise ValueError(f"loss.temperature must be positive, got {config.temperature}")
+        self.config = config
+        counts = torch.as_tensor(np.asarray(item_counts, dtype=np.float64))
+        if counts.ndim != 1 or len(counts) == 0:
+            raise ValueError("item_counts must be a non-empty 1-d array with one count per item")
+        total = float(counts.sum())
+        self.n_items = len(counts)
+        self.popularity = (counts / total if total > 0 else torch.full_like(counts, 1.0 / len(counts))).float()
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def loss(self, queries: Tensor, targets: Tensor, encode_items: ItemEncoder, weights: Tensor | None = None) -> Tensor:
+        """Weighted mean InfoNCE loss.
+
+        queries (n, d) query vectors; targets (n,) item indices; encode_items maps item indices (m,) to item
+        vectors (m, d); weights (n,) per-example loss weights or None (all 1).
+        """
+        if self.config.kind == "full_softmax":
+            catalog = encode_items(torch.arange(self.n_items, device=queries.device))
+            return self.full_softmax(queries, targets, catalog, weights)
+        return self.sampled_softmax(queries, targets, encode_items, weights)
+
+    def full_softmax(self, queries: Tensor, targets: Tensor, catalog: Tensor, weights: Tensor | None = None) -> Tensor:
+        """Cross-entropy of (n, d) queries against the (n_items, d) catalog, logits = q.v / temperature."""
+        logits = queries @ catalog.T / self.config.temperature
+        return _weighted_mean(F.cross_entropy(logits.float(), targets, reduction="none"), weights)
+
+    def sampled_softmax(
+        self, queries: Tensor, targets: Tensor, encode_items: ItemEncoder, weights: Tensor | None = None
+    ) -> Tensor:
+        """InfoNCE over the batch positives and shared sampled negatives; the label of row i is column i."""
+        negatives = self.sample_negatives(self.config.num_negatives).to(targets.device)
+        candidates = torch.cat([targets, negatives])
+        logits = self.candidate_logits(queries, targets, encode_items(candidates), candidates, len(negatives))
+        return _weighted_mean(F.cross_entropy(logits.float(), torch.arange(len(targets), device=targets.device),
+                                              reduction="none"), weights)
+
+    def candidate_logits(
+        self, queries: Tensor, targets: Tensor, candidate_vectors: Tensor, candidates: Tensor, n_sampled: int
+    ) -> Tensor:
+        """Logits (n, n + k) of queries (n, d) against candidates (n + k, d): batch positives, then sampled.
+
+        The label of row i is column i. Without in-batch negatives the other rows' positives are masked out.
+        With logQ correction each column loses log(expected draws): n * popularity for the batch positives
+        (with in-batch negatives; otherwise the sampler's own k * q), k * q for the sampled ones.
+        """
+        n = len(targets)
+        logits = queries @ candidate_vectors.T / self.config.temperature
+        if self.config.logq_correction:
+            logits = logits - self._log_expected_draws(candidates, n, n_sampled).to(logits.dtype)
+        rows = torch.arange(n, device=targets.device)
+        masked = torch.zeros_like(logits, dtype=torch.bool)
+        if self.config.remove_accidental_hits:
+            masked |= candidates.unsqueeze(0) == targets.unsqueeze(1)
+        if not self.config.in_batch_negatives:
+            masked[:, :n] = True
+        masked[rows, rows] = False
+        return logits.masked_fill(masked, float("-inf"))
+
+    def sample_negatives(self, count: int) -> Tensor:
+        """`count` item indices: a `popularity_negative_fraction` share by popularity, the rest uniformly."""
+        n_popular = int(round(count * self.config.popularity_negative_fraction))
+        popular = torch.multinomial(self.popularity, n_popular, replacement=True, generator=self.generator) \
+            if n_popular else torch.zeros(0, dtype=torch.long)
+        uniform = torch.randint(0, self.n_items, (count - n_popular,), generator=self.generator)
+        return torch.cat([popular, uniform])
+
+    def negative_probability(self, items: Tensor) -> Tensor:
+        """Probability that one sampled negative is each of `items` under the uniform/popularity mixture."""
+        share = self.config.popularity_negative_fraction
+        return share * self.popularity.to(items.device)[items] + (1.0 - share) / self.n_items
+
+    def _log_expected_draws(self, candidates: Tensor, n_in_batch: int, n_sampled: int) -> Tensor:
+        """log of how often each candidate is expected among the candidates: batch positives follow popularity."""
+        popularity = self.popularity.to(candidates.device)
+        if self.config.in_batch_negatives:
+            in_batch = n_in_batch * popularity[candidates[:n_in_batch]]
+        else:
+            in_batch = n_sampled * self.negative_probability(candidates[:n_in_batch])
+        sampled = n_sampled * self.negative_probability(candidates[n_in_batch:])
+        return torch.log(torch.cat([in_batch, sampled]).clamp_min(_MIN_PROBABILITY))
+
+
+def _weighted_mean(losses: Tensor, weights: Tensor | None) -> Tensor:
+    if weights is None:
+        return losses.mean()
+    weights = weights.to(losses.dtype)
+    return (losses * weights).sum() / weights.sum().clamp_min(_MIN_PROBABILITY)
