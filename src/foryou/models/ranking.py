@@ -18,7 +18,9 @@ def top_k(scores: np.ndarray, k: int, tie_order: np.ndarray) -> tuple[np.ndarray
     Returns (indices (b, min(k, n)) int64, values float32). Entries that are -inf or NaN (excluded items)
     come back as index -1 and value -inf, so a row never holds an excluded item.
     """
-    scores = np.nan_to_num(np.asarray(scores, dtype=np.float32), nan=-np.inf, posinf=np.finfo(np.float32).max)
+    scores = np.nan_to_num(
+        np.asarray(scores, dtype=np.float32), nan=-np.inf, posinf=np.finfo(np.float32).max, neginf=-np.inf
+    )
     n_rows, n_items = scores.shape
     k = min(k, n_items)
     indices = np.full((n_rows, k), -1, dtype=np.int64)
