@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/foryou validate configs/demo.yaml
+	$(BIN)/foryou pipeline configs/demo.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q

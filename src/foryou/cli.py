@@ -75,3 +75,112 @@ def prepare(config: ConfigArg,
 
     written = run_guarded(action)
     Console().print(f"prepared dataset written to {written}")
+
+
+@app.command()
+def train(config: ConfigArg, overrides: SetOption = None, quiet: QuietOption = False) -> None:
+    """Train the two-tower model: early stopping on validation NDCG@10, then a refit on train + validation."""
+    from foryou import workflow
+    from foryou.config import load_config
+
+    _setup_logging()
+
+    def action() -> Path:
+        run_config = load_config(config, overrides)
+        dataset = workflow.load_or_prepare(run_config, progress=not quiet)
+        trained = workflow.train_two_tower(run_config, dataset, progress=not quiet)
+        Console().print(f"best validation NDCG@10 at epoch {trained.best_epoch} "
+                        f"({trained.tuning_seconds:.0f} s tuning, {trained.fit_seconds:.0f} s refit)")
+        return workflow.save_trained(trained, run_config.output_dir)
+
+    Console().print(f"two-tower model saved to {run_guarded(action)}")
+
+
+@app.command()
+def evaluate(config: ConfigArg, overrides: SetOption = None, quiet: QuietOption = False) -> None:
+    """Evaluate the trained two-tower model and the baselines on the test split; write report.md / report.html."""
+    from foryou import workflow
+    from foryou.config import load_config
+
+    _setup_logging()
+
+    def action() -> Path:
+        run_config = load_config(config, overrides)
+        dataset = workflow.load_or_prepare(run_config, progress=not quiet)
+        trained = workflow.load_trained(run_config.output_dir)
+        if trained is None:
+            trained = workflow.train_two_tower(run_config, dataset, progress=not quiet)
+            workflow.save_trained(trained, run_config.output_dir)
+        baselines = workflow.fit_baselines(run_config, dataset)
+        reports, path = workflow.evaluate_and_report(run_config, dataset, trained, baselines)
+        _print_summary(reports)
+        return path
+
+    Console().print(f"report written to {run_guarded(action)}")
+
+
+@app.command()
+def pipeline(config: ConfigArg, overrides: SetOption = None, quiet: QuietOption = False) -> None:
+    """prepare -> train -> evaluate -> report -> bundle, in one go."""
+    from foryou import workflow
+    from foryou.bundle import save_bundle
+    from foryou.config import load_config
+    from foryou.data.prepare import prepare_dataset, write_prepared
+    from foryou.data.report import render_report
+
+    _setup_logging()
+
+    def action() -> Path:
+        run_config = load_config(config, overrides)
+        prepared = prepare_dataset(run_config, progress=not quiet)
+        write_prepared(prepared, run_config.prepared_dir)
+        Console().print(render_report(prepared.report))
+        dataset = prepared.dataset
+        trained = workflow.train_two_tower(run_config, dataset, progress=not quiet)
+        workflow.save_trained(trained, run_config.output_dir)
+        baselines = workflow.fit_baselines(run_config, dataset)
+        reports, report_path = workflow.evaluate_and_report(run_config, dataset, trained, baselines)
+        _print_summary(reports)
+        Console().print(f"report written to {report_path} and {report_path.with_suffix('.html')}")
+        return save_bundle(run_config.output_dir / "bundle", trained.model, workflow.popularity_fallback(dataset),
+                           dataset, run_config, reports[0].result.summary)
+
+    Console().print(f"model bundle written to {run_guarded(action)}")
+
+
+@app.command()
+def recommend(
+    bundle: Annotated[Path, typer.Argument(help="a bundle folder written by `foryou pipeline`")],
+    user: Annotated[list[str], typer.Option("--user", "-u", help="user id (repeatable)")],
+    k: Annotated[int, typer.Option("-k", min=1, help="how many items per user")] = 10,
+    include_seen: Annotated[bool, typer.Option(help="also recommend items the user already has")] = False,
+) -> None:
+    """Print the top-k recommendations of a saved bundle for one or more users."""
+    from rich.table import Table
+
+    from foryou.bundle import load_bundle
+
+    _setup_logging()
+    loaded = run_guarded(lambda: load_bundle(bundle))
+    item_ids, scores = run_guarded(lambda: loaded.model.recommend(user, k=k, exclude_seen=not include_seen))
+    for user_id, items, values in zip(user, item_ids, scores):
+        table = Table(title=f"user {user_id}: top {len(items)} ({loaded.model.name})")
+        for column in ("rank", "item_id", "item", "score"):
+            table.add_column(column)
+        for rank, (item, label, score) in enumerate(zip(items, loaded.describe_items(list(items)), values), 1):
+            table.add_row(str(rank), str(item), label, f"{score:.4f}")
+        Console().print(table)
+
+
+def _print_summary(reports: list) -> None:
+    from rich.table import Table
+
+    table = Table(title="test split, full catalog, known items excluded")
+    columns = ("NDCG@10", "HR@10", "MRR@10", "coverage@10")
+    for column in ("model", *columns, "fit s"):
+        table.add_column(column)
+    for report in reports:
+        summary = report.result.summary
+        table.add_row(report.name, *(f"{summary.get(c, float('nan')):.4f}" for c in columns),
+                      f"{report.fit_seconds:.1f}")
+    Console().print(table)

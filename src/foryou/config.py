@@ -100,47 +100,50 @@ class FeaturesConfig(StrictModel):
 
 
 class DatConfig(StrictModel):
-    enabled: bool = False
-    mimic_weight: float = 0.5
-    category_weight: float = 0.1
+    enabled: bool = Field(False, description="Dual Augmented Two-tower: augmented user/item vectors + their losses")
+    mimic_weight: float = Field(0.5, ge=0, description="weight of the adaptive-mimic loss")
+    category_weight: float = Field(0.1, ge=0, description="weight of the category alignment loss (first categorical field)")
 
 
 class ModelConfig(StrictModel):
-    embedding_dim: int = 128
-    hidden_dim: int = 256
-    use_text: bool = True
-    use_categorical: bool = True
-    use_numeric: bool = True
-    use_id: bool = True
-    id_dropout: float = Field(0.1, ge=0, le=1)
-    user_tower: Literal["mean", "attention", "gru", "lstm", "transformer"] = "transformer"
-    max_history: int = 50
-    num_layers: int = 2
-    num_heads: int = 2
-    dropout: float = 0.2
-    recency_half_life_days: float = 30.0
-    use_user_features: bool = False
+    embedding_dim: int = Field(64, ge=1, description="width of the (L2-normalised) user and item vectors")
+    hidden_dim: int = Field(256, ge=1, description="hidden width of the text MLP in the item tower")
+    use_text: bool = Field(True, description="item tower reads the frozen text embedding (loads the text encoder)")
+    use_categorical: bool = Field(True, description="item tower reads categorical fields (EmbeddingBag, multi-valued)")
+    use_numeric: bool = Field(True, description="item tower reads numeric fields (log-scaled value + quantile band)")
+    use_id: bool = Field(True, description="item tower has an item-id embedding, gated with the content vector")
+    id_dropout: float = Field(0.1, ge=0, le=1, description="training: chance an item's id is replaced by the unknown id")
+    user_tower: Literal["mean", "attention", "gru", "lstm", "transformer"] = Field(
+        "transformer", description="how a history becomes a user vector (see models/user_tower.py)")
+    max_history: int = Field(50, ge=1, description="most recent events a user tower reads (and trains on)")
+    num_layers: int = Field(2, ge=1, description="transformer / GRU / LSTM layers")
+    num_heads: int = Field(2, ge=1, description="transformer attention heads (embedding_dim must be divisible)")
+    dropout: float = Field(0.2, ge=0, lt=1, description="dropout in the towers")
+    recency_half_life_days: float = Field(30.0, gt=0, description="mean / attention towers: recency decay half-life")
+    use_user_features: bool = Field(False, description="add the users table's categorical/numeric fields to the user vector")
     dat: DatConfig = Field(default_factory=DatConfig)
 
 
 class LossConfig(StrictModel):
-    kind: Literal["full_softmax", "sampled_softmax"] = "full_softmax"
-    temperature: float = 0.05
-    num_negatives: int = 256
-    popularity_negative_fraction: float = Field(0.5, ge=0, le=1)
-    in_batch_negatives: bool = True
-    logq_correction: bool = True
-    remove_accidental_hits: bool = True
+    kind: Literal["full_softmax", "sampled_softmax"] = Field(
+        "full_softmax", description="full: cross-entropy over the whole catalog; sampled: in-batch + sampled negatives")
+    temperature: float = Field(0.05, gt=0, description="logits = cosine / temperature")
+    num_negatives: int = Field(256, ge=1, description="sampled softmax: negatives drawn per batch (shared)")
+    popularity_negative_fraction: float = Field(0.5, ge=0, le=1, description="share of negatives drawn by popularity")
+    in_batch_negatives: bool = Field(True, description="sampled softmax: other rows' positives are negatives too")
+    logq_correction: bool = Field(True, description="subtract log(expected draws) from each sampled logit")
+    remove_accidental_hits: bool = Field(True, description="mask negatives equal to the row's positive")
+    weight_by_event: bool = Field(True, description="weight each target's loss by its event weight")
 
 
 class TrainConfig(StrictModel):
-    epochs: int = Field(30, ge=1)
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
+    epochs: int = Field(30, ge=1, description="maximum epochs (exactly this many without validation)")
+    batch_size: int = Field(32, ge=1, description="users per batch (every position of each history is a target)")
+    learning_rate: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay (not applied to embedding tables)")
     patience: int = Field(5, ge=1, description="epochs without a better validation NDCG@10 before stopping")
     seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA (with bf16 autocast) when available")
     num_threads: int | None = Field(None, description="torch CPU threads; None: torch's default")
 
 

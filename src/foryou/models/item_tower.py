@@ -49,6 +49,11 @@ class ItemInputs:
 class ItemTower(nn.Module):
     """Encodes item indices (b,) into unit vectors (b, embedding_dim)."""
 
+    ids: Tensor
+    text_values: Tensor
+    numeric_values: Tensor
+    band_values: Tensor
+
     def __init__(self, inputs: ItemInputs, known: np.ndarray, config: ModelConfig) -> None:
         """`known` (n_items,) bool: items with training events get their own id embedding, others the unknown id."""
         super().__init__()
@@ -82,19 +87,25 @@ class ItemTower(nn.Module):
         return nn.Sequential(nn.Linear(inputs.text.shape[1], config.hidden_dim), nn.GELU(),
                              nn.Dropout(config.dropout), nn.Linear(config.hidden_dim, config.embedding_dim))
 
-    def forward(self, items: Tensor) -> Tensor:
-        """items (b,) item indices -> (b, embedding_dim) unit vectors."""
+    def forward(self, items: Tensor, extra: Tensor | None = None) -> Tensor:
+        """items (b,) item indices, extra (b, d) or None (added before normalising) -> (b, d) unit vectors."""
+        vector = self._fused(items)
+        return F.normalize(vector if extra is None else vector + extra, dim=-1)
+
+    def _fused(self, items: Tensor) -> Tensor:
         content = self.content(items) if self.has_content else None
         if self.id_embedding is None:
-            return F.normalize(content, dim=-1)  # type: ignore[arg-type]
+            return content  # type: ignore[return-value]
         ids = self.ids[items]
         if self.training and self.id_dropout > 0:
             ids = ids.masked_fill(torch.rand(ids.shape, device=ids.device) < self.id_dropout, UNKNOWN_ID)
         id_vector = self.id_embedding(ids)
         if content is None:
-            return F.normalize(id_vector, dim=-1)
+            return id_vector
+        # both parts on the unit sphere first, so that only the gate (not the tables' scales) decides the mix
+        content, id_vector = F.normalize(content, dim=-1), F.normalize(id_vector, dim=-1)
         gate = torch.sigmoid(self.gate(torch.cat([content, id_vector], dim=-1)))  # type: ignore[misc]
-        return F.normalize(gate * content + (1 - gate) * id_vector, dim=-1)
+        return gate * content + (1 - gate) * id_vector
 
     def content(self, items: Tensor) -> Tensor:
         """(b,) -> (b, embedding_dim): the sum of the text, categorical and numeric parts (before the gate)."""
@@ -110,6 +121,6 @@ class ItemTower(nn.Module):
             parts.append(self.numeric(self.numeric_values[items]) + self.bands(band_ids).sum(1))
         return torch.stack(parts).sum(0)
 
-    def all_items(self) -> Tensor:
-        """(n_items, embedding_dim): every catalog item."""
-        return self(torch.arange(len(self.ids), device=self.ids.device))
+    def all_items(self, extra: Tensor | None = None) -> Tensor:
+        """(n_items, embedding_dim): every catalog item; extra (n_items, d) or None."""
+        return self(torch.arange(len(self.ids), device=self.ids.device), extra)

@@ -12,13 +12,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from foryou.config import ModelConfig
-
-SECONDS_PER_DAY = 86400.0
 
 
 @dataclass
@@ -51,6 +50,7 @@ class UserTower(nn.Module):
         super().__init__()
         dim = config.embedding_dim
         self.event_type = nn.Embedding(n_event_types + 1, dim, padding_idx=0)
+        nn.init.zeros_(self.event_type.weight)  # starts neutral: a constant offset as large as the item signal hides it
         self.weight_scale = nn.Linear(1, dim, bias=False)
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(dim, dim)
@@ -140,6 +140,27 @@ class TransformerUserTower(UserTower):
         x = x + self.position(torch.arange(length, device=x.device)) * history.mask.unsqueeze(-1)
         causal = torch.ones(length, length, dtype=torch.bool, device=x.device).triu(1)
         return self.norm(self.encoder(x, mask=causal))
+
+
+class UserFeatureTower(nn.Module):
+    """Known users' categorical (EmbeddingBag, 0 = padding) and numeric feature fields -> (b, d), summed."""
+
+    numeric_values: Tensor
+
+    def __init__(self, categorical: list[np.ndarray], cardinalities: list[int], numeric: np.ndarray, dim: int) -> None:
+        super().__init__()
+        self.bags = nn.ModuleList(nn.EmbeddingBag(size + 1, dim, mode="mean", padding_idx=0) for size in cardinalities)
+        for position, values in enumerate(categorical):
+            self.register_buffer(f"cat_{position}", torch.as_tensor(values, dtype=torch.long), persistent=False)
+        self.register_buffer("numeric_values", torch.as_tensor(numeric, dtype=torch.float32), persistent=False)
+        self.numeric = nn.Linear(numeric.shape[1], dim) if numeric.shape[1] else None
+
+    def forward(self, users: Tensor) -> Tensor:
+        """users (b,) user indices -> (b, d)."""
+        parts = [bag(getattr(self, f"cat_{position}")[users]) for position, bag in enumerate(self.bags)]
+        if self.numeric is not None:
+            parts.append(self.numeric(self.numeric_values[users]))
+        return torch.stack(parts).sum(0)
 
 
 def build_user_tower(config: ModelConfig, n_event_types: int) -> UserTower:

@@ -28,8 +28,6 @@ class RetrievalTask:
 
     def __init__(self, config: LossConfig, item_counts: np.ndarray, seed: int = 0) -> None:
         """`item_counts` (n_items,): training target counts per item, the popularity distribution."""
-        if config.temperature <= 0:
-            raise ValueError(f"loss.temperature must be positive, got {config.temperature}")
         self.config = config
         counts = torch.as_tensor(np.asarray(item_counts, dtype=np.float64))
         if counts.ndim != 1 or len(counts) == 0:
@@ -89,7 +87,7 @@ class RetrievalTask:
 
     def sample_negatives(self, count: int) -> Tensor:
         """`count` item indices: a `popularity_negative_fraction` share by popularity, the rest uniformly."""
-        n_popular = int(round(count * self.config.popularity_negative_fraction))
+        n_popular = round(count * self.config.popularity_negative_fraction)
         popular = torch.multinomial(self.popularity, n_popular, replacement=True, generator=self.generator) \
             if n_popular else torch.zeros(0, dtype=torch.long)
         uniform = torch.randint(0, self.n_items, (count - n_popular,), generator=self.generator)

@@ -1,0 +1,124 @@
+"""Cold-item benchmark: 10% of items are removed from training entirely (train and validation events), kept in
+the catalog, and every model ranks the whole catalog for the test users. Reported: HR@10 / NDCG@10 on the test
+events of those items, which a model can only get right from content. Random ranking is given exactly (its
+expected HR@10 is the mean of min(10, candidates) / candidates over those users); popularity and id-based
+baselines have no signal for an item they never saw.
+
+Protocol otherwise as benchmarks/quality.py (leave-last-out, known items excluded); every model is fitted on
+train + validation, the two-tower model for the epoch count that quality.py chose on validation.
+Writes benchmarks/results/cold_items_<dataset>.json and .md.  Usage: python benchmarks/cold_items.py [--datasets ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import CONFIGS, DATASETS, RESULTS, SHARED  # noqa: E402
+
+from foryou.config import RunConfig, load_config  # noqa: E402
+from foryou.data.dataset import Dataset  # noqa: E402
+from foryou.data.prepare import prepare_dataset  # noqa: E402
+from foryou.evaluation.cold_start import hold_out_items  # noqa: E402
+from foryou.evaluation.protocol import COLD_ITEMS, evaluate  # noqa: E402
+from foryou.models.base import Recommender  # noqa: E402
+from foryou.models.registry import build_baseline  # noqa: E402
+from foryou.models.two_tower import TwoTower  # noqa: E402
+
+FRACTION = 0.10
+logger = logging.getLogger("cold_items")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    torch.set_num_threads(int(os.environ.get("FORYOU_THREADS", "2")))
+    for name in args.datasets:
+        config_name, folder = DATASETS[name]
+        if not (SHARED / folder).exists():
+            logger.warning("skipping %s: %s is absent", name, SHARED / folder)
+            continue
+        run_dataset(name, load_config(CONFIGS / config_name))
+
+
+def run_dataset(name: str, config: RunConfig) -> None:
+    dataset, cold = hold_out_items(prepare_dataset(config, progress=False).dataset, FRACTION, seed=0)
+    train_valid = dataset.restricted_to("train", "valid")
+    rows = [random_row(dataset, train_valid, cold)]
+    for baseline, params in (("most_pop", {}), ("ease", {"l2": 50.0})):
+        start = time.perf_counter()
+        model = build_baseline(baseline, params).fit(train_valid)
+        rows.append(row(baseline, model, dataset, time.perf_counter() - start))
+    start = time.perf_counter()
+    model = two_tower(config, epochs_chosen_by_quality(name, config)).fit(train_valid)
+    rows.append(row("TwoTower (transformer)", model, dataset, time.perf_counter() - start))
+    write(name, dataset, cold, rows)
+
+
+def two_tower(config: RunConfig, epochs: int) -> TwoTower:
+    return TwoTower(model=config.model, loss=config.loss, train=config.train.model_copy(update={"epochs": epochs}),
+                    features=config.features)
+
+
+def epochs_chosen_by_quality(name: str, config: RunConfig) -> int:
+    """The epoch count benchmarks/quality.py chose on validation for the transformer, else the config's."""
+    path = RESULTS / f"quality_{name}.json"
+    if path.exists():
+        for result in json.loads(path.read_text())["results"]:
+            if result["model"] == "TwoTower (transformer)":
+                return int(result["params"]["epochs"])
+    logger.warning("no quality result for %s: training %d epochs", name, config.train.epochs)
+    return config.train.epochs
+
+
+def row(name: str, model: Recommender, dataset: Dataset, fit_seconds: float) -> dict[str, Any]:
+    segments = evaluate(model, dataset, "test", ks=(10,), beyond_accuracy=False).segments.set_index("segment")
+    cold = segments.loc[COLD_ITEMS]
+    hr = float(cold["HR@10"])
+    logger.info("%s: cold-item HR@10 %.4f over %d users", name, hr, cold["users"])
+    return {"model": name, "HR@10": hr, "NDCG@10": float(cold["NDCG@10"]), "users": int(cold["users"]),
+            "HR@10_ci95": 1.96 * math.sqrt(hr * (1 - hr) / max(int(cold["users"]), 1)),
+            "fit_seconds": round(fit_seconds, 1)}
+
+
+def random_row(dataset: Dataset, train_valid: Dataset, cold: np.ndarray) -> dict[str, Any]:
+    """Exact expectation of a uniformly random full-catalog ranking for the users with a cold test item."""
+    test = dataset.events("test")
+    users = test[test["item_idx"].isin(cold)]["user_idx"].unique()
+    known = np.diff(train_valid.user_item_matrix().indptr)[users]
+    candidates = dataset.n_items - known
+    hr = float(np.mean(np.minimum(10, candidates) / candidates))
+    return {"model": "random (expected)", "HR@10": hr, "NDCG@10": float("nan"), "users": len(users),
+            "HR@10_ci95": 0.0, "fit_seconds": 0.0}
+
+
+def write(name: str, dataset: Dataset, cold: np.ndarray, rows: list[dict[str, Any]]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {"dataset": name, "held_out_items": len(cold), "items": dataset.n_items, "fraction": FRACTION,
+               "results": rows}
+    (RESULTS / f"cold_items_{name}.json").write_text(json.dumps(payload, indent=2))
+    lines = [f"# cold items: {name}", "",
+             f"{len(cold):,} of {dataset.n_items:,} items ({FRACTION:.0%}, seed 0) removed from train and validation, "
+             "kept in the catalog; metrics on the test events of those items, full-catalog ranking.", "",
+             "| model | HR@10 | ±95% | NDCG@10 | users | fit time (s) |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['HR@10']:.4f} | {r['HR@10_ci95']:.4f} | {r['NDCG@10']:.4f} | "
+                     f"{r['users']} | {r['fit_seconds']} |")
+    (RESULTS / f"cold_items_{name}.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

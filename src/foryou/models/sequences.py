@@ -1,0 +1,120 @@
+"""Users' chronological histories as flat arrays, and the padded `History` batches the user towers read.
+
+A `Histories` holds every event of the fitted dataset in (user, time, source order) order, CSR-style, so that
+training windows, serving histories and saving all read the same arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from foryou.data import schema as S
+from foryou.models.user_tower import History
+
+EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+
+
+def to_days(timestamps: pd.Series | np.ndarray) -> np.ndarray:
+    """Timestamps (datetime64) as float64 days since the epoch."""
+    values = pd.to_datetime(pd.Series(np.asarray(timestamps)), utc=True)
+    return ((values - EPOCH) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64)
+
+
+@dataclass
+class Histories:
+    """indptr (n_users + 1,), then per event: items, event_types (1..), weights, days (float64)."""
+
+    indptr: np.ndarray
+    items: np.ndarray
+    event_types: np.ndarray
+    weights: np.ndarray
+    days: np.ndarray
+
+    @classmethod
+    def from_events(cls, events: pd.DataFrame, n_users: int, type_index: dict[str, int]) -> Histories:
+        """events sorted by (user, time, source order), as a Dataset keeps them."""
+        counts = np.bincount(events[S.USER_IDX].to_numpy(), minlength=n_users)
+        types = events[S.EVENT_TYPE].astype(str).map(type_index).fillna(len(type_index) + 1)
+        return cls(np.concatenate([[0], np.cumsum(counts)]), events[S.ITEM_IDX].to_numpy(np.int64),
+                   types.to_numpy(np.int64), events[S.WEIGHT].to_numpy(np.float32), to_days(events[S.TIMESTAMP]))
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in ("indptr", "items", "event_types", "weights", "days")}
+
+    def windows(self, users: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per user its last `length` events: (starts, ends) into the event arrays."""
+        ends = self.indptr[users + 1]
+        return np.maximum(self.indptr[users], ends - length), ends
+
+    def batch(self, users: np.ndarray, length: int) -> History:
+        """Right-padded `History` of each user's last `length` events (what serving encodes)."""
+        starts, ends = self.windows(users, length)
+        return pad(self, starts, ends)
+
+
+def pad(histories: Histories, starts: np.ndarray, ends: np.ndarray) -> History:
+    """Events [starts[i], ends[i]) of each row, right-padded to the longest row (at least one column)."""
+    lengths = ends - starts
+    width = max(int(lengths.max(initial=0)), 1)
+    offsets = np.arange(width)
+    mask = offsets[None, :] < lengths[:, None]
+    index = np.where(mask, starts[:, None] + offsets[None, :], 0)
+    index = np.minimum(index, max(len(histories.items) - 1, 0))
+    if len(histories.items) == 0:
+        zeros = np.zeros(mask.shape)
+        return _history(zeros.astype(np.int64), zeros.astype(np.int64), zeros, zeros, mask)
+    base = histories.days[np.minimum(starts, len(histories.items) - 1)][:, None]
+    return _history(np.where(mask, histories.items[index], 0), np.where(mask, histories.event_types[index], 0),
+                    np.where(mask, histories.weights[index], 0.0), np.where(mask, histories.days[index] - base, 0.0),
+                    mask)
+
+
+def _history(items: np.ndarray, types: np.ndarray, weights: np.ndarray, days: np.ndarray, mask: np.ndarray) -> History:
+    return History(torch.as_tensor(items, dtype=torch.long), torch.as_tensor(types, dtype=torch.long),
+                   torch.as_tensor(weights, dtype=torch.float32), torch.as_tensor(days, dtype=torch.float32),
+                   torch.as_tensor(mask))
+
+
+@dataclass
+class TrainingBatch:
+    """Inputs (b, L) and next-event targets (b, L): targets[i, j] is the event after inputs[i, j] (-1 = none)."""
+
+    users: torch.Tensor
+    history: History
+    targets: torch.Tensor
+    target_weights: torch.Tensor
+
+
+def training_batches(histories: Histories, max_history: int, batch_size: int,
+                     rng: np.random.Generator) -> Iterator[TrainingBatch]:
+    """SASRec-style examples: each user's last max_history + 1 events, every position predicts the next one."""
+    users = np.flatnonzero(histories.lengths() >= 2)
+    rng.shuffle(users)
+    for first in range(0, len(users), batch_size):
+        chunk = users[first:first + batch_size]
+        starts, ends = histories.windows(chunk, max_history + 1)
+        inputs = pad(histories, starts, ends - 1)
+        targets = pad(histories, starts + 1, ends)
+        yield TrainingBatch(torch.as_tensor(chunk), inputs, targets.items.masked_fill(~targets.mask, -1),
+                            targets.weights)
+
+
+def lookup_history(events: Sequence[tuple[str, str, object]], item_index: dict[str, int],
+                   type_index: dict[str, int], type_weights: dict[str, float]) -> Histories:
+    """One unseen user's (item_id, event_type, timestamp) events, sorted by time, as a one-user `Histories`."""
+    frame = pd.DataFrame(list(events), columns=["item", "type", "time"])
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    frame = frame.sort_values("time", kind="stable")
+    types = frame["type"].astype(str)
+    unknown_weight = float(np.mean(list(type_weights.values()))) if type_weights else 1.0
+    return Histories(np.array([0, len(frame)]), frame["item"].map(item_index).to_numpy(np.int64),
+                     types.map(type_index).fillna(len(type_index) + 1).to_numpy(np.int64),
+                     types.map(type_weights).fillna(unknown_weight).to_numpy(np.float32), to_days(frame["time"]))

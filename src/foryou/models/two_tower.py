@@ -1,0 +1,343 @@
+"""`TwoTower`: the item tower (content + id) and a user tower over the history, trained with the retrieval task.
+
+fit(train dataset, validation=None): SASRec-style next-event training on every user's chronological training
+events; with a validation Dataset (the full one, with a "valid" split) it early-stops on validation NDCG@10 and
+keeps the best weights, otherwise it trains exactly `train.epochs` epochs. Items without training events use
+the unknown id, so they are scored from content alone; unseen users are scored from their events with
+`score_histories`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from foryou.config import FeaturesConfig, LossConfig, ModelConfig, RunConfig, TrackingConfig, TrainConfig
+from foryou.data import schema as S
+from foryou.data.dataset import Dataset
+from foryou.errors import NotFittedError, UnknownIdError
+from foryou.features import UserFeatureEncoder
+from foryou.models.base import Recommender
+from foryou.models.item_features import build_item_inputs
+from foryou.models.item_tower import ItemInputs, ItemTower
+from foryou.models.sequences import Histories, TrainingBatch, lookup_history, training_batches
+from foryou.models.user_tower import History, UserFeatureTower, build_user_tower
+from foryou.tasks.dat import AugmentedVectors, dat_loss
+from foryou.tasks.retrieval import RetrievalTask
+from foryou.training.callbacks import Callback, EpochRecord, MLflowCallback
+from foryou.training.trainer import Trainer, resolve_device, seed_everything
+
+logger = logging.getLogger(__name__)
+SCORE_BATCH = 256
+UNKNOWN_VALUE = 1  # categorical codes: 0 = padding, 1 = unknown value, 2.. = known values
+
+
+class TwoTowerModule(nn.Module):
+    """The towers (and DAT augmented vectors): encodes, never computes a loss."""
+
+    def __init__(self, inputs: ItemInputs, known: np.ndarray, n_users: int, n_event_types: int,
+                 config: ModelConfig, user_features: UserFeatureTower | None = None) -> None:
+        super().__init__()
+        self.item_tower = ItemTower(inputs, known, config)
+        self.user_tower = build_user_tower(config, n_event_types)
+        self.user_features = user_features
+        dim = config.embedding_dim
+        self.augmented = AugmentedVectors(n_users, inputs.n_items, dim) if config.dat.enabled else None
+        self.user_augment = nn.Linear(dim, dim, bias=False) if config.dat.enabled else None
+        self.item_augment = nn.Linear(dim, dim, bias=False) if config.dat.enabled else None
+
+    def catalog(self) -> Tensor:
+        """(n_items, d) item vectors of the whole catalog."""
+        extra = None
+        if self.augmented is not None and self.item_augment is not None:
+            extra = self.item_augment(self.augmented.items.weight)
+        return self.item_tower.all_items(extra)
+
+    def users(self, catalog: Tensor, history: History, users: Tensor | None) -> Tensor:
+        """(b, L, d) user vectors at every position; users (b,) user indices (None: unseen users)."""
+        return self.user_tower(catalog[history.items], history, self.user_extra(users, len(history.items)))
+
+    def user_augmented(self, users: Tensor | None, count: int) -> Tensor | None:
+        """(b, d) augmented user vectors (index 0 = unseen user), or None without DAT."""
+        if self.augmented is None:
+            return None
+        rows = users + 1 if users is not None else torch.zeros(count, dtype=torch.long)
+        return self.augmented.users(rows.to(self.augmented.users.weight.device))
+
+    def user_extra(self, users: Tensor | None, count: int) -> Tensor | None:
+        """(b, d) added to known users' vectors: DAT augmented vector and user features (None: nothing to add)."""
+        parts = []
+        augmented = self.user_augmented(users, count)
+        if augmented is not None and self.user_augment is not None:
+            parts.append(self.user_augment(augmented))
+        if self.user_features is not None and users is not None:
+            parts.append(self.user_features(users))
+        return torch.stack(parts).sum(0) if parts else None
+
+
+class TwoTower(Recommender):
+    """Two-tower retrieval with a content-aware item tower and a sequential user tower."""
+
+    name = "two_tower"
+
+    def __init__(self, model: dict[str, Any] | ModelConfig | None = None, loss: dict[str, Any] | LossConfig | None = None,
+                 train: dict[str, Any] | TrainConfig | None = None,
+                 features: dict[str, Any] | FeaturesConfig | None = None,
+                 tracking: TrackingConfig | None = None, progress: bool = False) -> None:
+        super().__init__()
+        self.model_config = ModelConfig.model_validate(_as_dict(model))
+        self.loss_config = LossConfig.model_validate(_as_dict(loss))
+        self.train_config = TrainConfig.model_validate(_as_dict(train))
+        self.features_config = FeaturesConfig.model_validate(_as_dict(features))
+        self.tracking = tracking if tracking is not None else TrackingConfig(mlflow=False)
+        self.progress = progress
+        self.history: list[EpochRecord] = []
+        self.tracker: MLflowCallback | None = None
+        self.module: TwoTowerModule | None = None
+        self.inputs: ItemInputs | None = None
+        self.histories: Histories | None = None
+        self.type_index: dict[str, int] = {}
+        self.type_weights: dict[str, float] = {}
+        self.known = np.zeros(0, dtype=bool)
+        self.categories: np.ndarray | None = None
+        self.user_arrays: dict[str, np.ndarray] = {}
+        self._catalog: np.ndarray | None = None
+        self._validation: Dataset | None = None
+
+    @classmethod
+    def from_config(cls, config: RunConfig, progress: bool = False) -> TwoTower:
+        """The model a run configuration describes (its model, loss, train, features and tracking sections)."""
+        return cls(config.model, config.loss, config.train, config.features, config.tracking, progress)
+
+    def params(self) -> dict[str, Any]:
+        return {"model": self.model_config.model_dump(mode="json"), "loss": self.loss_config.model_dump(mode="json"),
+                "train": self.train_config.model_dump(mode="json"),
+                "features": self.features_config.model_dump(mode="json")}
+
+    # ---- fitting ------------------------------------------------------------------------------------------
+    def fit(self, dataset: Dataset, validation: Dataset | None = None) -> TwoTower:  # type: ignore[override]
+        """Train on all interactions of `dataset`; early-stop on `validation`'s "valid" split when given."""
+        self._validation = validation
+        try:
+            super().fit(dataset)
+        finally:
+            self._validation = None
+        return self
+
+    def _fit(self, dataset: Dataset) -> None:
+        seed_everything(self.train_config.seed)
+        events = dataset.interactions
+        types = sorted(events[S.EVENT_TYPE].astype(str).unique())
+        self.type_index = {name: index + 1 for index, name in enumerate(types)}
+        self.type_weights = events.groupby(events[S.EVENT_TYPE].astype(str))[S.WEIGHT].mean().astype(float).to_dict()
+        self.histories = Histories.from_events(events, dataset.n_users, self.type_index)
+        self.known = np.bincount(self.histories.items, minlength=dataset.n_items) > 0
+        self.inputs = build_item_inputs(dataset, self.model_config, self.features_config)
+        self.user_arrays = self._user_arrays(dataset)
+        self.module = self._new_module(dataset.n_users)
+        self._train(np.bincount(self.histories.items, minlength=dataset.n_items))
+
+    def _user_arrays(self, dataset: Dataset) -> dict[str, np.ndarray]:
+        """Encoded user feature fields ("cardinalities", "numeric", "cat_<i>"); empty when not used or none."""
+        roles = dataset.user_fields
+        if not self.model_config.use_user_features or not (roles.categorical or roles.numeric):
+            return {}
+        encoded = UserFeatureEncoder.fit(dataset.users, roles, self.features_config).transform(dataset.users)
+        arrays = {f"cat_{i}": values for i, values in enumerate(encoded.categorical.values())}
+        arrays["cardinalities"] = np.array(list(encoded.cardinalities.values()), dtype=np.int64)
+        arrays["numeric"] = encoded.numeric
+        return arrays
+
+    def _new_module(self, n_users: int) -> TwoTowerModule:
+        assert self.inputs is not None
+        user_features = None
+        if self.user_arrays:
+            cardinalities = [int(size) for size in self.user_arrays["cardinalities"]]
+            user_features = UserFeatureTower([self.user_arrays[f"cat_{i}"] for i in range(len(cardinalities))],
+                                             cardinalities, self.user_arrays["numeric"], self.model_config.embedding_dim)
+        module = TwoTowerModule(self.inputs, self.known, n_users, len(self.type_index) + 1, self.model_config,
+                                user_features)
+        self.categories = _major_categories(self.inputs) if self.model_config.dat.enabled else None
+        return module
+
+    def _train(self, item_counts: np.ndarray) -> None:
+        assert self.module is not None and self.histories is not None
+        trainer = Trainer(self.train_config, self._callbacks(), progress=self.progress)
+        device = trainer.device
+        self.module.to(device)
+        task = RetrievalTask(self.loss_config, item_counts, seed=self.train_config.seed)
+        rng = np.random.default_rng(self.train_config.seed)
+        histories = self.histories
+
+        def batches(epoch: int) -> Any:
+            return training_batches(histories, self.model_config.max_history, self.train_config.batch_size, rng)
+
+        def step(batch: TrainingBatch) -> Tensor:
+            return self._batch_loss(batch, task, device)
+
+        validate = self._validation_score if self._validation is not None else None
+        self.history = trainer.fit(self.module, batches, step, validate)
+        self.module.eval()
+        self._catalog = None
+
+    def _batch_loss(self, batch: TrainingBatch, task: RetrievalTask, device: torch.device) -> Tensor:
+        assert self.module is not None
+        module, history = self.module, batch.history.to(device)
+        catalog = module.catalog()
+        users = batch.users.to(device)
+        per_position = module.users(catalog, history, users)
+        valid = batch.targets.to(device) >= 0
+        queries, targets = per_position[valid], batch.targets.to(device)[valid]
+        weights = batch.target_weights.to(device)[valid] if self.loss_config.weight_by_event else None
+        if self.loss_config.kind == "full_softmax":
+            loss = task.full_softmax(queries, targets, catalog, weights)
+        else:
+            loss = task.sampled_softmax(queries, targets, lambda items: catalog[items], weights)
+        if module.augmented is not None:
+            rows = users.unsqueeze(1).expand_as(valid)[valid]
+            categories = None if self.categories is None else torch.as_tensor(self.categories, device=device)[targets]
+            loss = loss + dat_loss(self.model_config.dat, module.user_augmented(rows, len(rows)),  # type: ignore[arg-type]
+                                   module.augmented.items(targets), queries, catalog[targets], categories,
+                                   0, weights)
+        return loss
+
+    def _validation_score(self) -> float:
+        from foryou.evaluation.protocol import (
+            evaluate,  # evaluation imports models: import here, not at the top
+        )
+
+        assert self._validation is not None
+        self._catalog = None
+        result = evaluate(self, self._validation, split="valid", ks=(10,), beyond_accuracy=False)
+        self._catalog = None
+        return float(result.summary["NDCG@10"])
+
+    def _callbacks(self) -> list[Callback]:
+        """With tracking on, an MLflow run kept in `self.tracker` so the caller can log final metrics and close it."""
+        if not self.tracking.mlflow:
+            return []
+        params = {f"{section}.{key}": value for section, values in self.params().items() for key, value in values.items()}
+        self.tracker = MLflowCallback(self.tracking, params, run_name=self.name)
+        return [self.tracker]
+
+    # ---- scoring ------------------------------------------------------------------------------------------
+    def item_embeddings(self) -> np.ndarray:
+        """(n_items, d) item tower output for every catalog item (eval mode; cached until the next fit/load)."""
+        if self.module is None:
+            raise NotFittedError("TwoTower is not fitted: call fit() or load() first")
+        if self._catalog is None:
+            self.module.eval()
+            with torch.no_grad():
+                self._catalog = self.module.catalog().float().cpu().numpy()
+        return self._catalog
+
+    def score_users(self, user_idx: np.ndarray) -> np.ndarray:
+        """(b, n_items) scores of known users from their fitted history."""
+        assert self.histories is not None
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        return self._score(self.histories, user_idx, torch.as_tensor(user_idx))
+
+    def score_histories(self, histories: Sequence[Sequence[tuple[str, str, Any]]]) -> np.ndarray:
+        """(len(histories), n_items) scores for users unseen at training, each given as (item_id, event_type,
+        timestamp) events; unknown item ids raise UnknownIdError naming them."""
+        self._check_fitted()
+        vectors = [self._vectors(lookup_history(events, self._checked_items(events), self.type_index,
+                                                self.type_weights), np.zeros(1, dtype=np.int64), None)
+                   for events in histories]
+        if not vectors:
+            return np.zeros((0, self.n_items), dtype=np.float32)
+        return np.concatenate(vectors) @ self.item_embeddings().T
+
+    def _checked_items(self, events: Sequence[tuple[str, str, Any]]) -> dict[str, int]:
+        missing = [event[0] for event in events if event[0] not in self._item_index]
+        if missing:
+            raise UnknownIdError(f"unknown item id(s) in history: {', '.join(repr(item) for item in missing[:10])}")
+        return self._item_index
+
+    def _score(self, histories: Histories, rows: np.ndarray, users: Tensor | None) -> np.ndarray:
+        catalog = self.item_embeddings()
+        parts = [self._vectors(histories, rows[start:start + SCORE_BATCH],
+                               None if users is None else users[start:start + SCORE_BATCH])
+                 for start in range(0, len(rows), SCORE_BATCH)]
+        return (np.concatenate(parts) if parts else np.zeros((0, catalog.shape[1]), np.float32)) @ catalog.T
+
+    def _vectors(self, histories: Histories, rows: np.ndarray, users: Tensor | None) -> np.ndarray:
+        """(b, d) user vectors at each row's last event."""
+        assert self.module is not None
+        device = next(self.module.parameters()).device
+        history = histories.batch(rows, self.model_config.max_history).to(device)
+        catalog = torch.as_tensor(self.item_embeddings(), device=device)
+        with torch.no_grad():
+            per_position = self.module.users(catalog, history, None if users is None else users.to(device))
+            last = per_position[torch.arange(len(rows), device=device), history.last_positions()]
+        return last.float().cpu().numpy()
+
+    # ---- persistence --------------------------------------------------------------------------------------
+    def _save_state(self, directory: Path) -> None:
+        assert self.module is not None and self.inputs is not None and self.histories is not None
+        torch.save(self.module.state_dict(), directory / "two_tower.pt")
+        arrays = {f"history_{name}": value for name, value in self.histories.arrays().items()}
+        arrays.update(_input_arrays(self.inputs), known=self.known)
+        arrays.update({f"user_{name}": values for name, values in self.user_arrays.items()})
+        np.savez(directory / "two_tower_state.npz", **arrays)  # type: ignore[arg-type]
+        state = {"type_index": self.type_index, "type_weights": self.type_weights,
+                 "history": [vars(record) for record in self.history], "n_users": len(self.user_ids),  # type: ignore[arg-type]
+                 "cardinalities": self.inputs.cardinalities, "n_bands": self.inputs.n_bands}
+        (directory / "two_tower.json").write_text(json.dumps(state, indent=2))
+
+    def _load_state(self, directory: Path) -> None:
+        state = json.loads((directory / "two_tower.json").read_text())
+        arrays = np.load(directory / "two_tower_state.npz")
+        self.type_index, self.type_weights = state["type_index"], state["type_weights"]
+        self.history = [EpochRecord(**record) for record in state["history"]]
+        self.histories = Histories(**{name: arrays[f"history_{name}"] for name in
+                                      ("indptr", "items", "event_types", "weights", "days")})
+        self.known = arrays["known"]
+        self.user_arrays = {name[len("user_"):]: arrays[name] for name in arrays.files if name.startswith("user_")}
+        self.inputs = _inputs_from_arrays(arrays, len(self.known), state["cardinalities"], state["n_bands"])
+        self.module = self._new_module(state["n_users"])
+        self.module.load_state_dict(torch.load(directory / "two_tower.pt", map_location="cpu"))
+        self.module.to(resolve_device(self.train_config)).eval()
+        self._catalog = None
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    return value.model_dump() if hasattr(value, "model_dump") else dict(value)
+
+
+def _major_categories(inputs: ItemInputs) -> np.ndarray | None:
+    """Per item its first value of the first categorical field, the most common one re-indexed to 0 (-1 = none)."""
+    if not inputs.categorical:
+        return None
+    first = inputs.categorical[0][:, 0].astype(np.int64)
+    first = np.where(first <= UNKNOWN_VALUE, 0, first)
+    present = first[first > 0]
+    if len(present) == 0:
+        return None
+    major = int(np.bincount(present).argmax())
+    return np.where(first == 0, -1, np.where(first == major, 0, first))
+
+
+def _input_arrays(inputs: ItemInputs) -> dict[str, np.ndarray]:
+    arrays = {f"categorical_{i}": values for i, values in enumerate(inputs.categorical)}
+    for name in ("text", "numeric", "bands"):
+        if getattr(inputs, name) is not None:
+            arrays[name] = getattr(inputs, name)
+    return arrays
+
+
+def _inputs_from_arrays(arrays: Any, n_items: int, cardinalities: list[int], n_bands: int) -> ItemInputs:
+    def optional(name: str) -> np.ndarray | None:
+        return arrays[name] if name in arrays.files else None
+
+    return ItemInputs(n_items, optional("text"), [arrays[f"categorical_{i}"] for i in range(len(cardinalities))],
+                      list(cardinalities), optional("numeric"), optional("bands"), n_bands)

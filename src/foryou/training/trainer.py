@@ -1,0 +1,107 @@
+"""The training loop, model-agnostic: AdamW, seeds, device and threads, AMP on CUDA, tqdm, callbacks.
+
+The model supplies three callables: `batches(epoch)` yields batches, `step_loss(batch)` returns the loss
+tensor of one batch, `validate()` returns validation NDCG@10 (or is None: train exactly `epochs` epochs).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from foryou.config import TrainConfig
+from foryou.training.callbacks import Callback, EarlyStopping, EpochRecord
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(config: TrainConfig) -> torch.device:
+    """`auto`: CUDA when available, else CPU; asking for `cuda` without a GPU is an error."""
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    if config.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(config.device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_optimizer(module: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW with embedding tables in their own group without weight decay (large, sparse-updated tables)."""
+    embedding_ids = {id(m.weight) for m in module.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))}
+    params = [p for p in module.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if id(p) in embedding_ids], "weight_decay": 0.0},
+        {"params": [p for p in params if id(p) not in embedding_ids], "weight_decay": config.weight_decay},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.learning_rate)
+
+
+class Trainer:
+    """Runs epochs until `epochs` or early stopping; keeps the history of every epoch."""
+
+    def __init__(self, config: TrainConfig, callbacks: list[Callback] | None = None, progress: bool = True) -> None:
+        self.config = config
+        self.callbacks = list(callbacks or [])
+        self.progress = progress
+        self.history: list[EpochRecord] = []
+        self.device = resolve_device(config)
+        if config.num_threads is not None:
+            torch.set_num_threads(config.num_threads)
+
+    def fit(self, module: nn.Module, batches: Callable[[int], Iterable[Any]], step_loss: Callable[[Any], torch.Tensor],
+            validate: Callable[[], float] | None = None) -> list[EpochRecord]:
+        """Train `module` in place; with `validate`, early-stop on it and end with the best weights."""
+        callbacks = list(self.callbacks)
+        if validate is not None:
+            callbacks.append(EarlyStopping(self.config.patience))
+        optimizer = build_optimizer(module, self.config)
+        for callback in callbacks:
+            callback.on_train_start(module)
+        try:
+            for epoch in range(1, self.config.epochs + 1):
+                record = self._epoch(module, optimizer, epoch, batches, step_loss, validate)
+                self.history.append(record)
+                for callback in callbacks:
+                    callback.on_epoch_end(module, record)
+                if any(callback.should_stop for callback in callbacks):
+                    break
+        finally:
+            for callback in callbacks:
+                callback.on_train_end(module)
+        return self.history
+
+    def _epoch(self, module: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
+               batches: Callable[[int], Iterable[Any]], step_loss: Callable[[Any], torch.Tensor],
+               validate: Callable[[], float] | None) -> EpochRecord:
+        start, total, count = time.perf_counter(), 0.0, 0
+        module.train()
+        bar = tqdm(batches(epoch), desc=f"epoch {epoch}", unit="batch", leave=False, disable=not self.progress)
+        for batch in bar:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+                loss = step_loss(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total, count = total + float(loss.detach()), count + 1
+            bar.set_postfix(loss=f"{total / count:.4f}")
+        seconds = time.perf_counter() - start
+        module.eval()
+        with torch.no_grad():
+            valid = float(validate()) if validate is not None else None
+        record = EpochRecord(epoch, total / max(count, 1), valid, seconds)
+        logger.info("epoch %d: loss %.4f, valid NDCG@10 %s, %.1f s", epoch, record.loss,
+                    "-" if valid is None else f"{valid:.4f}", seconds)
+        return record

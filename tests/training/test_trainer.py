@@ -1,0 +1,90 @@
+"""The training loop: loss goes down, early stopping restores the best weights, MLflow logs offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from foryou.config import TrackingConfig, TrainConfig
+from foryou.training.callbacks import EarlyStopping, EpochRecord, MLflowCallback
+from foryou.training.trainer import Trainer, build_optimizer, resolve_device
+
+
+def _regression() -> tuple[nn.Module, list[tuple[torch.Tensor, torch.Tensor]]]:
+    torch.manual_seed(0)
+    x = torch.randn(32, 3)
+    y = x @ torch.tensor([1.0, -2.0, 0.5])
+    return nn.Linear(3, 1), [(x[i:i + 8], y[i:i + 8]) for i in range(0, 32, 8)]
+
+
+def _mse(module: nn.Module):  # type: ignore[no-untyped-def]
+    return lambda batch: ((module(batch[0]).squeeze(-1) - batch[1]) ** 2).mean()
+
+
+def test_loss_goes_down_and_history_is_kept() -> None:
+    module, data = _regression()
+    trainer = Trainer(TrainConfig(epochs=5, learning_rate=0.05, device="cpu"), progress=False)
+    history = trainer.fit(module, lambda epoch: data, _mse(module))
+    assert [record.epoch for record in history] == [1, 2, 3, 4, 5]
+    assert history[-1].loss < history[0].loss
+    assert all(record.valid_ndcg is None and record.seconds >= 0 for record in history)
+
+
+def test_early_stopping_restores_best_weights() -> None:
+    # validation scores 0.1, 0.5, 0.2, 0.3, 0.4: best at epoch 2; patience 2 stops after epoch 4 (4 - 2 >= 2)
+    module, data = _regression()
+    scores = iter([0.1, 0.5, 0.2, 0.3, 0.4])
+    snapshots: list[torch.Tensor] = []
+
+    def validate() -> float:
+        snapshots.append(module.weight.detach().clone())
+        return next(scores)
+
+    trainer = Trainer(TrainConfig(epochs=5, patience=2, learning_rate=0.05, device="cpu"), progress=False)
+    history = trainer.fit(module, lambda epoch: data, _mse(module), validate)
+    assert [record.valid_ndcg for record in history] == [0.1, 0.5, 0.2, 0.3]
+    torch.testing.assert_close(module.weight.detach(), snapshots[1])
+
+
+def test_early_stopping_ignores_epochs_without_validation() -> None:
+    stopper = EarlyStopping(patience=1)
+    stopper.on_epoch_end(nn.Linear(1, 1), EpochRecord(1, 1.0, None, 0.0))
+    assert not stopper.should_stop and stopper.best_state is None
+
+
+def test_embedding_tables_get_no_weight_decay() -> None:
+    module = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 2))
+    optimizer = build_optimizer(module, TrainConfig(weight_decay=0.1))
+    decays = sorted((group["weight_decay"], sum(p.numel() for p in group["params"])) for group in optimizer.param_groups)
+    assert decays == [(0.0, 40), (0.1, 10)]  # embedding 10 x 4; linear 4 x 2 + 2
+
+
+def test_device_auto_and_unavailable_cuda() -> None:
+    assert resolve_device(TrainConfig(device="cpu")).type == "cpu"
+    if not torch.cuda.is_available():
+        assert resolve_device(TrainConfig(device="auto")).type == "cpu"
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            resolve_device(TrainConfig(device="cuda"))
+
+
+def test_mlflow_callback_logs_offline(tmp_path: Path) -> None:
+    import mlflow
+
+    module, data = _regression()
+    store = tmp_path / "mlruns"
+    callback = MLflowCallback(TrackingConfig(tracking_uri=str(store), experiment="test"), {"train.epochs": 2})
+    trainer = Trainer(TrainConfig(epochs=2, device="cpu"), callbacks=[callback], progress=False)
+    trainer.fit(module, lambda epoch: data, _mse(module), lambda: 0.25)
+    artifact = tmp_path / "note.txt"
+    artifact.write_text("hello")
+    callback.log_final({"test_ndcg_at_10": 0.3}, [artifact])
+    callback.close()
+    run = mlflow.get_run(callback.run_id)  # type: ignore[arg-type]
+    assert run.data.params["train.epochs"] == "2"
+    assert run.data.metrics["valid_ndcg_at_10"] == 0.25 and run.data.metrics["test_ndcg_at_10"] == 0.3
+    history = mlflow.MlflowClient().get_metric_history(callback.run_id, "train_loss")  # type: ignore[arg-type]
+    assert [metric.step for metric in history] == [1, 2]
+    assert store.exists()
