@@ -120,6 +120,7 @@ class ModelConfig(StrictModel):
     num_heads: int = Field(2, ge=1, description="transformer attention heads (embedding_dim must be divisible)")
     dropout: float = Field(0.2, ge=0, lt=1, description="dropout in the towers")
     recency_half_life_days: float = Field(30.0, gt=0, description="mean / attention towers: recency decay half-life")
+    item_bias: bool = Field(False, description="a learned per-item logit offset (popularity prior) for trained items")
     use_user_features: bool = Field(False, description="add the users table's categorical/numeric fields to the user vector")
     dat: DatConfig = Field(default_factory=DatConfig)
 

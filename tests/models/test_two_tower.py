@@ -86,12 +86,15 @@ def test_loss_variants_train(loss: dict[str, Any]) -> None:
     assert model.history[-1].loss < model.history[0].loss
 
 
-@pytest.mark.parametrize("extra", [{"dat": {"enabled": True}}, {"use_user_features": True}])
+@pytest.mark.parametrize("extra", [{"dat": {"enabled": True}}, {"use_user_features": True}, {"item_bias": True}])
 def test_dat_and_user_features_train_and_round_trip(tmp_path: Path, extra: dict[str, Any]) -> None:
     dataset = tiny_dataset()
     model = _model(model=extra).fit(dataset.restricted_to("train"))
     assert (model.module.user_features is not None) == ("use_user_features" in extra)  # type: ignore[union-attr]
     assert model.history[-1].loss < model.history[0].loss
+    if "item_bias" in extra:  # learned for trained items, and only for them
+        bias = model.module.bias().detach().numpy()  # type: ignore[union-attr]
+        assert np.any(bias[model.known] != 0) and np.all(bias[~model.known] == 0)
     model.save(tmp_path)
     loaded = Recommender.load(tmp_path)
     np.testing.assert_allclose(loaded.score_users(np.arange(4)), model.score_users(np.arange(4)), rtol=1e-5)

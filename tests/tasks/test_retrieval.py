@@ -36,6 +36,16 @@ def test_full_softmax_weights_average_per_example_losses() -> None:
     assert loss.item() == pytest.approx(math.log(1 + 2 * math.exp(-2)) + 1.5, rel=1e-6)
 
 
+def test_full_softmax_adds_item_bias_and_drops_disallowed_items() -> None:
+    # q = [1, 0]; catalog [1,0], [0,1], [0,0]; temperature 0.5 -> q.v / t = [2, 0, 0]; bias [0, ln 2, 5]
+    # item 2 not allowed -> logits [2, ln 2, -inf]; target 0: loss = -log(e^2 / (e^2 + 2)) = log(1 + 2 e^-2)
+    task = RetrievalTask(LossConfig(temperature=0.5), np.array([1, 1, 1]))
+    catalog = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    loss = task.full_softmax(torch.tensor([[1.0, 0.0]]), torch.tensor([0]), catalog,
+                             bias=torch.tensor([0.0, math.log(2), 5.0]), allowed=torch.tensor([True, True, False]))
+    assert loss.item() == pytest.approx(math.log(1 + 2 * math.exp(-2)), rel=1e-6)
+
+
 def test_logq_correction_subtracts_log_expected_draws() -> None:
     # 2 rows with targets [0, 3] (in-batch), 1 sampled negative item 2; popularity_negative_fraction 0.5:
     # in-batch expected draws n * p: 2 * 0.125 = 0.25 (item 0), 2 * 0.5 = 1 (item 3);

@@ -47,6 +47,9 @@ class TwoTowerModule(nn.Module):
         super().__init__()
         self.item_tower = ItemTower(inputs, known, config)
         self.user_tower = build_user_tower(config, n_event_types)
+        self.register_buffer("known", torch.as_tensor(known, dtype=torch.bool), persistent=False)
+        # a learned popularity prior per item with training events; new items have none (0)
+        self.item_bias = nn.Parameter(torch.zeros(inputs.n_items)) if config.item_bias else None
         self.user_features = user_features
         dim = config.embedding_dim
         self.augmented = AugmentedVectors(n_users, inputs.n_items, dim) if config.dat.enabled else None
@@ -59,6 +62,10 @@ class TwoTowerModule(nn.Module):
         if self.augmented is not None and self.item_augment is not None:
             extra = self.item_augment(self.augmented.items.weight)
         return self.item_tower.all_items(extra)
+
+    def bias(self) -> Tensor | None:
+        """(n_items,) logit offset of every catalog item (0 for items without training events), or None."""
+        return None if self.item_bias is None else self.item_bias * self.known
 
     def users(self, catalog: Tensor, history: History, users: Tensor | None) -> Tensor:
         """(b, L, d) user vectors at every position; users (b,) user indices (None: unseen users)."""
@@ -197,7 +204,8 @@ class TwoTower(Recommender):
         queries, targets = per_position[valid], batch.targets.to(device)[valid]
         weights = batch.target_weights.to(device)[valid] if self.loss_config.weight_by_event else None
         if self.loss_config.kind == "full_softmax":
-            loss = task.full_softmax(queries, targets, catalog, weights)
+            # items never seen in training are not negatives either: their vectors come from content alone
+            loss = task.full_softmax(queries, targets, catalog, weights, bias=module.bias(), allowed=module.known)
         else:
             loss = task.sampled_softmax(queries, targets, lambda items: catalog[items], weights)
         if module.augmented is not None:
@@ -266,7 +274,12 @@ class TwoTower(Recommender):
         parts = [self._vectors(histories, rows[start:start + SCORE_BATCH],
                                None if users is None else users[start:start + SCORE_BATCH])
                  for start in range(0, len(rows), SCORE_BATCH)]
-        return (np.concatenate(parts) if parts else np.zeros((0, catalog.shape[1]), np.float32)) @ catalog.T
+        scores = (np.concatenate(parts) if parts else np.zeros((0, catalog.shape[1]), np.float32)) @ catalog.T
+        assert self.module is not None
+        with torch.no_grad():
+            bias = self.module.bias()
+        # logits are q.v / temperature + bias; the same order as q.v + temperature * bias
+        return scores if bias is None else scores + self.loss_config.temperature * bias.float().cpu().numpy()
 
     def _vectors(self, histories: Histories, rows: np.ndarray, users: Tensor | None) -> np.ndarray:
         """(b, d) user vectors at each row's last event."""

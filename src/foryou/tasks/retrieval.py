@@ -48,9 +48,17 @@ class RetrievalTask:
             return self.full_softmax(queries, targets, catalog, weights)
         return self.sampled_softmax(queries, targets, encode_items, weights)
 
-    def full_softmax(self, queries: Tensor, targets: Tensor, catalog: Tensor, weights: Tensor | None = None) -> Tensor:
-        """Cross-entropy of (n, d) queries against the (n_items, d) catalog, logits = q.v / temperature."""
+    def full_softmax(self, queries: Tensor, targets: Tensor, catalog: Tensor, weights: Tensor | None = None,
+                     bias: Tensor | None = None, allowed: Tensor | None = None) -> Tensor:
+        """Cross-entropy of (n, d) queries against the (n_items, d) catalog, logits = q.v / temperature + bias.
+
+        bias (n_items,) is a per-item logit offset; allowed (n_items,) bool keeps only those items as candidates.
+        """
         logits = queries @ catalog.T / self.config.temperature
+        if bias is not None:
+            logits = logits + bias
+        if allowed is not None:
+            logits = logits.masked_fill(~allowed, float("-inf"))
         return _weighted_mean(F.cross_entropy(logits.float(), targets, reduction="none"), weights)
 
     def sampled_softmax(
