@@ -135,7 +135,7 @@ def test_score_histories_for_an_unseen_user() -> None:
     assert ITEMS[int(scores[0, :12].argmax())].startswith("a") and ITEMS[int(scores[1, :12].argmax())].startswith("b")
     # the same events given out of order are sorted by time first
     reordered = model.score_histories([histories[0][::-1]])
-    np.testing.assert_allclose(reordered[0], scores[0], rtol=1e-5)
+    np.testing.assert_allclose(reordered[0], scores[0], rtol=1e-5, atol=1e-6)
     with pytest.raises(UnknownIdError, match="unknown item id.*'zz'"):
         model.score_histories([[("zz", "view", day)]])
 

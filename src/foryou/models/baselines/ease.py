@@ -17,8 +17,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from foryou.data.dataset import Dataset
-from foryou.models.base import Recommender
-from foryou.models.baselines.history import check_histories
+from foryou.models.baselines.history import ItemItemRecommender
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ def ease_weights(user_items: sp.spmatrix, l2: float) -> np.ndarray:
     return inverse.astype(np.float32)
 
 
-class EASE(Recommender):
+class EASE(ItemItemRecommender):
     """Scores = binary history @ B; `l2` is the lambda of the closed form (larger: smoother, more popular)."""
 
     name = "ease"
@@ -61,18 +60,9 @@ class EASE(Recommender):
             time.perf_counter() - start,
         )
 
-    def score_users(self, user_idx: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        assert self.seen is not None
-        return self._score(self.seen[user_idx])
-
-    def score_histories(self, histories: sp.spmatrix) -> np.ndarray:
-        """(b, n_items) scores for users unknown at train time from their item histories (b, n_items)."""
-        return self._score(check_histories(histories, self.n_items))
-
-    def _score(self, histories: sp.csr_matrix) -> np.ndarray:
+    def item_item(self) -> np.ndarray | sp.spmatrix:
         assert self.weights is not None
-        return np.asarray(histories @ self.weights, dtype=np.float32)
+        return self.weights
 
     def item_embeddings(self) -> np.ndarray:
         """Rows of B: items that reconstruct the same other items are similar."""

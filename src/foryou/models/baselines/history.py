@@ -1,9 +1,14 @@
-"""Helpers shared by the baselines: validated user histories and interaction-based item vectors."""
+"""Helpers shared by the baselines: validated user histories, interaction-based item vectors, and the base of
+models that score a history through an item x item matrix (ItemKNN, EASE)."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import numpy as np
 import scipy.sparse as sp
+
+from foryou.models.base import Recommender
 
 
 def check_histories(histories: sp.spmatrix, n_items: int) -> sp.csr_matrix:
@@ -26,3 +31,24 @@ def interaction_item_vectors(seen: sp.csr_matrix) -> np.ndarray:
     without learned item vectors means "bought/watched by the same users". Dense: O(n_items * n_users) memory.
     """
     return np.asarray(seen.T.toarray(), dtype=np.float32)
+
+
+class ItemItemRecommender(Recommender):
+    """Scores = binary history (b, n_items) @ an (n_items, n_items) item-item matrix; supports score_histories."""
+
+    @abstractmethod
+    def item_item(self) -> np.ndarray | sp.spmatrix:
+        """The fitted (n_items, n_items) item-item matrix."""
+
+    def score_users(self, user_idx: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        assert self.seen is not None
+        return self._score(self.seen[user_idx])
+
+    def score_histories(self, histories: sp.spmatrix) -> np.ndarray:
+        """(b, n_items) scores for users unknown at train time from their item histories (b, n_items)."""
+        return self._score(check_histories(histories, self.n_items))
+
+    def _score(self, histories: sp.csr_matrix) -> np.ndarray:
+        scores = histories @ self.item_item()
+        return np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32)

@@ -13,11 +13,10 @@ import scipy.sparse as sp
 from implicit.nearest_neighbours import CosineRecommender
 
 from foryou.data.dataset import Dataset
-from foryou.models.base import Recommender
-from foryou.models.baselines.history import check_histories, interaction_item_vectors
+from foryou.models.baselines.history import ItemItemRecommender, interaction_item_vectors
 
 
-class ItemKNN(Recommender):
+class ItemKNN(ItemItemRecommender):
     """Each item keeps its `neighbours` most cosine-similar items; repeats in the history count once."""
 
     name = "item_knn"
@@ -38,18 +37,9 @@ class ItemKNN(Recommender):
         knn.fit(dataset.user_item_matrix(binary=True), show_progress=False)
         self.similarity = sp.csr_matrix(knn.similarity, dtype=np.float32)
 
-    def score_users(self, user_idx: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        assert self.seen is not None
-        return self._score(self.seen[user_idx])
-
-    def score_histories(self, histories: sp.spmatrix) -> np.ndarray:
-        """(b, n_items) scores for users unknown at train time from their item histories (b, n_items)."""
-        return self._score(check_histories(histories, self.n_items))
-
-    def _score(self, histories: sp.csr_matrix) -> np.ndarray:
+    def item_item(self) -> np.ndarray | sp.spmatrix:
         assert self.similarity is not None
-        return np.asarray((histories @ self.similarity).toarray(), dtype=np.float32)
+        return self.similarity
 
     def item_embeddings(self) -> np.ndarray:
         """Columns of the binary user-item matrix: their cosine is the (untruncated) kNN similarity."""
