@@ -79,7 +79,7 @@ def run_dataset(name: str, config: RunConfig, args: argparse.Namespace) -> None:
     chosen = args.candidates or list(TWO_TOWER_CANDIDATES)[: 1 if args.quick else None]
     for candidate in [] if args.skip_two_tower else chosen:
         rows.append(two_tower_row(candidate, config, TWO_TOWER_CANDIDATES[candidate], dataset))
-    write_results(name, dataset, rows)
+    write_results(name, dataset, rows, config)
 
 
 def tune_and_test(
@@ -135,7 +135,7 @@ def test_row(name: str, model: Recommender, dataset: Dataset, fit_seconds: float
     return row
 
 
-def write_results(name: str, dataset: Dataset, new_rows: list[dict[str, Any]]) -> None:
+def write_results(name: str, dataset: Dataset, new_rows: list[dict[str, Any]], config: RunConfig) -> None:
     """Merge `new_rows` into the dataset's result file (a model run again replaces its row), then render it."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"quality_{name}.json"
@@ -154,12 +154,15 @@ def write_results(name: str, dataset: Dataset, new_rows: list[dict[str, Any]]) -
     environment = {"cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
                    "threads": torch.get_num_threads()}
     counts = {"users": dataset.n_users, "items": dataset.n_items, "interactions": len(dataset.interactions)}
-    payload = {"dataset": name, "counts": counts, "environment": environment, "verdict": verdict, "results": rows}
+    settings = {section: getattr(config, section).model_dump(mode="json") for section in ("model", "loss", "train")}
+    payload = {"dataset": name, "counts": counts, "environment": environment, "verdict": verdict,
+               "two_tower_settings": settings, "results": rows}
     path.write_text(json.dumps(payload, indent=2, default=str))
-    (RESULTS / f"quality_{name}.md").write_text(markdown(name, counts, verdict, rows))
+    (RESULTS / f"quality_{name}.md").write_text(markdown(name, counts, verdict, rows, settings))
 
 
-def markdown(name: str, counts: dict[str, int], verdict: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+def markdown(name: str, counts: dict[str, int], verdict: dict[str, Any], rows: list[dict[str, Any]],
+             settings: dict[str, Any]) -> str:
     header = ["model", *REPORTED, "valid NDCG@10", "fit time (s)", "chosen settings"]
     lines = [f"# quality: {name}", "",
              f"users {counts['users']:,} · items {counts['items']:,} · interactions {counts['interactions']:,}; "
@@ -176,7 +179,9 @@ def markdown(name: str, counts: dict[str, int], verdict: dict[str, Any], rows: l
                   f"{verdict['best_baseline']}; NDCG@10 ratio {verdict['ndcg10_ratio']:.2f} (target >= 1.10)."]
     if rows:
         lines.append(f"95% interval on HR@10: about ±{max(row['HR@10_ci95'] for row in rows):.3f} "
-                     f"({rows[0]['users']} test users).")
+                     f"({int(rows[0]['users'])} test users).")
+    lines += ["", "Two-tower base settings (candidates override them as listed in the table; epochs = the best "
+              "validation epoch):", "", "```json", json.dumps(settings), "```"]
     return "\n".join(lines) + "\n"
 
 
