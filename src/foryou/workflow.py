@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -162,4 +163,4 @@ def log_test_metrics(config: RunConfig, reports: list[ModelReport], report_path:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and value == value  # NaN is not a metric value
+    return isinstance(value, (int, float)) and not math.isnan(value)  # NaN is not a metric value

@@ -1,10 +1,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+from tests.models.conftest import build_dataset
 
 from foryou.data import schema as S
 from foryou.evaluation.cold_start import hold_out_items
-from tests.models.conftest import build_dataset
 
 
 def _dataset():

@@ -159,7 +159,7 @@ class Recommender(ABC):
             if field not in self.item_attributes:
                 known = ", ".join([S.ITEM_ID, *self.item_attributes.columns])
                 raise ValueError(f"unknown filter field '{field}'; filterable fields: {known}")
-            mask &= self.item_attributes[field].map(lambda value: _matches(value, values)).to_numpy(dtype=bool)
+            mask &= self.item_attributes[field].map(lambda value, wanted=values: _matches(value, wanted)).to_numpy(dtype=bool)
         return mask
 
     def save(self, directory: Path | str) -> None:
