@@ -106,7 +106,7 @@ class DatConfig(StrictModel):
 
 
 class ModelConfig(StrictModel):
-    embedding_dim: int = Field(128, ge=1, description="width of the (L2-normalised) user and item vectors")
+    embedding_dim: int = Field(64, ge=1, description="width of the (L2-normalised) user and item vectors")
     hidden_dim: int = Field(256, ge=1, description="hidden width of the text MLP in the item tower")
     use_text: bool = Field(True, description="item tower reads the frozen text embedding (loads the text encoder)")
     use_categorical: bool = Field(True, description="item tower reads categorical fields (EmbeddingBag, multi-valued)")
