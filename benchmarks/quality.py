@@ -170,9 +170,9 @@ def markdown(name: str, counts: dict[str, int], verdict: dict[str, Any], rows: l
              "settings chosen on validation, test reported once).", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        settings = json.dumps(row["params"], default=str).replace("|", "/")
+        chosen = json.dumps(row["params"], default=str).replace("|", "/")
         cells = [row["model"], *[f"{row[key]:.4f}" for key in REPORTED], f"{row['valid_NDCG@10']:.4f}",
-                 f"{row['fit_seconds']:.1f}", settings]
+                 f"{row['fit_seconds']:.1f}", chosen]
         lines.append("| " + " | ".join(cells) + " |")
     if verdict:
         lines += ["", f"Best two-tower (chosen on validation): {verdict['best_two_tower_by_valid']}; best baseline: "
