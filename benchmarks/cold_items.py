@@ -15,19 +15,17 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import CONFIGS, DATASETS, RESULTS, SHARED  # noqa: E402
+from quality import DATASETS, RESULTS, available_datasets  # noqa: E402
 
-from foryou.config import RunConfig, load_config  # noqa: E402
+from foryou.config import RunConfig  # noqa: E402
 from foryou.data.dataset import Dataset  # noqa: E402
 from foryou.data.prepare import prepare_dataset  # noqa: E402
 from foryou.evaluation.cold_start import hold_out_items  # noqa: E402
@@ -44,14 +42,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    torch.set_num_threads(int(os.environ.get("FORYOU_THREADS", "2")))
-    for name in args.datasets:
-        config_name, folder = DATASETS[name]
-        if not (SHARED / folder).exists():
-            logger.warning("skipping %s: %s is absent", name, SHARED / folder)
-            continue
-        run_dataset(name, load_config(CONFIGS / config_name))
+    for name, config in available_datasets(args.datasets):
+        run_dataset(name, config)
 
 
 def run_dataset(name: str, config: RunConfig) -> None:

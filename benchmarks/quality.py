@@ -19,7 +19,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +59,20 @@ def main() -> None:
     parser.add_argument("--skip-baselines", action="store_true")
     parser.add_argument("--skip-two-tower", action="store_true")
     args = parser.parse_args()
+    for name, config in available_datasets(args.datasets):
+        run_dataset(name, config, args)
+
+
+def available_datasets(names: list[str]) -> Iterator[tuple[str, RunConfig]]:
+    """Set up logging and threads, then each named dataset whose folder exists, with its benchmark config."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(int(os.environ.get("FORYOU_THREADS", "2")))
-    for name in args.datasets:
+    for name in names:
         config_name, folder = DATASETS[name]
         if not (SHARED / folder).exists():
             logger.warning("skipping %s: %s is absent", name, SHARED / folder)
             continue
-        run_dataset(name, load_config(CONFIGS / config_name), args)
+        yield name, load_config(CONFIGS / config_name)
 
 
 def run_dataset(name: str, config: RunConfig, args: argparse.Namespace) -> None:
