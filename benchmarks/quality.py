@@ -44,7 +44,6 @@ REPORTED = ("HR@10", "NDCG@10", "MRR@10", "HR@20", "NDCG@20", "coverage@10")
 TWO_TOWER_CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
     "transformer": {},
     "transformer+DAT": {"model": {"dat": {"enabled": True}}},
-    "transformer+item bias": {"model": {"item_bias": True}},
     "transformer, id only": {"model": {"use_text": False, "use_categorical": False, "use_numeric": False}},
     "mean": {"model": {"user_tower": "mean"}},
 }
