@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from foryou.models.base import Recommender
 from foryou.models.baselines.popularity import MostPop
 from foryou.models.registry import build_baselines
 from foryou.models.two_tower import TwoTower
-from foryou.training.callbacks import EpochRecord
+from foryou.training.callbacks import EpochRecord, use_tracking
 
 logger = logging.getLogger(__name__)
 
@@ -147,12 +146,7 @@ def log_test_metrics(config: RunConfig, reports: list[ModelReport], report_path:
         return
     import mlflow
 
-    uri = config.tracking.tracking_uri
-    if "://" not in uri and not uri.startswith("file:"):
-        uri = Path(uri).resolve().as_uri()
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(config.tracking.experiment)
+    use_tracking(config.tracking)
     with mlflow.start_run(run_name=f"{config.name}-evaluate"):
         for report in reports:
             metrics: dict[str, Any] = {f"{report.name}.{key.replace('@', '_at_')}": value

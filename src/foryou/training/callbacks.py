@@ -85,12 +85,7 @@ class MLflowCallback(Callback):
     def on_train_start(self, module: nn.Module) -> None:
         import mlflow
 
-        uri = _tracking_uri(self.tracking.tracking_uri)
-        if uri.startswith("file:"):
-            # MLflow 3 refuses its file store unless opted in; a local store is what works offline without a server
-            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment(self.tracking.experiment)
+        use_tracking(self.tracking)
         run = mlflow.start_run(run_name=self.run_name)
         self.run_id = run.info.run_id
         mlflow.log_params({key: str(value)[:500] for key, value in self.params.items()})
@@ -116,6 +111,18 @@ class MLflowCallback(Callback):
 
         if self.run_id is not None and mlflow.active_run() is not None:
             mlflow.end_run()
+
+
+def use_tracking(tracking: TrackingConfig) -> None:
+    """Point MLflow at the configured store and experiment (plain paths: a local file store, works offline)."""
+    import mlflow
+
+    uri = _tracking_uri(tracking.tracking_uri)
+    if uri.startswith("file:"):
+        # MLflow 3 refuses its file store unless opted in; a local store is what works offline without a server
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(tracking.experiment)
 
 
 def _tracking_uri(uri: str) -> str:
