@@ -25,13 +25,13 @@ from typing import Any
 
 import torch
 
-from foryou.config import RunConfig, load_config
+from foryou.config import RunConfig, config_from_dict, load_config
 from foryou.data.dataset import Dataset
 from foryou.data.prepare import prepare_dataset
 from foryou.evaluation.protocol import evaluate
 from foryou.models.base import Recommender
 from foryou.models.registry import BASELINE_GRIDS, build_baseline
-from foryou.models.two_tower import TwoTower
+from foryou.workflow import train_two_tower
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -107,25 +107,15 @@ def tune_and_test(
 
 
 def two_tower_row(candidate: str, config: RunConfig, overrides: dict[str, dict[str, Any]], dataset: Dataset) -> dict:
-    sections = {section: _merge(getattr(config, section).model_dump(), overrides.get(section, {}))
-                for section in ("model", "loss", "train")}
-
-    def build(train_overrides: dict[str, Any]) -> TwoTower:
-        return TwoTower(model=sections["model"], loss=sections["loss"],
-                        train={**sections["train"], **train_overrides}, features=config.features, progress=False)
-
-    start = time.perf_counter()
-    tuned = build({}).fit(dataset.restricted_to("train"), validation=dataset)
-    tune_seconds = time.perf_counter() - start
-    best = max(tuned.history, key=lambda record: record.valid_ndcg)
-    logger.info("two-tower %s: best valid NDCG@10 %.4f at epoch %d (%.0f s)", candidate, best.valid_ndcg,
-                best.epoch, tune_seconds)
-    start = time.perf_counter()
-    model = build({"epochs": best.epoch}).fit(dataset.restricted_to("train", "valid"))
-    fit_seconds = time.perf_counter() - start
-    params = {**{key: value for key, value in overrides.items()}, "epochs": best.epoch,
-              "tuning_seconds": round(tune_seconds, 1), "epoch_seconds": round(tune_seconds / len(tuned.history), 2)}
-    return test_row(f"TwoTower ({candidate})", model, dataset, fit_seconds, params, best.valid_ndcg, [])
+    """The candidate through the same tune-then-refit path as `foryou train`, then tested once."""
+    candidate_config = config_from_dict(_merge(config.model_dump(mode="json"), overrides))
+    trained = train_two_tower(candidate_config, dataset, progress=False)
+    valid_ndcg = max(record.valid_ndcg or 0.0 for record in trained.tuning_history)
+    logger.info("two-tower %s: best valid NDCG@10 %.4f at epoch %d (%.0f s)", candidate, valid_ndcg,
+                trained.best_epoch, trained.tuning_seconds)
+    params = {**overrides, "epochs": trained.best_epoch, "tuning_seconds": round(trained.tuning_seconds, 1),
+              "epoch_seconds": round(trained.tuning_seconds / len(trained.tuning_history), 2)}
+    return test_row(f"TwoTower ({candidate})", trained.model, dataset, trained.fit_seconds, params, valid_ndcg, [])
 
 
 def test_row(name: str, model: Recommender, dataset: Dataset, fit_seconds: float, params: dict[str, Any],
