@@ -93,17 +93,33 @@ class TrainingBatch:
     target_weights: torch.Tensor
 
 
-def training_batches(histories: Histories, max_history: int, batch_size: int,
-                     rng: np.random.Generator) -> Iterator[TrainingBatch]:
-    """SASRec-style examples: each user's last max_history + 1 events, every position predicts the next one."""
-    users = np.flatnonzero(histories.lengths() >= 2)
-    rng.shuffle(users)
-    for first in range(0, len(users), batch_size):
-        chunk = users[first:first + batch_size]
-        starts, ends = histories.windows(chunk, max_history + 1)
-        inputs = pad(histories, starts, ends - 1)
-        targets = pad(histories, starts + 1, ends)
-        yield TrainingBatch(torch.as_tensor(chunk), inputs, targets.items.masked_fill(~targets.mask, -1),
+def training_windows(histories: Histories, max_history: int,
+                     whole_history: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(users, starts, ends) of the training sequences, each at most max_history + 1 events and at least 2.
+
+    Each user's last window comes first; with `whole_history` earlier windows follow, stepping back max_history
+    events at a time (consecutive windows share one event), so every event after a user's first is a target
+    exactly once per epoch instead of only the last max_history.
+    """
+    lengths = histories.lengths()
+    users = np.flatnonzero(lengths >= 2)
+    counts = -(-(lengths[users] - 1) // max_history) if whole_history else np.ones(len(users), dtype=np.int64)
+    owners = np.repeat(users, counts)
+    steps = np.arange(len(owners)) - np.repeat(np.cumsum(counts) - counts, counts)
+    ends = histories.indptr[owners + 1] - steps * max_history
+    return owners, np.maximum(histories.indptr[owners], ends - max_history - 1), ends
+
+
+def training_batches(histories: Histories, max_history: int, batch_size: int, rng: np.random.Generator,
+                     whole_history: bool = False) -> Iterator[TrainingBatch]:
+    """SASRec-style examples in shuffled batches of `batch_size` windows: every position predicts the next event."""
+    owners, starts, ends = training_windows(histories, max_history, whole_history)
+    order = rng.permutation(len(starts))
+    for first in range(0, len(order), batch_size):
+        chunk = order[first:first + batch_size]
+        inputs = pad(histories, starts[chunk], ends[chunk] - 1)
+        targets = pad(histories, starts[chunk] + 1, ends[chunk])
+        yield TrainingBatch(torch.as_tensor(owners[chunk]), inputs, targets.items.masked_fill(~targets.mask, -1),
                             targets.weights)
 
 

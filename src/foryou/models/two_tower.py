@@ -184,7 +184,8 @@ class TwoTower(Recommender):
         histories = self.histories
 
         def batches(epoch: int) -> Any:
-            return training_batches(histories, self.model_config.max_history, self.train_config.batch_size, rng)
+            return training_batches(histories, self.model_config.max_history, self.train_config.batch_size, rng,
+                                    self.train_config.whole_history)
 
         def step(batch: TrainingBatch) -> Tensor:
             return self._batch_loss(batch, task, device)
