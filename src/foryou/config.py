@@ -145,6 +145,8 @@ class TrainConfig(StrictModel):
     learning_rate: float = Field(3e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay (not applied to embedding tables)")
     patience: int = Field(5, ge=1, description="epochs without a better validation NDCG@10 before stopping")
+    weight_average: float = Field(0.0, ge=0, lt=1, description="decay of an exponential moving average of the "
+                                  "weights, used for validation and as the result; 0: off (the last step's weights)")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA (with bf16 autocast) when available")
     num_threads: int | None = Field(None, description="torch CPU threads; None: torch's default")

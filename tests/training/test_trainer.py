@@ -88,3 +88,46 @@ def test_mlflow_callback_logs_offline(tmp_path: Path) -> None:
     history = mlflow.MlflowClient().get_metric_history(callback.run_id, "train_loss")  # type: ignore[arg-type]
     assert [metric.step for metric in history] == [1, 2]
     assert store.exists()
+
+
+def test_weight_average_is_validated_and_training_resumes_from_the_raw_weights() -> None:
+    # one weight pulled towards 10; three steps per epoch. Validation must see the moving average of the weights
+    # after steps 1..3 (seeded with the first, then w <- 0.5 w + 0.5 new), and step 4 must start from step 3's raw weight.
+    module = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(module.weight)
+    before_step: list[float] = []
+
+    def loss(batch: int) -> torch.Tensor:
+        before_step.append(float(module.weight))
+        return (module.weight.sum() - 10.0) ** 2
+
+    validated: list[float] = []
+
+    def validate() -> float:
+        validated.append(float(module.weight))
+        return -len(validated)  # first epoch best: early stopping keeps the averaged weights of epoch 1
+
+    config = TrainConfig(epochs=2, patience=5, learning_rate=0.5, weight_average=0.5, device="cpu")
+    Trainer(config, progress=False).fit(module, lambda epoch: range(3), loss, validate)
+    after = before_step[1:4]  # weights after steps 1, 2 and 3
+    expected = after[0]
+    for value in after[1:]:
+        expected = 0.5 * expected + 0.5 * value
+    assert validated[0] == pytest.approx(expected)
+    assert after[-1] != pytest.approx(expected)  # the average differs from the raw weights step 4 started from
+    assert float(module.weight) == pytest.approx(expected)  # the best epoch's averaged weights are the result
+
+
+def test_without_weight_average_the_last_weights_are_validated() -> None:
+    module = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(module.weight)
+    validated: list[float] = []
+
+    def validate() -> float:
+        validated.append(float(module.weight))
+        return 0.0
+
+    config = TrainConfig(epochs=1, learning_rate=0.5, device="cpu")
+    Trainer(config, progress=False).fit(module, lambda epoch: range(3), lambda b: (module.weight.sum() - 10.0) ** 2,
+                                        validate)
+    assert validated == [pytest.approx(float(module.weight))] and validated[0] > 0

@@ -1,4 +1,4 @@
-"""The training loop, model-agnostic: AdamW, seeds, device and threads, AMP on CUDA, tqdm, callbacks.
+"""The training loop, model-agnostic: AdamW, seeds, device and threads, AMP on CUDA, weight averaging, tqdm, callbacks.
 
 The model supplies three callables: `batches(epoch)` yields batches, `step_loss(batch)` returns the loss
 tensor of one batch, `validate()` returns validation NDCG@10 (or is None: train exactly `epochs` epochs).
@@ -18,6 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from foryou.config import TrainConfig
+from foryou.training.averaging import WeightAverage
 from foryou.training.callbacks import Callback, EarlyStopping, EpochRecord
 
 logger = logging.getLogger(__name__)
@@ -68,16 +69,19 @@ class Trainer:
         if validate is not None:
             callbacks.append(EarlyStopping(self.config.patience))
         optimizer = build_optimizer(module, self.config)
+        average = WeightAverage(module, self.config.weight_average) if self.config.weight_average > 0 else None
         for callback in callbacks:
             callback.on_train_start(module)
         try:
             for epoch in range(1, self.config.epochs + 1):
-                record = self._epoch(module, optimizer, epoch, batches, step_loss, validate)
+                record = self._epoch(module, optimizer, epoch, batches, step_loss, validate, average)
                 self.history.append(record)
                 for callback in callbacks:
-                    callback.on_epoch_end(module, record)
-                if any(callback.should_stop for callback in callbacks):
+                    callback.on_epoch_end(module, record)  # sees the averaged weights: those are the model
+                if any(callback.should_stop for callback in callbacks) or epoch == self.config.epochs:
                     break
+                if average is not None:
+                    average.swap_out(module)
         finally:
             for callback in callbacks:
                 callback.on_train_end(module)
@@ -85,7 +89,8 @@ class Trainer:
 
     def _epoch(self, module: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
                batches: Callable[[int], Iterable[Any]], step_loss: Callable[[Any], torch.Tensor],
-               validate: Callable[[], float] | None) -> EpochRecord:
+               validate: Callable[[], float] | None, average: WeightAverage | None) -> EpochRecord:
+        """One pass over the batches; ends with the averaged weights (if any) in `module`, validated."""
         start, total, count = time.perf_counter(), 0.0, 0
         module.train()
         bar = tqdm(batches(epoch), desc=f"epoch {epoch}", unit="batch", leave=False, disable=not self.progress)
@@ -95,10 +100,14 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if average is not None:
+                average.update(module)
             total, count = total + float(loss.detach()), count + 1
             bar.set_postfix(loss=f"{total / count:.4f}")
         seconds = time.perf_counter() - start
         module.eval()
+        if average is not None:
+            average.swap_in(module)
         with torch.no_grad():
             valid = float(validate()) if validate is not None else None
         record = EpochRecord(epoch, total / max(count, 1), valid, seconds)
