@@ -92,7 +92,8 @@ def test_mlflow_callback_logs_offline(tmp_path: Path) -> None:
 
 def test_weight_average_is_validated_and_training_resumes_from_the_raw_weights() -> None:
     # one weight pulled towards 10; three steps per epoch. Validation must see the moving average of the weights
-    # after steps 1..3 (seeded with the first, then w <- 0.5 w + 0.5 new), and step 4 must start from step 3's raw weight.
+    # after steps 1..3 (seeded with the first, then after n updates w <- d w + (1 - d) new with d = min(0.5,
+    # (1 + n) / (10 + n)): 2/11, then 3/12), and step 4 must start from step 3's raw weight.
     module = nn.Linear(1, 1, bias=False)
     nn.init.zeros_(module.weight)
     before_step: list[float] = []
@@ -111,8 +112,8 @@ def test_weight_average_is_validated_and_training_resumes_from_the_raw_weights()
     Trainer(config, progress=False).fit(module, lambda epoch: range(3), loss, validate)
     after = before_step[1:4]  # weights after steps 1, 2 and 3
     expected = after[0]
-    for value in after[1:]:
-        expected = 0.5 * expected + 0.5 * value
+    for decay, value in zip([2 / 11, 3 / 12], after[1:]):
+        expected = decay * expected + (1 - decay) * value
     assert validated[0] == pytest.approx(expected)
     assert after[-1] != pytest.approx(expected)  # the average differs from the raw weights step 4 started from
     assert float(module.weight) == pytest.approx(expected)  # the best epoch's averaged weights are the result
