@@ -140,8 +140,8 @@ class LossConfig(StrictModel):
 class TrainConfig(StrictModel):
     epochs: int = Field(30, ge=1, description="maximum epochs (exactly this many without validation)")
     batch_size: int = Field(32, ge=1, description="history windows per batch (every position of a window is a target)")
-    whole_history: bool = Field(True, description="train on every user's whole history in windows of max_history "
-                                "events; false: only each user's last window (SASRec)")
+    whole_history: bool = Field(False, description="train on every user's whole history in windows of max_history "
+                                "events (an epoch = every event); false: each user's last window only (SASRec)")
     learning_rate: float = Field(3e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay (not applied to embedding tables)")
     patience: int = Field(5, ge=1, description="epochs without a better validation NDCG@10 before stopping")
