@@ -23,16 +23,16 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import DATASETS, RESULTS, available_datasets  # noqa: E402
+from quality import DATASETS, RESULTS, available_datasets
 
-from foryou.config import RunConfig  # noqa: E402
-from foryou.data.dataset import Dataset  # noqa: E402
-from foryou.data.prepare import prepare_dataset  # noqa: E402
-from foryou.evaluation.cold_start import hold_out_items  # noqa: E402
-from foryou.evaluation.protocol import COLD_ITEMS, evaluate  # noqa: E402
-from foryou.models.base import Recommender  # noqa: E402
-from foryou.models.registry import build_baseline  # noqa: E402
-from foryou.models.two_tower import TwoTower  # noqa: E402
+from foryou.config import RunConfig
+from foryou.data.dataset import Dataset
+from foryou.data.prepare import prepare_dataset
+from foryou.evaluation.cold_start import hold_out_items
+from foryou.evaluation.protocol import COLD_ITEMS, evaluate
+from foryou.models.base import Recommender
+from foryou.models.registry import build_baseline
+from foryou.models.two_tower import TwoTower
 
 FRACTION = 0.10
 logger = logging.getLogger("cold_items")
