@@ -103,8 +103,8 @@ def write(name: str, dataset: Dataset, cold: np.ndarray, rows: list[dict[str, An
                "results": rows}
     (RESULTS / f"cold_items_{name}.json").write_text(json.dumps(payload, indent=2))
     lines = [f"# cold items: {name}", "",
-             f"{len(cold):,} of {dataset.n_items:,} items ({FRACTION:.0%}, seed 0) removed from train and validation, "
-             "kept in the catalog; metrics on the test events of those items, full-catalog ranking.", "",
+             (f"{len(cold):,} of {dataset.n_items:,} items ({FRACTION:.0%}, seed 0) removed from train and validation, "
+             "kept in the catalog; metrics on the test events of those items, full-catalog ranking."), "",
              "| model | HR@10 | ±95% | NDCG@10 | users | fit time (s) |", "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['HR@10']:.4f} | {r['HR@10_ci95']:.4f} | {r['NDCG@10']:.4f} | "

@@ -26,11 +26,13 @@ RESULTS = ROOT / "benchmarks" / "results"
 CONFIG = ROOT / "benchmarks" / "configs" / "movielens.yaml"
 TARGET_SECONDS = 60.0
 
+logger = logging.getLogger("train_time")
+
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not (ROOT.parent / "shared" / "data" / "movielens-latest-small").exists():
-        logging.warning("skipping: ../shared/data/movielens-latest-small is absent")
+        logger.warning("skipping: ../shared/data/movielens-latest-small is absent")
         return
     config = load_config(CONFIG)
     dataset = prepare_dataset(config, progress=False).dataset
@@ -54,7 +56,7 @@ def main() -> None:
     (RESULTS / "train_time.md").write_text(
         "# default two-tower training time on ml-latest-small\n\n| measure | value |\n|---|---|\n"
         + "\n".join(rows) + "\n")
-    logging.info("default config: %.1f s (%d epochs, best valid NDCG@10 %.4f)", seconds, len(model.history),
+    logger.info("default config: %.1f s (%d epochs, best valid NDCG@10 %.4f)", seconds, len(model.history),
                  best.valid_ndcg)
 
 

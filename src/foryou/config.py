@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -152,10 +152,11 @@ class TrainConfig(StrictModel):
     num_threads: int | None = Field(None, description="torch CPU threads; None: torch's default")
 
 
+BaselineName = Literal["most_pop", "recent_pop", "item_knn", "ease", "als"]
+
+
 class BaselinesConfig(StrictModel):
-    enabled: list[Literal["most_pop", "recent_pop", "item_knn", "ease", "als"]] = Field(
-        default_factory=lambda: ["most_pop", "recent_pop", "item_knn", "ease", "als"]
-    )
+    enabled: list[BaselineName] = Field(default_factory=lambda: list(get_args(BaselineName)))
     recent_pop_half_life_days: float = 14.0
     item_knn_neighbours: int = 50
     ease_l2: float = 50.0

@@ -17,7 +17,7 @@ from typing import Any
 from foryou.config import RunConfig
 from foryou.data.dataset import Dataset
 from foryou.data.prepare import prepare_dataset, write_prepared
-from foryou.evaluation.protocol import evaluate, item_user_counts
+from foryou.evaluation.protocol import EvaluationResult, evaluate, item_user_counts
 from foryou.evaluation.report import ModelReport, write_report
 from foryou.models.base import Recommender
 from foryou.models.baselines.popularity import MostPop
@@ -120,14 +120,17 @@ def evaluate_and_report(
     config: RunConfig, dataset: Dataset, trained: TrainedTwoTower, baselines: dict[str, tuple[Recommender, float]]
 ) -> tuple[list[ModelReport], Path]:
     """Test-split evaluation of every model side by side, written as report.md / report.html in output_dir."""
-    options = {"ks": config.evaluation.ks, "batch_size": config.evaluation.batch_size,
-               "activity_buckets": config.evaluation.activity_buckets}
+    def test_metrics(model: Recommender) -> EvaluationResult:
+        options = config.evaluation
+        return evaluate(model, dataset, "test", ks=options.ks, batch_size=options.batch_size,
+                        activity_buckets=options.activity_buckets)
+
     tower_params = {"user_tower": config.model.user_tower, "best_epoch": trained.best_epoch,
                     "dat": config.model.dat.enabled, "loss": config.loss.kind}
-    reports = [ModelReport(TwoTower.name, evaluate(trained.model, dataset, "test", **options),
+    reports = [ModelReport(TwoTower.name, test_metrics(trained.model),
                            trained.fit_seconds, tower_params)]
     for name, (model, seconds) in baselines.items():
-        reports.append(ModelReport(name, evaluate(model, dataset, "test", **options), seconds, model.params()))
+        reports.append(ModelReport(name, test_metrics(model), seconds, model.params()))
     history = [{"epoch": r.epoch, "loss": r.loss, "valid_NDCG@10": r.valid_ndcg} for r in trained.tuning_history]
     markdown_path, _ = write_report(
         config.output_dir, reports, title=f"foryou report: {config.name}",

@@ -33,7 +33,8 @@ def _result(ndcg: float) -> EvaluationResult:
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     out = tmp_path_factory.mktemp("report")
-    history = [{"epoch": 1, "loss": 2.0, "valid_NDCG@10": 0.1}, {"epoch": 2, "loss": 1.0, "valid_NDCG@10": 0.2}]
+    history = [{"epoch": 1, "loss": 2.0, "valid_NDCG@10": 0.1}, {"epoch": 2, "loss": 1.0, "valid_NDCG@10": 0.2},
+               {"epoch": 3, "loss": 0.5, "valid_NDCG@10": None}]  # an epoch without validation is a gap
     markdown, page = write_report(
         out,
         [ModelReport("pop", _result(0.1), 0.5, {}), ModelReport("two|tower", _result(0.3), 12.25, {"dim": 8})],

@@ -81,16 +81,22 @@ def embedding_diagnostics(embeddings: np.ndarray, path: Path, sample: int = 1000
     return _save(figure, path)
 
 
-def training_curves(history: Sequence[Mapping[str, float]], metric_key: str | None, path: Path) -> Path:
-    """Loss (left) and the validation metric (right) per epoch; `metric_key` None leaves the right empty."""
+def training_curves(history: Sequence[Mapping[str, float | None]], metric_key: str | None, path: Path) -> Path:
+    """Loss (left) and the validation metric (right) per epoch; `metric_key` None leaves the right empty; epochs
+    without a value (None: no validation) are gaps."""
     epochs = [row.get("epoch", index + 1) for index, row in enumerate(history)]
     figure, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.4))
-    left.plot(epochs, [row.get("loss", np.nan) for row in history], marker="o", markersize=3)
+    left.plot(epochs, [_value(row, "loss") for row in history], marker="o", markersize=3)
     left.set_xlabel("epoch")
     left.set_ylabel("training loss")
     if metric_key is not None:
-        right.plot(epochs, [row.get(metric_key, np.nan) for row in history], marker="o", markersize=3,
+        right.plot(epochs, [_value(row, metric_key) for row in history], marker="o", markersize=3,
                    color="tab:green")
         right.set_ylabel(metric_key)
     right.set_xlabel("epoch")
     return _save(figure, path)
+
+
+def _value(row: Mapping[str, float | None], key: str) -> float:
+    value = row.get(key)
+    return np.nan if value is None else float(value)

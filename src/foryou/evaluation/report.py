@@ -22,7 +22,7 @@ from foryou.evaluation.protocol import EvaluationResult
 
 logger = logging.getLogger(__name__)
 
-_EMPTY_HISTORY: Mapping[str, Sequence[Mapping[str, float]]] = {}
+_EMPTY_HISTORY: Mapping[str, Sequence[Mapping[str, float | None]]] = {}
 _EMPTY_EMBEDDINGS: Mapping[str, np.ndarray] = {}
 
 
@@ -50,7 +50,7 @@ def write_report(
     *,
     title: str,
     dataset_summary: Mapping[str, Any],
-    training_history: Mapping[str, Sequence[Mapping[str, float]]] = _EMPTY_HISTORY,
+    training_history: Mapping[str, Sequence[Mapping[str, float | None]]] = _EMPTY_HISTORY,
     embeddings: Mapping[str, np.ndarray] = _EMPTY_EMBEDDINGS,
     item_popularity: np.ndarray | None = None,
 ) -> tuple[Path, Path]:
@@ -178,7 +178,7 @@ def _embedding_blocks(out_dir: Path, embeddings: Mapping[str, np.ndarray]) -> li
     return blocks
 
 
-def _training_blocks(out_dir: Path, history: Mapping[str, Sequence[Mapping[str, float]]]) -> list[_Block]:
+def _training_blocks(out_dir: Path, history: Mapping[str, Sequence[Mapping[str, float | None]]]) -> list[_Block]:
     blocks = [_Block("h2", "Training curves")] if any(history.values()) else []
     for name, epochs in history.items():
         if not epochs:

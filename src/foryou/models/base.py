@@ -12,11 +12,12 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from typing_extensions import Self
 
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset
@@ -24,7 +25,6 @@ from foryou.errors import NotFittedError, UnknownIdError
 from foryou.models.ranking import tie_break_order, top_k
 
 Filters = Mapping[str, str | Sequence[str]]
-RecommenderT = TypeVar("RecommenderT", bound="Recommender")
 
 
 class Recommender(ABC):
@@ -65,7 +65,7 @@ class Recommender(ABC):
         """Read back what `_save_state` wrote."""
 
     # ---- shared behaviour ----------------------------------------------------------------------------------
-    def fit(self: RecommenderT, dataset: Dataset) -> RecommenderT:
+    def fit(self, dataset: Dataset) -> Self:
         self._remember(dataset)
         self._fit(dataset)
         return self

@@ -42,6 +42,8 @@ UNKNOWN_VALUE = 1  # categorical codes: 0 = padding, 1 = unknown value, 2.. = kn
 class TwoTowerModule(nn.Module):
     """The towers (and DAT augmented vectors): encodes, never computes a loss."""
 
+    known: Tensor  # (n_items,) bool buffer: items with training events
+
     def __init__(self, inputs: ItemInputs, known: np.ndarray, n_users: int, n_event_types: int,
                  config: ModelConfig, user_features: UserFeatureTower | None = None) -> None:
         super().__init__()
