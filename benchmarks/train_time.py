@@ -18,6 +18,7 @@ import torch
 
 from foryou.config import FeaturesConfig, LossConfig, ModelConfig, TrainConfig, load_config
 from foryou.data.prepare import prepare_dataset
+from foryou.evaluation.protocol import validation_ndcg
 from foryou.models.item_features import build_item_inputs
 from foryou.models.two_tower import TwoTower
 
@@ -40,7 +41,7 @@ def main() -> None:
     build_item_inputs(dataset, ModelConfig(), FeaturesConfig())  # fills the text cache the fit then reads
     encode_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    model = TwoTower().fit(dataset.restricted_to("train"), validation=dataset)
+    model = TwoTower().fit(dataset.restricted_to("train"), validate=validation_ndcg(dataset))
     seconds = time.perf_counter() - start
     best = max(model.history, key=lambda record: record.valid_ndcg or 0.0)
     result = {"train_seconds": round(seconds, 1), "target_seconds": TARGET_SECONDS,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from foryou.bundle import load_bundle
+from foryou.serving.bundle import load_bundle
 from foryou.cli import app
 
 runner = CliRunner()
@@ -58,7 +58,7 @@ def test_pipeline_writes_report_and_bundle(finished_run: Path) -> None:
         assert model in report
     assert (finished_run / "report.html").exists()
     meta = json.loads((finished_run / "bundle" / "bundle.json").read_text())
-    assert meta["model"] == "two_tower" and 0.0 <= meta["test_metrics"]["NDCG@10"] <= 1.0
+    assert meta["model"] == "two_tower" and 0.0 <= meta["test_metrics"]["two_tower"]["NDCG@10"] <= 1.0
 
 
 def test_bundle_round_trip_gives_the_same_recommendations(finished_run: Path) -> None:

@@ -84,16 +84,10 @@ def train(config: ConfigArg, overrides: SetOption = None, quiet: QuietOption = F
     from foryou.config import load_config
 
     _setup_logging()
-
-    def action() -> Path:
-        run_config = load_config(config, overrides)
-        dataset = workflow.load_or_prepare(run_config, progress=not quiet)
-        trained = workflow.train_two_tower(run_config, dataset, progress=not quiet)
-        Console().print(f"best validation NDCG@10 at epoch {trained.best_epoch} "
-                        f"({trained.tuning_seconds:.0f} s tuning, {trained.fit_seconds:.0f} s refit)")
-        return workflow.save_trained(trained, run_config.output_dir)
-
-    Console().print(f"two-tower model saved to {run_guarded(action)}")
+    trained, path = run_guarded(lambda: workflow.run_training(load_config(config, overrides), progress=not quiet))
+    Console().print(f"best validation NDCG@10 at epoch {trained.best_epoch} "
+                    f"({trained.tuning_seconds:.0f} s tuning, {trained.fit_seconds:.0f} s refit)")
+    Console().print(f"two-tower model saved to {path}")
 
 
 @app.command()
@@ -103,49 +97,25 @@ def evaluate(config: ConfigArg, overrides: SetOption = None, quiet: QuietOption 
     from foryou.config import load_config
 
     _setup_logging()
-
-    def action() -> Path:
-        run_config = load_config(config, overrides)
-        dataset = workflow.load_or_prepare(run_config, progress=not quiet)
-        trained = workflow.load_trained(run_config.output_dir)
-        if trained is None:
-            trained = workflow.train_two_tower(run_config, dataset, progress=not quiet)
-            workflow.save_trained(trained, run_config.output_dir)
-        baselines = workflow.fit_baselines(run_config, dataset)
-        reports, path = workflow.evaluate_and_report(run_config, dataset, trained, baselines)
-        _print_summary(reports)
-        return path
-
-    Console().print(f"report written to {run_guarded(action)}")
+    run = run_guarded(lambda: workflow.run_evaluation(load_config(config, overrides), progress=not quiet))
+    _print_summary(run.reports)
+    Console().print(f"report written to {run.report_path}")
 
 
 @app.command()
 def pipeline(config: ConfigArg, overrides: SetOption = None, quiet: QuietOption = False) -> None:
     """prepare -> train -> evaluate -> report -> bundle, in one go."""
     from foryou import workflow
-    from foryou.bundle import save_bundle
     from foryou.config import load_config
-    from foryou.data.prepare import prepare_dataset, write_prepared
     from foryou.data.report import render_report
 
     _setup_logging()
-
-    def action() -> Path:
-        run_config = load_config(config, overrides)
-        prepared = prepare_dataset(run_config, progress=not quiet)
-        write_prepared(prepared, run_config.prepared_dir)
-        Console().print(render_report(prepared.report))
-        dataset = prepared.dataset
-        trained = workflow.train_two_tower(run_config, dataset, progress=not quiet)
-        workflow.save_trained(trained, run_config.output_dir)
-        baselines = workflow.fit_baselines(run_config, dataset)
-        reports, report_path = workflow.evaluate_and_report(run_config, dataset, trained, baselines)
-        _print_summary(reports)
-        Console().print(f"report written to {report_path} and {report_path.with_suffix('.html')}")
-        return save_bundle(run_config.output_dir / "bundle", trained.model, workflow.popularity_fallback(dataset),
-                           dataset, run_config, reports[0].result.summary)
-
-    Console().print(f"model bundle written to {run_guarded(action)}")
+    result = run_guarded(lambda: workflow.run_pipeline(load_config(config, overrides), progress=not quiet))
+    Console().print(render_report(result.prepared.report))
+    _print_summary(result.evaluation.reports)
+    path = result.evaluation.report_path
+    Console().print(f"report written to {path} and {path.with_suffix('.html')}")
+    Console().print(f"model bundle written to {result.bundle_path}")
 
 
 @app.command()
@@ -158,7 +128,7 @@ def recommend(
     """Print the top-k recommendations of a saved bundle for one or more users."""
     from rich.table import Table
 
-    from foryou.bundle import load_bundle
+    from foryou.serving.bundle import load_bundle
 
     _setup_logging()
     loaded = run_guarded(lambda: load_bundle(bundle))

@@ -180,6 +180,31 @@ class TrackingConfig(StrictModel):
     experiment: str = "foryou"
 
 
+class IndexConfig(StrictModel):
+    kind: Literal["auto", "exact", "hnsw", "ivf"] = Field(
+        "auto", description="auto: exact inner product below `exact_below` items, HNSW above")
+    exact_below: int = Field(50_000, ge=1, description="auto: catalogs smaller than this are searched exactly")
+    hnsw_m: int = Field(32, ge=4, description="HNSW: links per node")
+    hnsw_ef_construction: int = Field(200, ge=8, description="HNSW: candidate list size while building")
+    hnsw_ef_search: int = Field(128, ge=8, description="HNSW: candidate list size while searching")
+    ivf_nlist: int | None = Field(None, ge=1, description="IVF: inverted lists; None: 4 * sqrt(n_items)")
+    ivf_nprobe: int = Field(16, ge=1, description="IVF: lists visited per query")
+
+
+class ServingConfig(StrictModel):
+    store_url: str | None = Field(None, description="SQLAlchemy URL of the event / item store; None: an SQLite "
+                                  "file service.db beside the bundle; postgresql+psycopg://... for several replicas")
+    api_keys: list[str] = Field(default_factory=list, description="keys accepted in X-API-Key for writes and admin "
+                                "(FORYOU_API_KEYS, comma-separated, adds to these); none: writes are refused")
+    require_key_for_reads: bool = Field(False, description="reads need an X-API-Key too")
+    max_k: int = Field(200, ge=1, description="largest k a request may ask for (above: 422)")
+    max_interactions: int = Field(1000, ge=1, description="most events one request may carry")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="larger request bodies get a 413")
+    rate_limit_per_minute: int = Field(6000, ge=1, description="requests per minute per API key (or per client "
+                                       "address without a key); above: 429 with Retry-After")
+    default_strategy: str | None = Field(None, description="None: the bundle's own default strategy")
+
+
 class RunConfig(StrictModel):
     name: str = "foryou"
     output_dir: Path = Path("runs/foryou")
@@ -194,6 +219,8 @@ class RunConfig(StrictModel):
     baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
 
     @property
     def prepared_dir(self) -> Path:

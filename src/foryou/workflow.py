@@ -1,4 +1,5 @@
-"""Run-level orchestration behind the CLI: prepare -> train -> evaluate -> report -> bundle.
+"""Run-level orchestration behind the CLI: prepare -> train -> evaluate -> report -> bundle. The CLI only prints
+what these functions return.
 
 Evaluation follows one protocol everywhere: settings are chosen on the validation split (models fitted on
 train), the chosen model is refitted on train + validation, and the test split is evaluated once.
@@ -16,19 +17,22 @@ from typing import Any
 
 from foryou.config import RunConfig
 from foryou.data.dataset import Dataset
-from foryou.data.prepare import prepare_dataset, write_prepared
-from foryou.evaluation.protocol import EvaluationResult, evaluate, item_user_counts
+from foryou.data.prepare import PrepareResult, prepare_dataset, write_prepared
+from foryou.evaluation.protocol import EvaluationResult, evaluate, item_user_counts, validation_ndcg
 from foryou.evaluation.report import ModelReport, write_report
 from foryou.models.base import Recommender
-from foryou.models.baselines.popularity import MostPop
+from foryou.models.baselines.popularity import RecentPop
 from foryou.models.registry import build_baselines
 from foryou.models.two_tower import TwoTower
+from foryou.serving.bundle import save_bundle
 from foryou.training.callbacks import EpochRecord, use_tracking
 
 logger = logging.getLogger(__name__)
 
 DATA_SECTIONS = ("data", "events", "filters", "split", "features")
 TWO_TOWER_DIR = "two_tower"
+BUNDLE_DIR = "bundle"
+COLLAB_BASELINE = "als"
 
 
 @dataclass
@@ -64,7 +68,8 @@ def train_two_tower(config: RunConfig, dataset: Dataset, progress: bool = True) 
                         features=config.features, tracking=config.tracking, progress=progress)
 
     start = time.perf_counter()
-    tuned = _closing_tracker(build(config.train.epochs).fit(dataset.restricted_to("train"), validation=dataset))
+    tuned = _closing_tracker(build(config.train.epochs).fit(dataset.restricted_to("train"),
+                                                                  validate=validation_ndcg(dataset)))
     tuning_seconds = time.perf_counter() - start
     best = max(tuned.history, key=lambda record: record.valid_ndcg or 0.0)
     logger.info("best validation NDCG@10 %.4f at epoch %d; refitting on train + valid", best.valid_ndcg, best.epoch)
@@ -101,8 +106,9 @@ def load_trained(output_dir: Path) -> TrainedTwoTower | None:
 
 
 def popularity_fallback(dataset: Dataset) -> Recommender:
-    """What the bundle answers with when the main model cannot place a user: popularity on train + valid."""
-    return MostPop().fit(dataset.restricted_to("train", "valid"))
+    """What the service answers with when the model cannot place a user (and its `popular` strategy): recent
+    popularity on train + valid, so a cold visitor sees what sells now rather than what sold once."""
+    return RecentPop().fit(dataset.restricted_to("train", "valid"))
 
 
 def fit_baselines(config: RunConfig, dataset: Dataset) -> dict[str, tuple[Recommender, float]]:
@@ -161,3 +167,59 @@ def log_test_metrics(config: RunConfig, reports: list[ModelReport], report_path:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not math.isnan(value)  # NaN is not a metric value
+
+
+@dataclass
+class EvaluationRun:
+    """Test metrics of every model and where the report was written."""
+
+    trained: TrainedTwoTower
+    baselines: dict[str, tuple[Recommender, float]]
+    reports: list[ModelReport]
+    report_path: Path
+
+
+@dataclass
+class PipelineResult:
+    """What `foryou pipeline` produced: the data report, the evaluation, and the bundle the service loads."""
+
+    prepared: PrepareResult
+    evaluation: EvaluationRun
+    bundle_path: Path
+
+
+def run_training(config: RunConfig, progress: bool = True) -> tuple[TrainedTwoTower, Path]:
+    """`foryou train`: the (prepared or reused) dataset, the tuned and refitted two-tower, saved."""
+    dataset = load_or_prepare(config, progress=progress)
+    trained = train_two_tower(config, dataset, progress=progress)
+    return trained, save_trained(trained, config.output_dir)
+
+
+def run_evaluation(config: RunConfig, dataset: Dataset | None = None, trained: TrainedTwoTower | None = None,
+                   progress: bool = True) -> EvaluationRun:
+    """`foryou evaluate`: the saved two-tower (trained now when absent) and every baseline on the test split."""
+    dataset = dataset if dataset is not None else load_or_prepare(config, progress=progress)
+    trained = trained if trained is not None else load_trained(config.output_dir)
+    if trained is None:
+        trained = train_two_tower(config, dataset, progress=progress)
+        save_trained(trained, config.output_dir)
+    baselines = fit_baselines(config, dataset)
+    reports, path = evaluate_and_report(config, dataset, trained, baselines)
+    return EvaluationRun(trained, baselines, reports, path)
+
+
+def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
+    """`foryou pipeline`: prepare -> train -> evaluate -> report -> bundle (model, index, ALS, fallback)."""
+    prepared = prepare_dataset(config, progress=progress)
+    write_prepared(prepared, config.prepared_dir)
+    dataset = prepared.dataset
+    trained = train_two_tower(config, dataset, progress=progress)
+    save_trained(trained, config.output_dir)
+    evaluation = run_evaluation(config, dataset, trained, progress=progress)
+    collab = evaluation.baselines.get(COLLAB_BASELINE)
+    metrics = {report.name: {key: value for key, value in report.result.summary.items() if _is_number(value)}
+               for report in evaluation.reports}
+    bundle = save_bundle(config.output_dir / BUNDLE_DIR, trained.model, popularity_fallback(dataset),
+                         collab[0] if collab else None, dataset, config, metrics)
+    logger.info("bundle written to %s", bundle)
+    return PipelineResult(prepared, evaluation, bundle)

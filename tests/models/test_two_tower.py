@@ -13,6 +13,7 @@ import torch
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset, Manifest
 from foryou.errors import UnknownIdError
+from foryou.evaluation.protocol import validation_ndcg
 from foryou.models.base import Recommender
 from foryou.models.two_tower import TwoTower
 
@@ -141,11 +142,32 @@ def test_score_histories_for_an_unseen_user() -> None:
 
 
 def test_early_stopping_on_validation_keeps_the_best_epoch() -> None:
+    # scripted scores 0.1, 0.5, 0.2, 0.3, ...: best at epoch 2; patience 2 stops after epoch 4 (4 - 2 >= 2)
+    script = [0.1, 0.5, 0.2, 0.3, 0.1, 0.1, 0.1, 0.1]
+    snapshots: list[dict[str, torch.Tensor]] = []
+
+    def validate(model: TwoTower) -> float:
+        assert model.module is not None
+        snapshots.append({name: value.detach().clone() for name, value in model.module.state_dict().items()})
+        return script[len(snapshots) - 1]
+
+    model = _model(train={"epochs": 8, "patience": 2}).fit(tiny_dataset().restricted_to("train"), validate=validate)
+    assert [record.valid_ndcg for record in model.history] == pytest.approx(script[:4])
+    assert [record.epoch for record in model.history] == [1, 2, 3, 4] and len(snapshots) == 4
+    assert model.module is not None
+    final = model.module.state_dict()
+    assert final.keys() == snapshots[1].keys()
+    for name, value in final.items():
+        torch.testing.assert_close(value, snapshots[1][name], rtol=0, atol=0, msg=f"{name} is not epoch 2's")
+    assert any(not torch.equal(value, snapshots[3][name]) for name, value in final.items())
+
+
+def test_validation_ndcg_scores_every_epoch() -> None:
     dataset = tiny_dataset()
-    model = _model(train={"epochs": 6, "patience": 2}).fit(dataset.restricted_to("train"), validation=dataset)
+    model = _model(train={"epochs": 3, "patience": 2}).fit(dataset.restricted_to("train"),
+                                                           validate=validation_ndcg(dataset))
     scores = [record.valid_ndcg for record in model.history]
-    assert all(score is not None and 0.0 <= score <= 1.0 for score in scores)
-    assert len(model.history) <= 6
+    assert len(scores) == 3 and all(score is not None and 0.0 <= score <= 1.0 for score in scores)
 
 
 def test_mlflow_tracking_logs_every_epoch(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ Targets that are already known stay in the targets (they are unavoidable misses)
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +73,15 @@ def evaluate(
     summary["users"] = float(len(user_idx))
     segments = _segments(per_user, model, dataset, ranked, targets, ks, train)
     return EvaluationResult(summary, per_user, segments, ranked)
+
+
+def validation_ndcg(dataset: Dataset) -> Callable[[Recommender], float]:
+    """The early-stopping score of a model fitted on `dataset`'s train split: NDCG@10 on its "valid" split."""
+
+    def score(model: Recommender) -> float:
+        return float(evaluate(model, dataset, split="valid", ks=(10,), beyond_accuracy=False).summary["NDCG@10"])
+
+    return score
 
 
 def evaluate_many(

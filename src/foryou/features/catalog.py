@@ -58,6 +58,11 @@ class ItemFeatureEncoder:
         vector_dims = {name: _vector_width(items[name]) for name in roles.vector}
         return cls(_title_first(roles.text), tabular, vector_dims)
 
+    def fields(self) -> list[str]:
+        """Every items column the encoder reads."""
+        tabular = [v.field for v in self.tabular.vocabularies] + [s.field for s in self.tabular.scalers]
+        return [*self.text_fields, *tabular, *self.vector_dims]
+
     def transform(self, items: pd.DataFrame, text_encoder: TextEncoder | None) -> ItemFeatures:
         """Encode `items` row by row; text is None when there is no encoder or no text field."""
         require_columns(items, [*self.text_fields, *self.vector_dims], "items")

@@ -123,12 +123,19 @@ class Recommender(ABC):
         self, user_idx: np.ndarray, k: int, exclude_seen: bool = True, item_mask: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Index form of `recommend`: (b, min(k, n_items)) indices padded with -1, scores padded with -inf."""
+        assert self.seen is not None
+        scores = self.score_users(np.asarray(user_idx, dtype=np.int64))
+        return self.rank(scores, k, self.seen[user_idx] if exclude_seen else None, item_mask)
+
+    def rank(self, scores: np.ndarray, k: int, seen: sp.csr_matrix | None = None,
+             item_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The one exclude / filter / top-k path, for known users and raw histories alike: scores (b, n_items),
+        `seen` (b, n_items) sparse rows of items to leave out, `item_mask` (n_items,) allowed items ->
+        (b, min(k, n_items)) item indices padded with -1 and scores padded with -inf, best first."""
         _check_k(k)
-        scores = np.array(self.score_users(np.asarray(user_idx, dtype=np.int64)), dtype=np.float32, copy=True)
-        if exclude_seen:
-            assert self.seen is not None
-            seen = self.seen[user_idx]
-            rows = np.repeat(np.arange(len(user_idx)), np.diff(seen.indptr))
+        scores = np.array(scores, dtype=np.float32, copy=True)
+        if seen is not None:
+            rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
             scores[rows, seen.indices] = -np.inf
         if item_mask is not None:
             scores[:, ~item_mask] = -np.inf

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from foryou.config import FeaturesConfig, ModelConfig
 from foryou.data.dataset import Dataset
@@ -10,14 +11,25 @@ from foryou.features import ItemFeatureEncoder, ItemFeatures, TextEncoder
 from foryou.models.item_tower import ItemInputs
 
 
-def build_item_inputs(dataset: Dataset, model: ModelConfig, features: FeaturesConfig) -> ItemInputs:
-    """ItemInputs for every catalog item (row = item_idx); the text encoder is loaded only when text is used."""
-    roles = dataset.item_fields
-    encoder = ItemFeatureEncoder.fit(dataset.items, roles, features)
+def build_item_inputs(dataset: Dataset, model: ModelConfig,
+                      features: FeaturesConfig) -> tuple[ItemFeatureEncoder, ItemInputs]:
+    """The fitted feature encoder (kept to encode items added later) and ItemInputs for every catalog item
+    (row = item_idx)."""
+    encoder = ItemFeatureEncoder.fit(dataset.items, dataset.item_fields, features)
+    return encoder, encode_item_inputs(encoder, dataset.items, model, features)
+
+
+def encode_item_inputs(encoder: ItemFeatureEncoder, items: pd.DataFrame, model: ModelConfig,
+                       features: FeaturesConfig) -> ItemInputs:
+    """ItemInputs of any items table through a fitted encoder; fields it lacks count as missing values, and the
+    text model is loaded only when text is used (and not cached)."""
+    missing = [name for name in encoder.fields() if name not in items.columns]
+    if missing:
+        items = items.assign(**{name: None for name in missing})
     text_encoder = None
-    if model.use_text and roles.text:
+    if model.use_text and encoder.text_fields:
         text_encoder = TextEncoder(features.encoder, features.cache_dir, features.encoder_batch_size)
-    return item_inputs(encoder.transform(dataset.items, text_encoder), model)
+    return item_inputs(encoder.transform(items, text_encoder), model)
 
 
 def item_inputs(encoded: ItemFeatures, model: ModelConfig) -> ItemInputs:

@@ -46,6 +46,25 @@ class ItemInputs:
             raise ValueError("item inputs need one cardinality per categorical field")
 
 
+@dataclass
+class ItemContent:
+    """Content tensors of b items, in the layout of `ItemInputs` rows (categorical: one (b, width) per field)."""
+
+    text: Tensor | None
+    categorical: list[Tensor]
+    numeric: Tensor | None
+    bands: Tensor | None
+
+    @classmethod
+    def from_inputs(cls, inputs: ItemInputs, device: torch.device) -> ItemContent:
+        def tensor(array: np.ndarray | None, dtype: torch.dtype) -> Tensor | None:
+            return None if array is None else torch.as_tensor(array, dtype=dtype, device=device)
+
+        return cls(tensor(inputs.text, torch.float32),
+                   [torch.as_tensor(values, dtype=torch.long, device=device) for values in inputs.categorical],
+                   tensor(inputs.numeric, torch.float32), tensor(inputs.bands, torch.long))
+
+
 class ItemTower(nn.Module):
     """Encodes item indices (b,) into unit vectors (b, embedding_dim)."""
 
@@ -89,16 +108,24 @@ class ItemTower(nn.Module):
 
     def forward(self, items: Tensor, extra: Tensor | None = None) -> Tensor:
         """items (b,) item indices, extra (b, d) or None (added before normalising) -> (b, d) unit vectors."""
-        vector = self._fused(items)
+        content = self._content(self._catalog_content(items)) if self.has_content else None
+        ids = self.ids[items]
+        if self.training and self.id_dropout > 0 and self.id_embedding is not None:
+            ids = ids.masked_fill(torch.rand(ids.shape, device=ids.device) < self.id_dropout, UNKNOWN_ID)
+        return self._output(content, ids, extra)
+
+    def encode(self, content: ItemContent, ids: Tensor, extra: Tensor | None = None) -> Tensor:
+        """Items given by their own content arrays (not catalog rows) and tower ids (b,), where UNKNOWN_ID (0)
+        means "no trained id": how items outside the training catalog are encoded -> (b, d) unit vectors."""
+        return self._output(self._content(content) if self.has_content else None, ids, extra)
+
+    def _output(self, content: Tensor | None, ids: Tensor, extra: Tensor | None) -> Tensor:
+        vector = self._fused(content, ids)
         return F.normalize(vector if extra is None else vector + extra, dim=-1)
 
-    def _fused(self, items: Tensor) -> Tensor:
-        content = self.content(items) if self.has_content else None
+    def _fused(self, content: Tensor | None, ids: Tensor) -> Tensor:
         if self.id_embedding is None:
             return content  # type: ignore[return-value]
-        ids = self.ids[items]
-        if self.training and self.id_dropout > 0:
-            ids = ids.masked_fill(torch.rand(ids.shape, device=ids.device) < self.id_dropout, UNKNOWN_ID)
         id_vector = self.id_embedding(ids)
         if content is None:
             return id_vector
@@ -107,18 +134,28 @@ class ItemTower(nn.Module):
         gate = torch.sigmoid(self.gate(torch.cat([content, id_vector], dim=-1)))  # type: ignore[misc]
         return gate * content + (1 - gate) * id_vector
 
-    def content(self, items: Tensor) -> Tensor:
-        """(b,) -> (b, embedding_dim): the sum of the text, categorical and numeric parts (before the gate)."""
+    def _catalog_content(self, items: Tensor) -> ItemContent:
+        """The content arrays of catalog rows `items`, read from the tower's buffers."""
+        return ItemContent(
+            text=self.text_values[items] if self.text is not None else None,
+            categorical=[getattr(self, f"cat_{position}")[items] for position in range(len(self.categorical))],
+            numeric=self.numeric_values[items] if self.numeric is not None else None,
+            bands=self.band_values[items] if self.numeric is not None else None,
+        )
+
+    def _content(self, content: ItemContent) -> Tensor:
+        """-> (b, embedding_dim): the sum of the text, categorical and numeric parts (before the gate)."""
         parts = []
-        if self.text is not None:
-            parts.append(self.text(self.text_values[items]))
-        for position, bag in enumerate(self.categorical):
-            parts.append(bag(getattr(self, f"cat_{position}")[items]))
-        if self.numeric is not None and self.bands is not None:
-            bands = self.band_values[items]
+        if self.text is not None and content.text is not None:
+            parts.append(self.text(content.text))
+        for bag, values in zip(self.categorical, content.categorical):
+            parts.append(bag(values))
+        if self.numeric is not None and self.bands is not None and content.numeric is not None:
+            bands = content.bands
+            assert bands is not None
             offsets = torch.arange(bands.shape[1], device=bands.device) * (self.bands.num_embeddings // bands.shape[1])
             band_ids = torch.where(bands > 0, bands + offsets, torch.zeros_like(bands))
-            parts.append(self.numeric(self.numeric_values[items]) + self.bands(band_ids).sum(1))
+            parts.append(self.numeric(content.numeric) + self.bands(band_ids).sum(1))
         return torch.stack(parts).sum(0)
 
     def all_items(self, extra: Tensor | None = None) -> Tensor:

@@ -46,6 +46,12 @@ class Histories:
     def lengths(self) -> np.ndarray:
         return np.diff(self.indptr)
 
+    def user(self, user: int) -> Histories:
+        """A one-user `Histories` of user index `user`'s events."""
+        start, end = self.indptr[user], self.indptr[user + 1]
+        return Histories(np.array([0, end - start]), self.items[start:end], self.event_types[start:end],
+                         self.weights[start:end], self.days[start:end])
+
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in ("indptr", "items", "event_types", "weights", "days")}
 
@@ -134,3 +140,12 @@ def lookup_history(events: Sequence[tuple[str, str, object]], item_index: dict[s
     return Histories(np.array([0, len(frame)]), frame["item"].map(item_index).to_numpy(np.int64),
                      types.map(type_index).fillna(len(type_index) + 1).to_numpy(np.int64),
                      types.map(type_weights).fillna(unknown_weight).to_numpy(np.float32), to_days(frame["time"]))
+
+
+def concat_histories(first: Histories, then: Histories) -> Histories:
+    """Two one-user `Histories` as one, in time order (stable: on equal times `first`'s events come first)."""
+    days = np.concatenate([first.days, then.days])
+    order = np.argsort(days, kind="stable")
+    return Histories(np.array([0, len(days)]), np.concatenate([first.items, then.items])[order],
+                     np.concatenate([first.event_types, then.event_types])[order],
+                     np.concatenate([first.weights, then.weights])[order], days[order])

@@ -1,21 +1,27 @@
 """`TwoTower`: the item tower (content + id) and a user tower over the history, trained with the retrieval task.
 
-fit(train dataset, validation=None): SASRec-style next-event training on every user's chronological training
-events; with a validation Dataset (the full one, with a "valid" split) it early-stops on validation NDCG@10 and
-keeps the best weights, otherwise it trains exactly `train.epochs` epochs. Items without training events use
-the unknown id, so they are scored from content alone; unseen users are scored from their events with
-`score_histories`.
+fit(train dataset, validate=None): SASRec-style next-event training on every user's chronological training
+events; with a `validate(model) -> score` callable (e.g. validation NDCG@10) it early-stops and keeps the best
+weights, otherwise it trains exactly `train.epochs` epochs. Items without training events use the unknown id,
+so they are scored from content alone.
+
+Serving surface, shared by the service and the ranking stage:
+  retrieval_vectors()            (n_items, d + 1) catalog vectors whose inner product with a user vector is the
+                                 model's score (the item bias, scaled by the temperature, is the last column)
+  encode_items(items frame)      the same vectors for any items, from their fields (new ids: content only)
+  user_vector(events, user_id)   (d + 1,) vector of a raw history, appended to a known user's stored one
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor, nn
 
@@ -23,11 +29,11 @@ from foryou.config import FeaturesConfig, LossConfig, ModelConfig, RunConfig, Tr
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset
 from foryou.errors import NotFittedError, UnknownIdError
-from foryou.features import UserFeatureEncoder
+from foryou.features import ItemFeatureEncoder, UserFeatureEncoder
 from foryou.models.base import Recommender
-from foryou.models.item_features import build_item_inputs
-from foryou.models.item_tower import ItemInputs, ItemTower
-from foryou.models.sequences import Histories, TrainingBatch, lookup_history, training_batches
+from foryou.models.item_features import build_item_inputs, encode_item_inputs
+from foryou.models.item_tower import UNKNOWN_ID, ItemContent, ItemInputs, ItemTower
+from foryou.models.sequences import Histories, TrainingBatch, concat_histories, lookup_history, training_batches
 from foryou.models.user_tower import History, UserFeatureTower, build_user_tower
 from foryou.tasks.dat import AugmentedVectors, dat_loss
 from foryou.tasks.retrieval import RetrievalTask
@@ -115,10 +121,11 @@ class TwoTower(Recommender):
         self.type_index: dict[str, int] = {}
         self.type_weights: dict[str, float] = {}
         self.known = np.zeros(0, dtype=bool)
+        self.item_encoder: ItemFeatureEncoder | None = None
         self.categories: np.ndarray | None = None
         self.user_arrays: dict[str, np.ndarray] = {}
         self._catalog: np.ndarray | None = None
-        self._validation: Dataset | None = None
+        self._validate: Callable[[TwoTower], float] | None = None
 
     @classmethod
     def from_config(cls, config: RunConfig, progress: bool = False) -> TwoTower:
@@ -131,13 +138,14 @@ class TwoTower(Recommender):
                 "features": self.features_config.model_dump(mode="json")}
 
     # ---- fitting ------------------------------------------------------------------------------------------
-    def fit(self, dataset: Dataset, validation: Dataset | None = None) -> TwoTower:  # type: ignore[override]
-        """Train on all interactions of `dataset`; early-stop on `validation`'s "valid" split when given."""
-        self._validation = validation
+    def fit(self, dataset: Dataset,  # type: ignore[override]
+            validate: Callable[[TwoTower], float] | None = None) -> TwoTower:
+        """Train on all interactions of `dataset`; early-stop on `validate(model)` (higher is better) when given."""
+        self._validate = validate
         try:
             super().fit(dataset)
         finally:
-            self._validation = None
+            self._validate = None
         return self
 
     def _fit(self, dataset: Dataset) -> None:
@@ -148,7 +156,7 @@ class TwoTower(Recommender):
         self.type_weights = events.groupby(events[S.EVENT_TYPE].astype(str))[S.WEIGHT].mean().astype(float).to_dict()
         self.histories = Histories.from_events(events, dataset.n_users, self.type_index)
         self.known = np.bincount(self.histories.items, minlength=dataset.n_items) > 0
-        self.inputs = build_item_inputs(dataset, self.model_config, self.features_config)
+        self.item_encoder, self.inputs = build_item_inputs(dataset, self.model_config, self.features_config)
         self.user_arrays = self._user_arrays(dataset)
         self.module = self._new_module(dataset.n_users)
         self._train(np.bincount(self.histories.items, minlength=dataset.n_items))
@@ -192,7 +200,7 @@ class TwoTower(Recommender):
         def step(batch: TrainingBatch) -> Tensor:
             return self._batch_loss(batch, task, device)
 
-        validate = self._validation_score if self._validation is not None else None
+        validate = self._validation_score if self._validate is not None else None
         self.history = trainer.fit(self.module, batches, step, validate)
         self.module.eval()
         self._catalog = None
@@ -220,15 +228,11 @@ class TwoTower(Recommender):
         return loss
 
     def _validation_score(self) -> float:
-        from foryou.evaluation.protocol import (
-            evaluate,  # evaluation imports models: import here, not at the top
-        )
-
-        assert self._validation is not None
+        assert self._validate is not None
+        self._catalog = None  # the weights changed since the last scoring
+        score = self._validate(self)
         self._catalog = None
-        result = evaluate(self, self._validation, split="valid", ks=(10,), beyond_accuracy=False)
-        self._catalog = None
-        return float(result.summary["NDCG@10"])
+        return score
 
     def _callbacks(self) -> list[Callback]:
         """With tracking on, an MLflow run kept in `self.tracker` so the caller can log final metrics and close it."""
@@ -257,14 +261,11 @@ class TwoTower(Recommender):
 
     def score_histories(self, histories: Sequence[Sequence[tuple[str, str, Any]]]) -> np.ndarray:
         """(len(histories), n_items) scores for users unseen at training, each given as (item_id, event_type,
-        timestamp) events; unknown item ids raise UnknownIdError naming them."""
+        timestamp) events (bias included, as in `score_users`); unknown item ids raise UnknownIdError naming them."""
         self._check_fitted()
-        vectors = [self._vectors(lookup_history(events, self._checked_items(events), self.type_index,
-                                                self.type_weights), np.zeros(1, dtype=np.int64), None)
-                   for events in histories]
-        if not vectors:
+        if not histories:
             return np.zeros((0, self.n_items), dtype=np.float32)
-        return np.concatenate(vectors) @ self.item_embeddings().T
+        return np.stack([self.user_vector(events) for events in histories]) @ self.retrieval_vectors().T
 
     def _checked_items(self, events: Sequence[tuple[str, str, Any]]) -> dict[str, int]:
         missing = [event[0] for event in events if event[0] not in self._item_index]
@@ -273,16 +274,12 @@ class TwoTower(Recommender):
         return self._item_index
 
     def _score(self, histories: Histories, rows: np.ndarray, users: Tensor | None) -> np.ndarray:
-        catalog = self.item_embeddings()
+        catalog = self.retrieval_vectors()
         parts = [self._vectors(histories, rows[start:start + SCORE_BATCH],
                                None if users is None else users[start:start + SCORE_BATCH])
                  for start in range(0, len(rows), SCORE_BATCH)]
-        scores = (np.concatenate(parts) if parts else np.zeros((0, catalog.shape[1]), np.float32)) @ catalog.T
-        assert self.module is not None
-        with torch.no_grad():
-            bias = self.module.bias()
-        # logits are q.v / temperature + bias; the same order as q.v + temperature * bias
-        return scores if bias is None else scores + self.loss_config.temperature * bias.float().cpu().numpy()
+        queries = np.concatenate(parts) if parts else np.zeros((0, catalog.shape[1] - 1), np.float32)
+        return np.concatenate([queries, np.ones((len(queries), 1), np.float32)], axis=1) @ catalog.T
 
     def _vectors(self, histories: Histories, rows: np.ndarray, users: Tensor | None) -> np.ndarray:
         """(b, d) user vectors at each row's last event."""
@@ -294,6 +291,76 @@ class TwoTower(Recommender):
             per_position = self.module.users(catalog, history, None if users is None else users.to(device))
             last = per_position[torch.arange(len(rows), device=device), history.last_positions()]
         return last.float().cpu().numpy()
+
+    # ---- serving surface ----------------------------------------------------------------------------------
+    def retrieval_vectors(self) -> np.ndarray:
+        """(n_items, d + 1): item vectors with temperature * bias as the last column (0 without a bias), so that
+        `user_vector(...) @ retrieval_vectors().T` equals `score_users` for a known user."""
+        self._check_fitted()
+        assert self.module is not None
+        with torch.no_grad():
+            bias = self.module.bias()
+        column = np.zeros(self.n_items, np.float32) if bias is None else self._bias_column(bias.float().cpu().numpy())
+        return np.concatenate([self.item_embeddings(), column[:, None]], axis=1)
+
+    def _bias_column(self, bias: np.ndarray) -> np.ndarray:
+        # logits are q.v / temperature + bias; the same order as q.v + temperature * bias
+        return (self.loss_config.temperature * bias).astype(np.float32)
+
+    def encode_items(self, items: pd.DataFrame, content_only: bool = False) -> np.ndarray:
+        """(len(items), d + 1) retrieval vectors of items given by their fields (an item_id column plus the
+        catalog's feature fields; absent fields count as missing). A catalog id with training events keeps its
+        id embedding (and bias), so its own fields give its stored vector; any other id, or every id with
+        `content_only`, is encoded from content alone through the unknown id, as untrained catalog items are."""
+        self._check_fitted()
+        assert self.module is not None and self.item_encoder is not None
+        rows = np.array([self._item_index.get(str(item), -1) for item in items[S.ITEM_ID]], dtype=np.int64)
+        trained = (rows >= 0) & self.known[np.maximum(rows, 0)] & (not content_only)
+        ids = np.where(trained, rows + 1, UNKNOWN_ID)
+        inputs = encode_item_inputs(self.item_encoder, items, self.model_config, self.features_config)
+        device = next(self.module.parameters()).device
+        with torch.no_grad():
+            extra = self._item_extra(rows, trained, device)
+            vectors = self.module.item_tower.encode(ItemContent.from_inputs(inputs, device),
+                                                    torch.as_tensor(ids, device=device), extra)
+            bias = self.module.bias()
+        column = np.zeros(len(rows), np.float32)
+        if bias is not None:
+            column[trained] = self._bias_column(bias.float().cpu().numpy()[rows[trained]])
+        return np.concatenate([vectors.float().cpu().numpy(), column[:, None]], axis=1)
+
+    def _item_extra(self, rows: np.ndarray, trained: np.ndarray, device: torch.device) -> Tensor | None:
+        """DAT augmented vectors of trained catalog rows (zero for the others), or None without DAT."""
+        assert self.module is not None
+        module = self.module
+        if module.augmented is None or module.item_augment is None:
+            return None
+        extra = module.item_augment(module.augmented.items.weight[torch.as_tensor(np.maximum(rows, 0), device=device)])
+        return extra * torch.as_tensor(trained, device=device).unsqueeze(1)
+
+    def has_content(self) -> bool:
+        """True when items carry features (text, categoricals, numbers) the item tower reads, besides ids."""
+        inputs = self.inputs
+        return inputs is not None and (inputs.text is not None or bool(inputs.categorical) or inputs.numeric is not None)
+
+    def type_names(self) -> list[str]:
+        """Event type names by their history code (code 1 is the first name; unknown types get the last code)."""
+        return [name for name, _ in sorted(self.type_index.items(), key=lambda pair: pair[1])]
+
+    def user_vector(self, events: Sequence[tuple[str, str, Any]], user_id: str | None = None) -> np.ndarray:
+        """(d + 1,) query vector: the user tower over `user_id`'s stored history (when given) followed by
+        `events` ((item_id, event_type, timestamp) tuples, merged in time order), with a trailing 1 that picks up
+        the item bias column of `retrieval_vectors`. Unknown item ids raise UnknownIdError naming them."""
+        self._check_fitted()
+        assert self.histories is not None
+        history = lookup_history(events, self._checked_items(events), self.type_index, self.type_weights)
+        users = None
+        if user_id is not None:
+            user = int(self.user_indices([user_id])[0])
+            history = concat_histories(self.histories.user(user), history)
+            users = torch.as_tensor([user])
+        vector = self._vectors(history, np.zeros(1, dtype=np.int64), users)[0]
+        return np.append(vector, np.float32(1.0)).astype(np.float32)
 
     # ---- persistence --------------------------------------------------------------------------------------
     def _save_state(self, directory: Path) -> None:
@@ -307,6 +374,8 @@ class TwoTower(Recommender):
                  "history": [vars(record) for record in self.history], "n_users": len(self.user_ids),  # type: ignore[arg-type]
                  "cardinalities": self.inputs.cardinalities, "n_bands": self.inputs.n_bands}
         (directory / "two_tower.json").write_text(json.dumps(state, indent=2))
+        assert self.item_encoder is not None
+        self.item_encoder.save(directory)
 
     def _load_state(self, directory: Path) -> None:
         state = json.loads((directory / "two_tower.json").read_text())
@@ -318,6 +387,7 @@ class TwoTower(Recommender):
         self.known = arrays["known"]
         self.user_arrays = {name[len("user_"):]: arrays[name] for name in arrays.files if name.startswith("user_")}
         self.inputs = _inputs_from_arrays(arrays, len(self.known), state["cardinalities"], state["n_bands"])
+        self.item_encoder = ItemFeatureEncoder.load(directory)
         self.module = self._new_module(state["n_users"])
         self.module.load_state_dict(torch.load(directory / "two_tower.pt", map_location="cpu"))
         self.module.to(resolve_device(self.train_config)).eval()

@@ -1,0 +1,1 @@
+"""The "For You" HTTP service: bundle, store, request -> result, routes."""
