@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from foryou.serving.bundle import load_bundle
 from foryou.cli import app
+from foryou.serving.bundle import load_bundle
 
 runner = CliRunner()
 N_USERS, N_ITEMS, EVENTS_PER_USER = 40, 24, 8
@@ -54,8 +55,9 @@ tracking: {{mlflow: false}}
 
 def test_pipeline_writes_report_and_bundle(finished_run: Path) -> None:
     report = (finished_run / "report.md").read_text()
+    models_table = report.split("## Models", 1)[1].split("\n\n", 2)[1]  # | model | fit time (s) | chosen params |
     for model in ("two_tower", "most_pop", "ease", "als", "item_knn"):
-        assert model in report
+        assert re.search(rf"^\| {model} \| \d+\.\d{{2}} \| ", models_table, re.MULTILINE), f"no {model} row"
     assert (finished_run / "report.html").exists()
     meta = json.loads((finished_run / "bundle" / "bundle.json").read_text())
     assert meta["model"] == "two_tower" and 0.0 <= meta["test_metrics"]["two_tower"]["NDCG@10"] <= 1.0

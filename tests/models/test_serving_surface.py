@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tests.models.test_two_tower import _model, tiny_dataset
 
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset
@@ -20,7 +21,6 @@ from foryou.errors import UnknownIdError
 from foryou.features import text as text_module
 from foryou.models.base import Recommender
 from foryou.models.two_tower import TwoTower
-from tests.models.test_two_tower import _model, tiny_dataset
 
 # every part of the item tower's content path, on top of the DAT / item bias / user feature extras
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -84,7 +84,7 @@ def test_the_content_path_is_used(fitted: Fitted) -> None:
     assert model.inputs is not None and model.inputs.text is not None  # 26 letter counts + 3 vector values
     assert model.inputs.text.shape == (dataset.n_items, 29)
     assert model.inputs.categorical and model.inputs.numeric is not None
-    assert model.known.sum() == 12 and not model.known[[12, 13]]  # a_new, b_new: no training events
+    assert model.known.sum() == 12 and not model.known[[12, 13]].any()  # a_new, b_new: no training events
 
 
 def test_catalog_fields_under_their_own_id_give_the_stored_vector(fitted: Fitted) -> None:
@@ -109,6 +109,7 @@ def test_new_id_with_catalog_fields_is_encoded_from_content_alone(fitted: Fitted
     first = model.encode_items(rows.assign(**{S.ITEM_ID: ["new-1", "new-2"]}))
     second = model.encode_items(rows.assign(**{S.ITEM_ID: ["new-3", "new-4"]}))
     np.testing.assert_allclose(first, second, atol=1e-6)
+    np.testing.assert_allclose(model.encode_items(rows, content_only=True), first, atol=1e-6)
     assert (first[:, -1] == 0).all()
     stored = model.retrieval_vectors()[[0, 7]]
     assert not np.allclose(first[:, :-1], stored[:, :-1], atol=1e-3)  # the trained id embedding is gone

@@ -16,20 +16,24 @@ def build_item_inputs(dataset: Dataset, model: ModelConfig,
     """The fitted feature encoder (kept to encode items added later) and ItemInputs for every catalog item
     (row = item_idx)."""
     encoder = ItemFeatureEncoder.fit(dataset.items, dataset.item_fields, features)
-    return encoder, encode_item_inputs(encoder, dataset.items, model, features)
+    return encoder, encode_item_inputs(encoder, dataset.items, model, text_encoder_for(encoder, model, features))
 
 
 def encode_item_inputs(encoder: ItemFeatureEncoder, items: pd.DataFrame, model: ModelConfig,
-                       features: FeaturesConfig) -> ItemInputs:
-    """ItemInputs of any items table through a fitted encoder; fields it lacks count as missing values, and the
-    text model is loaded only when text is used (and not cached)."""
+                       text_encoder: TextEncoder | None) -> ItemInputs:
+    """ItemInputs of any items table through a fitted encoder; fields it lacks count as missing values.
+    `text_encoder` (see `text_encoder_for`) is kept by the caller, so a service loads the text model once."""
     missing = [name for name in encoder.fields() if name not in items.columns]
     if missing:
         items = items.assign(**{name: None for name in missing})
-    text_encoder = None
-    if model.use_text and encoder.text_fields:
-        text_encoder = TextEncoder(features.encoder, features.cache_dir, features.encoder_batch_size)
     return item_inputs(encoder.transform(items, text_encoder), model)
+
+
+def text_encoder_for(encoder: ItemFeatureEncoder, model: ModelConfig, features: FeaturesConfig) -> TextEncoder | None:
+    """The text encoder the item tower reads from, or None when the model uses no text."""
+    if model.use_text and encoder.text_fields:
+        return TextEncoder(features.encoder, features.cache_dir, features.encoder_batch_size)
+    return None
 
 
 def item_inputs(encoded: ItemFeatures, model: ModelConfig) -> ItemInputs:

@@ -29,11 +29,17 @@ from foryou.config import FeaturesConfig, LossConfig, ModelConfig, RunConfig, Tr
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset
 from foryou.errors import NotFittedError, UnknownIdError
-from foryou.features import ItemFeatureEncoder, UserFeatureEncoder
+from foryou.features import ItemFeatureEncoder, TextEncoder, UserFeatureEncoder
 from foryou.models.base import Recommender
-from foryou.models.item_features import build_item_inputs, encode_item_inputs
+from foryou.models.item_features import build_item_inputs, encode_item_inputs, text_encoder_for
 from foryou.models.item_tower import UNKNOWN_ID, ItemContent, ItemInputs, ItemTower
-from foryou.models.sequences import Histories, TrainingBatch, concat_histories, lookup_history, training_batches
+from foryou.models.sequences import (
+    Histories,
+    TrainingBatch,
+    concat_histories,
+    lookup_history,
+    training_batches,
+)
 from foryou.models.user_tower import History, UserFeatureTower, build_user_tower
 from foryou.tasks.dat import AugmentedVectors, dat_loss
 from foryou.tasks.retrieval import RetrievalTask
@@ -65,10 +71,11 @@ class TwoTowerModule(nn.Module):
         self.item_augment = nn.Linear(dim, dim, bias=False) if config.dat.enabled else None
 
     def catalog(self) -> Tensor:
-        """(n_items, d) item vectors of the whole catalog."""
+        """(n_items, d) item vectors of the whole catalog; items without training events get no DAT vector (it
+        was never trained), so they are encoded from content alone, as `TwoTower.encode_items` encodes them."""
         extra = None
         if self.augmented is not None and self.item_augment is not None:
-            extra = self.item_augment(self.augmented.items.weight)
+            extra = self.item_augment(self.augmented.items.weight) * self.known.unsqueeze(1)
         return self.item_tower.all_items(extra)
 
     def bias(self) -> Tensor | None:
@@ -122,6 +129,7 @@ class TwoTower(Recommender):
         self.type_weights: dict[str, float] = {}
         self.known = np.zeros(0, dtype=bool)
         self.item_encoder: ItemFeatureEncoder | None = None
+        self._text_encoder: TextEncoder | None = None  # loaded on the first encode_items, then kept
         self.categories: np.ndarray | None = None
         self.user_arrays: dict[str, np.ndarray] = {}
         self._catalog: np.ndarray | None = None
@@ -317,7 +325,9 @@ class TwoTower(Recommender):
         rows = np.array([self._item_index.get(str(item), -1) for item in items[S.ITEM_ID]], dtype=np.int64)
         trained = (rows >= 0) & self.known[np.maximum(rows, 0)] & (not content_only)
         ids = np.where(trained, rows + 1, UNKNOWN_ID)
-        inputs = encode_item_inputs(self.item_encoder, items, self.model_config, self.features_config)
+        if self._text_encoder is None:
+            self._text_encoder = text_encoder_for(self.item_encoder, self.model_config, self.features_config)
+        inputs = encode_item_inputs(self.item_encoder, items, self.model_config, self._text_encoder)
         device = next(self.module.parameters()).device
         with torch.no_grad():
             extra = self._item_extra(rows, trained, device)

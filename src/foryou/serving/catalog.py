@@ -1,0 +1,194 @@
+"""The served catalog: the bundle's items plus those upserted live, under integer labels shared with the indexes.
+
+Labels 0..n-1 are the bundle's catalog rows (the model's item indices); items added live get the next labels.
+It owns what the service shows (title, category, price) and filters on (category, price, availability).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from foryou.data import schema as S
+
+PRICE_NAMES = ("price", "unit_price", "unitprice")
+TITLE_NAMES = ("title", "name", "description")
+CATEGORY_NAMES = ("category", "genres", "genre", "department")
+
+
+@dataclass(frozen=True)
+class FieldRoles:
+    """Which item columns the service shows as title / category / price, and which it accepts on upsert."""
+
+    title: str | None
+    category: str | None
+    price: str | None
+    text: list[str]
+    categorical: list[str]
+    numeric: list[str]
+
+    @classmethod
+    def from_item_fields(cls, item_fields: dict[str, list[str]]) -> FieldRoles:
+        """Title: a text field named like a title (else the first); category: the first categorical field named
+        like one (else the first); price: a numeric field named like a price."""
+        text, categorical, numeric = (list(item_fields.get(role, [])) for role in ("text", "categorical", "numeric"))
+        return cls(title=_pick(text, TITLE_NAMES, fallback=True), category=_pick(categorical, CATEGORY_NAMES, True),
+                   price=_pick(numeric, PRICE_NAMES, fallback=False), text=text, categorical=categorical,
+                   numeric=numeric)
+
+    def accepted(self) -> list[str]:
+        return [*self.text, *self.categorical, *self.numeric]
+
+
+@dataclass
+class Filters:
+    """A request's business rules over items (None / empty = no rule)."""
+
+    categories: Sequence[str] = ()
+    exclude_categories: Sequence[str] = ()
+    min_price: float | None = None
+    max_price: float | None = None
+    available_only: bool = True
+
+    def restricts(self) -> bool:
+        """True when some rule keeps only part of the catalog (availability is handled as a deny list)."""
+        return bool(self.categories or self.exclude_categories) or self.min_price is not None \
+            or self.max_price is not None
+
+
+class Catalog:
+    """Item ids <-> labels and the per-label arrays that filters read; grows as items are upserted."""
+
+    def __init__(self, items: pd.DataFrame, roles: FieldRoles) -> None:
+        self.roles = roles
+        self.ids: list[str] = [str(item) for item in items[S.ITEM_ID]]
+        self.labels: dict[str, int] = {item: label for label, item in enumerate(self.ids)}
+        self.n_bundle = len(self.ids)
+        self.fields: list[dict[str, Any]] = [_clean_fields(row) for row in
+                                             items.drop(columns=[S.ITEM_ID]).to_dict(orient="records")]
+        self.titles = np.array([self._title(f) for f in self.fields], dtype=object)
+        self.categories: list[tuple[str, ...]] = [self._categories(f) for f in self.fields]
+        self.prices = np.array([self._price(f) for f in self.fields], dtype=np.float64)
+        self.available = np.ones(len(self.ids), dtype=bool)
+        self._unavailable: set[int] = set()
+        self._deleted: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def label(self, item_id: str) -> int | None:
+        """The label of a live item (deleted items have none)."""
+        label = self.labels.get(item_id)
+        return None if label is None or label in self._deleted else label
+
+    def set_item(self, item_id: str, fields: dict[str, Any], available: bool) -> int:
+        """Add or replace an item's fields and availability; returns its label."""
+        fields = _clean_fields(fields)
+        label = self.labels.get(item_id)
+        if label is None:
+            label = len(self.ids)
+            self.ids.append(item_id)
+            self.labels[item_id] = label
+            self.fields.append(fields)
+            self.categories.append(self._categories(fields))
+            self.titles = np.append(self.titles, np.array([self._title(fields)], dtype=object))
+            self.prices = np.append(self.prices, self._price(fields))
+            self.available = np.append(self.available, available)
+        else:
+            self.fields[label] = fields
+            self.categories[label] = self._categories(fields)
+            self.titles[label] = self._title(fields)
+            self.prices[label] = self._price(fields)
+            self.available[label] = available
+        self._deleted.discard(label)
+        if available:
+            self._unavailable.discard(label)
+        else:
+            self._unavailable.add(label)
+        return label
+
+    def withdraw(self, item_id: str) -> int | None:
+        """Take an item out of every result (DELETE); returns its label, None when unknown."""
+        label = self.label(item_id)
+        if label is not None:
+            self._deleted.add(label)
+        return label
+
+    def hidden(self, available_only: bool) -> np.ndarray:
+        """Labels not to return: deleted items, and with `available_only` those marked unavailable (int64)."""
+        hidden = self._deleted | self._unavailable if available_only else self._deleted
+        return np.array(sorted(hidden), dtype=np.int64)
+
+    def allowed(self, filters: Filters, limit: int | None = None) -> np.ndarray | None:
+        """Boolean mask over the first `limit` labels (all by default) of items passing the category and price
+        rules, or None when no such rule is set."""
+        if not filters.restricts():
+            return None
+        count = len(self.ids) if limit is None else limit
+        mask = np.ones(count, dtype=bool)
+        if filters.categories or filters.exclude_categories:
+            wanted, unwanted = set(filters.categories), set(filters.exclude_categories)
+            cats = self.categories[:count]
+            if wanted:
+                mask &= np.fromiter((not wanted.isdisjoint(c) for c in cats), bool, count)
+            if unwanted:
+                mask &= np.fromiter((unwanted.isdisjoint(c) for c in cats), bool, count)
+        prices = self.prices[:count]
+        if filters.min_price is not None:
+            mask &= prices >= filters.min_price
+        if filters.max_price is not None:
+            mask &= prices <= filters.max_price
+        return mask
+
+    def describe(self, label: int) -> dict[str, Any]:
+        """What a result shows of an item: id, title, category, price."""
+        price = self.prices[label]
+        categories = self.categories[label]
+        return {"item_id": self.ids[label], "title": self.titles[label],
+                "category": categories[0] if categories else None,
+                "price": None if math.isnan(price) else float(price)}
+
+    def _title(self, fields: dict[str, Any]) -> str | None:
+        value = fields.get(self.roles.title) if self.roles.title else None
+        return None if value is None else str(value)
+
+    def _categories(self, fields: dict[str, Any]) -> tuple[str, ...]:
+        value = fields.get(self.roles.category) if self.roles.category else None
+        if value is None:
+            return ()
+        if isinstance(value, (list, tuple, np.ndarray)):
+            return tuple(str(part) for part in value)
+        return (str(value),)
+
+    def _price(self, fields: dict[str, Any]) -> float:
+        value = fields.get(self.roles.price) if self.roles.price else None
+        try:
+            return float(value) if value is not None else math.nan
+        except (TypeError, ValueError):
+            return math.nan
+
+
+def _pick(names: list[str], preferred: tuple[str, ...], fallback: bool) -> str | None:
+    for name in names:
+        if name.lower() in preferred:
+            return name
+    return names[0] if names and fallback else None
+
+
+def _clean_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """JSON-ready field values: NaN / NA become None, arrays become lists."""
+    clean: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and math.isnan(value) or value is pd.NA or value is pd.NaT:
+            value = None
+        clean[str(key)] = value
+    return clean

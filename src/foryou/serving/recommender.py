@@ -1,0 +1,204 @@
+"""Request -> result: a user's history (trained + live + given) through a strategy, business rules and reasons.
+
+Strategies: `two_tower` (user tower vector -> ANN index), `content` (recent items' content vectors -> content
+index), `collab` (ALS, folded in from the full history), `popular` (recent popularity). A strategy that cannot
+place the user (no usable history) answers with `popular` and says so in `fallback`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from foryou.errors import UnknownIdError
+from foryou.serving.catalog import Filters
+from foryou.serving.explain import Explainer
+from foryou.serving.state import Event, ServingState, model_events
+
+CONTENT_HISTORY = 20  # recent items whose content vectors make the `content` query
+CONTENT_HALF_LIFE = 5.0  # in events: the 5th most recent item weighs half as much as the last one
+POPULAR = "popular"
+
+
+@dataclass
+class Query:
+    """One recommendation request, validated."""
+
+    user_id: str | None
+    interactions: list[Event]
+    k: int
+    strategy: str
+    filters: Filters = field(default_factory=Filters)
+    exclude_seen: bool = True
+    explain: bool = False
+
+
+@dataclass
+class Result:
+    """Ranked items (dicts ready for the response) and how they were made."""
+
+    strategy: str
+    items: list[dict[str, Any]]
+    fallback: str | None
+    warnings: list[str]
+    model_version: str
+
+
+@dataclass
+class UserContext:
+    """Everything known about the requesting user: trained index, full history, seen labels."""
+
+    user: int | None  # the model's user index, when trained on
+    trained: list[Event]
+    live: list[Event]  # stored live events, then the request's own (items the catalog knows)
+    seen: np.ndarray  # labels, sorted unique
+
+    @property
+    def history(self) -> list[Event]:
+        return sorted([*self.trained, *self.live], key=lambda event: event.timestamp)
+
+
+class Recommender:
+    """Answers recommendation, similar-items and retrieval requests from one `ServingState`."""
+
+    def __init__(self, state: ServingState) -> None:
+        self.state = state
+        self.explainer = Explainer(state)
+
+    def context(self, user_id: str | None, live: Sequence[Event], warnings: list[str]) -> UserContext:
+        """The user's context; live events on items no catalog knows are dropped and named in `warnings`."""
+        catalog = self.state.catalog
+        unknown = sorted({event.item_id for event in live if catalog.label(event.item_id) is None})
+        if unknown:
+            shown = ", ".join(repr(item) for item in unknown[:10])
+            warnings.append(f"ignored events on {len(unknown)} unknown item(s): {shown}")
+        known_live = [event for event in live if catalog.label(event.item_id) is not None]
+        user = self.state.user_index(user_id)
+        trained = self.state.trained_history(user) if user is not None else []
+        labels = [catalog.label(event.item_id) for event in [*trained, *known_live]]
+        return UserContext(user, trained, known_live, np.unique(np.array(labels, dtype=np.int64)))
+
+    def recommend(self, query: Query, context: UserContext) -> Result:
+        strategy, fallback = query.strategy, None
+        allowed, denied = self._rules(query.filters, context.seen if query.exclude_seen else None)
+        found = self._run(strategy, context, query.k, allowed, denied)
+        if found is None:
+            strategy, fallback = POPULAR, POPULAR
+            found = self._popular(query.k, allowed, denied)
+        labels, scores = found
+        items = [{**self.state.catalog.describe(label), "rank": rank, "score": float(score)}
+                 for rank, (label, score) in enumerate(zip(labels.tolist(), scores.tolist()), 1)]
+        if query.explain:
+            for item, label in zip(items, labels.tolist()):
+                item["reasons"] = self.explainer.reasons(strategy, label, context)
+        return Result(query.strategy, items, fallback, [], self.state.model_version)
+
+    def similar(self, item_id: str, k: int, filters: Filters) -> tuple[np.ndarray, np.ndarray]:
+        """Items nearest (cosine of two-tower item vectors) to a live item, the item itself left out."""
+        label = self.state.catalog.label(item_id)
+        if label is None:
+            raise UnknownIdError(f"unknown item id: {item_id!r}")
+        vector = self.state.item_vectors(np.array([label]))
+        allowed, denied = self._rules(filters, np.array([label]))
+        return self._search_unit(vector, k, allowed, denied)
+
+    def retrieve(self, vector: np.ndarray, k: int, filters: Filters, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k items for a query vector (as `user_vector` returns) with the business rules applied."""
+        allowed, denied = self._rules(filters, exclude)
+        return self.retrieve_labels(self.state.index, vector, k, allowed, denied)
+
+    def user_vector(self, context: UserContext) -> np.ndarray | None:
+        """(d + 1,) two-tower query of the user, or None without any trained or live event on a model item."""
+        model = self.state.model
+        events = [event for event in context.live if event.item_id in model._item_index]
+        if context.user is None and not events:
+            return None
+        user_id = None if context.user is None else str(model.user_ids[context.user])  # type: ignore[index]
+        return model.user_vector(model_events(events), user_id)
+
+    # ---- strategies --------------------------------------------------------------------------------------------
+    def _run(self, strategy: str, context: UserContext, k: int, allowed: np.ndarray | None,
+             denied: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        if strategy == "two_tower":
+            vector = self.user_vector(context)
+            return None if vector is None else self.retrieve_labels(self.state.index, vector, k, allowed, denied)
+        if strategy == "content":
+            return self._content(context, k, allowed, denied)
+        if strategy == "collab":
+            return self._collab(context, k, allowed, denied)
+        return self._popular(k, allowed, denied)
+
+    def retrieve_labels(self, index: Any, vector: np.ndarray, k: int, allowed: np.ndarray | None,
+                        denied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        labels, scores = index.search(vector[None, :], k, allowed, denied)
+        keep = labels[0] >= 0
+        return labels[0][keep], scores[0][keep]
+
+    def _search_unit(self, vector: np.ndarray, k: int, allowed: np.ndarray | None,
+                     denied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine search: the index holds (vector, bias) rows, so the query gets a 0 for the bias column."""
+        query = np.append(vector[0], np.float32(0.0)).astype(np.float32)
+        return self.retrieve_labels(self.state.index, query, k, allowed, denied)
+
+    def _content(self, context: UserContext, k: int, allowed: np.ndarray | None,
+                 denied: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        index = self.state.content_index
+        if index is None:
+            return None
+        live = set(index.ids().tolist()) if len(context.history) else set()
+        labels = [label for event in reversed(context.history)
+                  if (label := self.state.catalog.label(event.item_id)) is not None and label in live]
+        labels = list(dict.fromkeys(labels))[:CONTENT_HISTORY]
+        if not labels:
+            return None
+        weights = 0.5 ** (np.arange(len(labels)) / CONTENT_HALF_LIFE)
+        query = (weights[:, None] * index.vectors(np.array(labels))).sum(axis=0)
+        query = (query / max(float(np.linalg.norm(query)), 1e-12)).astype(np.float32)
+        return self.retrieve_labels(index, query, k, allowed, denied)
+
+    def _collab(self, context: UserContext, k: int, allowed: np.ndarray | None,
+                denied: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        collab = self.state.bundle.collab
+        if collab is None:
+            return None
+        if context.user is not None and not context.live:
+            scores = collab.score_users(np.array([context.user]))
+        else:
+            rows = context.seen[context.seen < collab.n_items]
+            if len(rows) == 0:
+                return None
+            history = sp.csr_matrix((np.ones(len(rows), np.float32), rows, [0, len(rows)]),
+                                    shape=(1, collab.n_items))
+            scores = collab.score_histories(history)  # type: ignore[attr-defined]
+        return self._rank_catalog(collab, scores, k, allowed, denied)
+
+    def _popular(self, k: int, allowed: np.ndarray | None, denied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        fallback = self.state.bundle.fallback
+        scores = fallback.score_histories(sp.csr_matrix((1, fallback.n_items), dtype=np.float32))  # type: ignore[attr-defined]
+        return self._rank_catalog(fallback, scores, k, allowed, denied)
+
+    def _rank_catalog(self, model: Any, scores: np.ndarray, k: int, allowed: np.ndarray | None,
+                      denied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k over the bundle's catalog rows through the model's shared exclude / filter / top-k path."""
+        n = model.n_items
+        mask = np.ones(n, dtype=bool) if allowed is None else np.zeros(n, dtype=bool)
+        if allowed is not None:
+            mask[allowed[allowed < n]] = True
+        mask[denied[denied < n]] = False
+        labels, values = model.rank(scores, k, None, mask)
+        keep = labels[0] >= 0
+        return labels[0][keep], values[0][keep]
+
+    def _rules(self, filters: Filters, seen: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray]:
+        """(allowed labels or None for all, denied labels): category / price rules, availability, seen items."""
+        catalog = self.state.catalog
+        mask = catalog.allowed(filters)
+        allowed = None if mask is None else np.flatnonzero(mask).astype(np.int64)
+        parts = [catalog.hidden(filters.available_only)]
+        if seen is not None:
+            parts.append(seen)
+        return allowed, np.unique(np.concatenate(parts)).astype(np.int64)

@@ -1,0 +1,136 @@
+"""One loaded bundle made servable: the catalog, the two indexes and the live item changes applied to them.
+
+A `ServingState` is built once per bundle and swapped whole on reload, so a request keeps the state it started
+with. Item changes (PUT / DELETE, from this process or, via the store, from another worker or replica) are
+applied under one lock; searches run concurrently (the indexes lock themselves).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from foryou.config import IndexConfig
+from foryou.data import schema as S
+from foryou.index import VectorIndex, build_index
+from foryou.models.sequences import EPOCH
+from foryou.serving.bundle import Bundle, load_bundle, unit_rows
+from foryou.serving.catalog import Catalog, FieldRoles
+from foryou.serving.store import StoredEvent, StoredItem
+
+logger = logging.getLogger(__name__)
+
+SECONDS_PER_DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class Event:
+    """One interaction of a user's history, as the service sees it."""
+
+    item_id: str
+    event_type: str
+    timestamp: datetime
+
+
+class ServingState:
+    """A bundle with its catalog and indexes, kept current with upserted and deleted items."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        self.model = bundle.model
+        self.roles = FieldRoles.from_item_fields(bundle.meta.get("item_fields", {}))
+        self.catalog = Catalog(bundle.items, self.roles)
+        self.index = bundle.index
+        self.content_index: VectorIndex | None = None
+        if bundle.content is not None:  # exact: built in a blink at load, and content queries are rarer
+            self.content_index = build_index(bundle.content, np.arange(len(bundle.content)), IndexConfig(kind="exact"))
+        self.item_sequence = 0  # newest store change applied
+        self._lock = threading.Lock()
+        self._type_names = self.model.type_names()
+
+    @classmethod
+    def load(cls, directory: Path) -> ServingState:
+        return cls(load_bundle(directory))
+
+    @property
+    def model_version(self) -> str:
+        return self.bundle.model_version
+
+    # ---- items ------------------------------------------------------------------------------------------------
+    def apply_items(self, items: Sequence[StoredItem], sequence: int) -> None:
+        """Apply item states read from the store (upserts and tombstones), in order, up to `sequence`."""
+        with self._lock:
+            upserts = [item for item in items if not item.deleted]
+            if upserts:
+                self._upsert(upserts)
+            for item in items:
+                if item.deleted:
+                    self._delete(item.item_id)
+            self.item_sequence = max(self.item_sequence, sequence)
+
+    def _upsert(self, items: Sequence[StoredItem]) -> None:
+        frame = pd.DataFrame([{S.ITEM_ID: item.item_id, **item.fields} for item in items])
+        vectors = self.model.encode_items(frame)
+        labels = np.array([self.catalog.set_item(item.item_id, item.fields, item.available) for item in items],
+                          dtype=np.int64)
+        self.index.upsert(labels, vectors)
+        if self.content_index is not None:
+            self.content_index.upsert(labels, unit_rows(self.model.encode_items(frame, content_only=True)[:, :-1]))
+
+    def _delete(self, item_id: str) -> None:
+        label = self.catalog.withdraw(item_id)
+        if label is not None:
+            self.index.remove(np.array([label]))
+            if self.content_index is not None:
+                self.content_index.remove(np.array([label]))
+
+    def item_vectors(self, labels: np.ndarray) -> np.ndarray:
+        """(n, d) unit two-tower item vectors (bias column left out) of live labels, for explanations."""
+        return unit_rows(self.index.vectors(labels)[:, :-1])
+
+    # ---- users ------------------------------------------------------------------------------------------------
+    def user_index(self, user_id: str | None) -> int | None:
+        """The model's index of a user seen at training, else None."""
+        if user_id is None:
+            return None
+        return self.model._user_index.get(user_id)
+
+    def trained_history(self, user: int) -> list[Event]:
+        """The user's events the model was trained on (train + valid), oldest first."""
+        assert self.model.histories is not None and self.model.item_ids is not None
+        history = self.model.histories.user(user)
+        item_ids = self.model.item_ids
+        moments = pd.to_datetime(history.days * SECONDS_PER_DAY, unit="s", utc=True) if len(history.days) else []
+        return [Event(str(item_ids[item]), self._type_name(int(code)), moment.to_pydatetime())
+                for item, code, moment in zip(history.items, history.event_types, moments)]
+
+    def _type_name(self, code: int) -> str:
+        return self._type_names[code - 1] if 1 <= code <= len(self._type_names) else "other"
+
+
+def stored_events_as_history(events: Sequence[StoredEvent]) -> list[Event]:
+    return [Event(event.item_id, event.event_type, event.timestamp) for event in events]
+
+
+def as_utc(moment: datetime | None) -> datetime:
+    """A timestamp as aware UTC; None means now."""
+    if moment is None:
+        return datetime.now(timezone.utc)
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def epoch_days(moment: datetime) -> float:
+    return (pd.Timestamp(moment) - EPOCH) / pd.Timedelta(days=1)
+
+
+def model_events(events: Sequence[Event]) -> list[tuple[str, str, Any]]:
+    """(item_id, event_type, timestamp) tuples, the form the model's user tower reads."""
+    return [(event.item_id, event.event_type, event.timestamp) for event in events]
