@@ -142,6 +142,24 @@ def recommend(
         Console().print(table)
 
 
+@app.command()
+def serve(
+    bundle: Annotated[Path, typer.Argument(help="a bundle folder written by `foryou pipeline`")],
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes (each loads the bundle)")] = 1,
+    overrides: SetOption = None,
+    access_log: Annotated[bool, typer.Option(help="log every request")] = False,
+) -> None:
+    """Serve the bundle over HTTP: recommendations, events, items, /docs, /metrics and a playground at /."""
+    from foryou.serving.server import serve as run_server
+    from foryou.serving.server import serving_config
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_guarded(lambda: serving_config(bundle, overrides))  # a bad bundle or option fails here, in one line
+    run_server(bundle, host, port, workers, overrides, access_log)
+
+
 def _print_summary(reports: list) -> None:
     from rich.table import Table
 

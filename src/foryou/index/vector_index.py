@@ -61,6 +61,11 @@ class VectorIndex:
         with self._lock:
             return len(self._label_rows)
 
+    def contains(self, label: int) -> bool:
+        """True when `label` is a live item of the index."""
+        with self._lock:
+            return int(label) in self._label_rows
+
     def ids(self) -> np.ndarray:
         """Labels of the live items, ascending, int64."""
         with self._lock:

@@ -93,8 +93,8 @@ class Recommender:
         items = [{**self.state.catalog.describe(label), "rank": rank, "score": float(score)}
                  for rank, (label, score) in enumerate(zip(labels.tolist(), scores.tolist()), 1)]
         if query.explain:
-            for item, label in zip(items, labels.tolist()):
-                item["reasons"] = self.explainer.reasons(strategy, label, context)
+            for item, reasons in zip(items, self.explainer.explain(strategy, labels.tolist(), context)):
+                item["reasons"] = reasons
         return Result(query.strategy, items, fallback, [], self.state.model_version)
 
     def similar(self, item_id: str, k: int, filters: Filters) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,269 @@
+"""The HTTP routes (FastAPI): thin, each one parses, calls the Service and shapes the response.
+
+`create_app` builds the app over a bundle; `app_from_environment` is the factory uvicorn imports in every
+worker process (`foryou serve` puts the settings in FORYOU_SERVE_SETTINGS).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from foryou.config import ServingConfig
+from foryou.errors import ForyouError, UnknownIdError
+from foryou.serving import schemas as api
+from foryou.serving.catalog import Filters
+from foryou.serving.metrics import ServiceMetrics
+from foryou.serving.recommender import Query as RecommendQuery
+from foryou.serving.security import KEY_HEADER, AccessDenied, ApiKeys, BodySizeLimit, RateLimiter
+from foryou.serving.service import NotReadyError, Service, stored_event
+from foryou.serving.state import Event, as_utc
+from foryou.serving.store import Store
+
+logger = logging.getLogger(__name__)
+
+SETTINGS_ENV = "FORYOU_SERVE_SETTINGS"
+ItemIdPath = Annotated[str, PathParam(min_length=1, max_length=api.MAX_ID_LENGTH)]
+KeyHeader = Annotated[str | None, Header(alias=KEY_HEADER, max_length=512)]
+
+
+def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys: list[str],
+               load_in_background: bool = True) -> FastAPI:
+    """The service over `bundle_dir`; with `load_in_background`, /healthz answers while the bundle loads."""
+    service = Service(bundle_dir, config, Store(store_url))
+    keys = ApiKeys([*config.api_keys, *api_keys], config.require_key_for_reads)
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        def load() -> None:
+            try:
+                service.start()
+                metrics.serving(service.recommender.state.model_version)
+            except ForyouError as error:
+                logger.error("cannot serve: %s", error)
+        loader = threading.Thread(target=load, name="foryou-load", daemon=True)
+        loader.start()
+        if not load_in_background:
+            loader.join()
+        yield
+        service.stop()
+
+    app = FastAPI(title="foryou", version="1", lifespan=lifespan,
+                  description="Personalised \"For You\" recommendations from a trained foryou bundle.")
+    app.state.service = service
+    app.add_middleware(Observed, metrics=metrics, limiter=RateLimiter(config.rate_limit_per_minute))
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+    _add_error_handlers(app)
+
+    def read_access(key: KeyHeader = None) -> None:
+        keys.check_read(key)
+
+    def write_access(key: KeyHeader = None) -> None:
+        keys.check_write(key)
+
+    reads, writes = [Depends(read_access)], [Depends(write_access)]
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def playground() -> str:
+        return resources.files("foryou.serving").joinpath("playground.html").read_text(encoding="utf-8")
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        """Live: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], responses={503: {"model": api.ErrorResponse}})
+    def readyz() -> JSONResponse:
+        """Ready: the bundle is loaded and warmed (503 until then)."""
+        if not service.ready:
+            return JSONResponse({"status": "loading"}, status_code=503)
+        return JSONResponse({"status": "ready", "model_version": service.recommender.state.model_version})
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/noop", tags=["operations"], include_in_schema=False)
+    def noop() -> dict[str, str]:
+        """The floor of the latency benchmark: the same app, middleware and server, no work."""
+        return {"status": "ok"}
+
+    @app.post("/v1/recommendations", response_model=api.RecommendationResponse, dependencies=reads,
+              tags=["recommendations"])
+    def recommend(body: api.RecommendationRequest) -> api.RecommendationResponse:
+        """Top-k items for a known user, a raw history, or both (stored history + the given events)."""
+        events = [Event(i.item_id, i.event_type, as_utc(i.timestamp)) for i in body.interactions]
+        return _recommend(body.user_id, events, body.k, body.strategy, body.filters, body.explain)
+
+    @app.get("/v1/users/{user_id}/recommendations", response_model=api.RecommendationResponse,
+             dependencies=reads, tags=["recommendations"])
+    def user_recommendations(user_id: ItemIdPath, k: Annotated[int, Query(ge=1)] = 10,
+                             strategy: Annotated[str | None, Query(max_length=64)] = None,
+                             explain: bool = False) -> api.RecommendationResponse:
+        return _recommend(user_id, [], k, strategy, api.RecommendationFilters(), explain)
+
+    def _recommend(user_id: str | None, events: list[Event], k: int, strategy: str | None,
+                   filters: api.RecommendationFilters, explain: bool) -> api.RecommendationResponse:
+        query = RecommendQuery(user_id, events, k, service.strategy(strategy), _filters(filters),
+                               filters.exclude_seen, explain)
+        result, _ = service.recommend(query)
+        if result.fallback:
+            metrics.fallbacks.labels(fallback=result.fallback).inc()
+        return api.RecommendationResponse(user_id=user_id, strategy=result.strategy, items=result.items,
+                                          model_version=result.model_version, fallback=result.fallback,
+                                          warnings=result.warnings)
+
+    @app.get("/v1/users/{user_id}/history", response_model=api.HistoryResponse, dependencies=reads,
+             tags=["users"])
+    def history(user_id: ItemIdPath) -> api.HistoryResponse:
+        known, events = service.history(user_id)
+        return api.HistoryResponse(user_id=user_id, known_to_model=known, events=[
+            api.HistoryEvent(item_id=e.item_id, event_type=e.event_type, timestamp=e.timestamp, source=source)
+            for e, source in events])
+
+    @app.get("/v1/items/{item_id}/similar", response_model=api.SimilarResponse, dependencies=reads,
+             tags=["items"])
+    def similar(item_id: ItemIdPath, k: Annotated[int, Query(ge=1)] = 10) -> api.SimilarResponse:
+        items = service.similar(item_id, k, Filters())
+        return api.SimilarResponse(item_id=item_id, items=items, model_version=_version())
+
+    @app.post("/v1/users/encode", response_model=api.EncodeResponse, dependencies=reads, tags=["vectors"])
+    def encode(body: api.EncodeRequest) -> api.EncodeResponse:
+        """A user's query vector (for teams that keep their own user state; use it with /v1/retrieve)."""
+        events = [Event(i.item_id, i.event_type, as_utc(i.timestamp)) for i in body.interactions]
+        vector, warnings = service.encode(body.user_id, events)
+        return api.EncodeResponse(vector=vector.tolist(), model_version=_version(), warnings=warnings)
+
+    @app.post("/v1/retrieve", response_model=api.RetrieveResponse, dependencies=reads, tags=["vectors"])
+    def retrieve(body: api.RetrieveRequest) -> api.RetrieveResponse:
+        items = service.retrieve(body.vector, body.k, _filters(body.filters), body.exclude_items)
+        return api.RetrieveResponse(items=items, model_version=_version())
+
+    @app.post("/v1/events", response_model=api.EventsResponse, dependencies=writes, tags=["writes"])
+    def events(body: api.EventsRequest) -> api.EventsResponse:
+        """Store a batch of events durably; the users' next recommendations reflect them at once."""
+        batch = [stored_event(e.user_id, e.item_id, e.event_type, e.timestamp, e.event_id) for e in body.events]
+        stored, warnings = service.add_events(batch)
+        metrics.events.inc(stored)
+        return api.EventsResponse(stored=stored, duplicates=len(batch) - stored, warnings=warnings)
+
+    @app.put("/v1/items/{item_id}", response_model=api.ItemResponse, dependencies=writes, tags=["writes"])
+    def put_item(item_id: ItemIdPath, body: api.ItemIn) -> api.ItemResponse:
+        """Create or update an item: encoded from its fields and searchable at once."""
+        written = service.upsert_item(item_id, dict(body.fields), body.available)
+        metrics.items.inc()
+        return api.ItemResponse(item_id=item_id, status="created" if written.created else "updated",
+                                item=written.item)
+
+    @app.delete("/v1/items/{item_id}", response_model=api.ItemResponse, dependencies=writes, tags=["writes"])
+    def delete_item(item_id: ItemIdPath) -> api.ItemResponse:
+        service.delete_item(item_id)
+        return api.ItemResponse(item_id=item_id, status="deleted")
+
+    @app.post("/v1/admin/reload", response_model=api.ReloadResponse, dependencies=writes, tags=["admin"])
+    def reload(body: api.ReloadRequest | None = None) -> api.ReloadResponse:
+        """Swap to a new bundle; requests in flight finish on the old one; a broken bundle is refused."""
+        version, previous = service.reload(Path(body.bundle) if body and body.bundle else None)
+        metrics.serving(version)
+        return api.ReloadResponse(model_version=version, previous_model_version=previous)
+
+    def _version() -> str:
+        return service.recommender.state.model_version
+
+    return app
+
+
+def _filters(filters: api.RecommendationFilters) -> Filters:
+    return Filters(filters.categories, filters.exclude_categories, filters.min_price, filters.max_price,
+                   filters.available_only)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error the service raises on purpose becomes a 4xx (503 while loading) with its message."""
+    def reply(status: int, message: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse({"detail": message}, status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        return reply(422, [{"field": ".".join(str(part) for part in e.get("loc", ())), "message": e.get("msg", "")}
+                           for e in error.errors()])
+
+    @app.exception_handler(AccessDenied)
+    async def denied(_: Request, error: AccessDenied) -> JSONResponse:
+        return reply(error.status, str(error))
+
+    @app.exception_handler(ForyouError)
+    async def refused(_: Request, error: ForyouError) -> JSONResponse:
+        if isinstance(error, NotReadyError):
+            return reply(503, str(error), {"Retry-After": "1"})
+        return reply(404 if isinstance(error, UnknownIdError) else 422, str(error))
+
+    @app.exception_handler(ValueError)
+    async def bad_value(_: Request, error: ValueError) -> JSONResponse:
+        return reply(422, str(error))
+
+
+class Observed:
+    """ASGI middleware: per-client rate limit on /v1 routes, then latency and status metrics per route."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, limiter: RateLimiter) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith("/v1/"):
+            headers = dict(scope.get("headers") or [])
+            client = headers.get(KEY_HEADER.lower().encode(), b"").decode("latin-1") or \
+                (scope.get("client") or ("unknown",))[0]
+            wait = self.limiter.retry_after(client)
+            if wait is not None:
+                body = json.dumps({"detail": f"rate limit exceeded; retry in {wait} s"}).encode()
+                await send({"type": "http.response.start", "status": 429, "headers": [
+                    (b"content-type", b"application/json"), (b"retry-after", str(wait).encode()),
+                    (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                self.metrics.requests.labels(scope["method"], "rate_limited", "429").inc()
+                return
+        start = time.perf_counter()
+        status = 500
+
+        async def observing_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observing_send)
+        finally:
+            route = scope.get("route")
+            name = getattr(route, "path", "unmatched")
+            self.metrics.latency.labels(scope["method"], name).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(scope["method"], name, str(status)).inc()
+
+
+def app_from_environment() -> FastAPI:
+    """The app of `foryou serve`, built in each uvicorn worker from FORYOU_SERVE_SETTINGS (JSON)."""
+    settings = json.loads(os.environ[SETTINGS_ENV])
+    return create_app(Path(settings["bundle"]), ServingConfig.model_validate(settings["config"]),
+                      settings["store_url"], settings["api_keys"])

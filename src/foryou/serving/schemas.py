@@ -1,0 +1,175 @@
+"""Request and response bodies of the HTTP API (pydantic): limits, examples, and field-naming errors.
+
+Every string has a length cap, every number must be finite, and unknown keys are refused, so bad input is a
+422 that names the field rather than a 5xx or a silently ignored typo.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_ID_LENGTH = 256
+MAX_TEXT_LENGTH = 10_000
+MAX_LIST = 1000
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
+EventType = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+FieldValue = (Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH)] | float | bool | None
+              | Annotated[list[Annotated[str, StringConstraints(max_length=MAX_ID_LENGTH)]], Field(max_length=100)])
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Interaction(Strict):
+    item_id: Id
+    event_type: EventType = "view"
+    timestamp: datetime | None = Field(None, description="ISO 8601; absent: now")
+
+
+class RecommendationFilters(Strict):
+    categories: list[Id] = Field(default_factory=list, max_length=MAX_LIST,
+                                 description="keep only items in one of these categories")
+    exclude_categories: list[Id] = Field(default_factory=list, max_length=MAX_LIST,
+                                         description="leave out items in any of these categories")
+    min_price: float | None = Field(None, ge=0)
+    max_price: float | None = Field(None, ge=0)
+    available_only: bool = Field(True, description="leave out items marked unavailable")
+    exclude_seen: bool = Field(True, description="leave out items the user already interacted with")
+
+
+class RecommendationRequest(Strict):
+    user_id: Id | None = Field(None, description="a user id: their stored history is used")
+    interactions: list[Interaction] = Field(default_factory=list, description="events to add to the history")
+    k: int = Field(10, ge=1, description="how many items (at most the server's max_k)")
+    strategy: str | None = Field(None, max_length=64, description="absent: the bundle's default strategy")
+    filters: RecommendationFilters = Field(default_factory=RecommendationFilters)
+    explain: bool = Field(False, description="add reasons in words to each item")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"user_id": "12347", "k": 5, "explain": True},
+        {"interactions": [{"item_id": "85123A", "event_type": "purchase"}], "k": 5,
+         "filters": {"max_price": 10.0}, "explain": True},
+    ]})
+
+
+class Reason(BaseModel):
+    kind: Literal["history", "content", "category", "popular"]
+    text: str
+    item_id: str | None = Field(None, description="the history item the reason names, if any")
+
+
+class RecommendedItem(BaseModel):
+    item_id: str
+    rank: int
+    score: float
+    title: str | None = None
+    category: str | None = None
+    price: float | None = None
+    reasons: list[Reason] | None = None
+
+
+class RecommendationResponse(BaseModel):
+    user_id: str | None
+    strategy: str
+    items: list[RecommendedItem]
+    model_version: str
+    fallback: str | None = Field(None, description="the strategy used instead when the asked one could not "
+                                 "place the user (no usable history)")
+    warnings: list[str] = Field(default_factory=list)
+
+
+class HistoryEvent(BaseModel):
+    item_id: str
+    event_type: str
+    timestamp: datetime
+    source: Literal["training", "live"]
+
+
+class HistoryResponse(BaseModel):
+    user_id: str
+    known_to_model: bool
+    events: list[HistoryEvent]
+
+
+class SimilarResponse(BaseModel):
+    item_id: str
+    items: list[RecommendedItem]
+    model_version: str
+
+
+class EventIn(Strict):
+    user_id: Id
+    item_id: Id
+    event_type: EventType = "view"
+    timestamp: datetime | None = Field(None, description="ISO 8601; absent: the time the server receives it")
+    event_id: Id | None = Field(None, description="idempotency key: an event id already stored is skipped")
+
+
+class EventsRequest(Strict):
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_LIST)
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"events": [{"user_id": "12347", "item_id": "85123A", "event_type": "view", "event_id": "e-1"}]}]})
+
+
+class EventsResponse(BaseModel):
+    stored: int = Field(description="events newly stored")
+    duplicates: int = Field(description="events skipped because their event_id was already stored")
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ItemIn(Strict):
+    fields: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], FieldValue] = Field(
+        default_factory=dict, max_length=100,
+        description="the catalog's item fields: text (e.g. title, description), categoricals, numbers (price)")
+    available: bool = True
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"fields": {"description": "GOLD HOOP EARRINGS", "price": 4.95}, "available": True}]})
+
+
+class ItemResponse(BaseModel):
+    item_id: str
+    status: Literal["created", "updated", "deleted"]
+    item: dict[str, Any] | None = None
+
+
+class EncodeRequest(Strict):
+    user_id: Id | None = None
+    interactions: list[Interaction] = Field(default_factory=list)
+
+
+class EncodeResponse(BaseModel):
+    vector: list[float]
+    model_version: str
+    warnings: list[str] = Field(default_factory=list)
+
+
+class RetrieveRequest(Strict):
+    vector: list[float] = Field(min_length=1, max_length=4096, description="as returned by /v1/users/encode")
+    k: int = Field(10, ge=1)
+    filters: RecommendationFilters = Field(default_factory=RecommendationFilters)
+    exclude_items: list[Id] = Field(default_factory=list, max_length=MAX_LIST)
+
+
+class RetrieveResponse(BaseModel):
+    items: list[RecommendedItem]
+    model_version: str
+
+
+class ReloadRequest(Strict):
+    bundle: str | None = Field(None, max_length=4096, description="bundle folder; absent: the current one again")
+
+
+class ReloadResponse(BaseModel):
+    model_version: str
+    previous_model_version: str
+
+
+class ErrorResponse(BaseModel):
+    detail: Any

@@ -1,0 +1,125 @@
+"""API keys, per-client rate limits and the request body cap.
+
+Writes and admin always need a key: with none configured they are refused (never open). Reads need one only
+when `serving.require_key_for_reads` is set. Rate limits are token buckets per key (per client address
+without a key), so one noisy caller cannot starve the others.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+KEY_HEADER = "X-API-Key"
+NO_KEYS_MESSAGE = ("writes and admin are disabled: no API key is configured. Set serving.api_keys in the config "
+                   "or the FORYOU_API_KEYS environment variable (comma-separated), then send the key in X-API-Key")
+
+
+class AccessDenied(Exception):
+    """401 (no or wrong key) or 403 (writes disabled)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ApiKeys:
+    """The accepted keys; compared in constant time."""
+
+    def __init__(self, keys: Iterable[str], require_for_reads: bool) -> None:
+        self.keys = [key for key in (key.strip() for key in keys) if key]
+        self.require_for_reads = require_for_reads
+
+    def check_write(self, given: str | None) -> None:
+        if not self.keys:
+            raise AccessDenied(403, NO_KEYS_MESSAGE)
+        self._check(given)
+
+    def check_read(self, given: str | None) -> None:
+        if self.require_for_reads:
+            self._check(given)
+
+    def _check(self, given: str | None) -> None:
+        if not given:
+            raise AccessDenied(401, f"missing {KEY_HEADER} header")
+        if not any(hmac.compare_digest(given.encode(), key.encode()) for key in self.keys):
+            raise AccessDenied(401, f"invalid {KEY_HEADER}")
+
+
+class RateLimiter:
+    """Token bucket per client: `per_minute` requests, refilled continuously; thread-safe."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, client: str) -> int | None:
+        """None when the request may go ahead (one token taken), else whole seconds until a token is back."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(client, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[client] = (tokens - 1.0, now)
+                return None
+            self._buckets[client] = (tokens, now)
+            return max(1, math.ceil((1.0 - tokens) / self.rate))
+
+
+class BodySizeLimit:
+    """ASGI middleware: a body over `max_bytes` (declared or streamed) gets a 413 before any route sees it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await _too_large(send, self.max_bytes)
+            return
+        received = 0
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not response_started:
+                await _too_large(send, self.max_bytes)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, max_bytes: int) -> None:
+    body = ('{"detail": "request body: larger than this server\'s limit of %d bytes (serving.max_body_bytes)"}'
+            % max_bytes).encode()
+    headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
