@@ -119,3 +119,12 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return sqlite_url(tmp_path / "store.sqlite")
     server: PostgresServer = request.getfixturevalue("postgres_server")
     return server.new_database()
+
+
+@pytest.fixture(scope="session")
+def shop_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle trained once per session on the generated shop (tests/serving/shop.py); treat it as read-only
+    (copy it with shutil.copytree to damage or change it)."""
+    from tests.serving.shop import build_shop_bundle
+
+    return build_shop_bundle(tmp_path_factory.mktemp("shop"))
