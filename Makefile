@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test setup clean
 
 setup: $(STAMP)
+	@scripts/install-system-deps.sh
 
 # torch is pinned here so that pip takes the local CPU build instead of a multi-GB CUDA download.
 $(STAMP): pyproject.toml
