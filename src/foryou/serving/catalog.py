@@ -69,11 +69,9 @@ class Catalog:
         self.ids: list[str] = [str(item) for item in items[S.ITEM_ID]]
         self.labels: dict[str, int] = {item: label for label, item in enumerate(self.ids)}
         self.n_bundle = len(self.ids)
-        self.fields: list[dict[str, Any]] = [_clean_fields(row) for row in
-                                             items.drop(columns=[S.ITEM_ID]).to_dict(orient="records")]
-        self.titles = np.array([self._title(f) for f in self.fields], dtype=object)
-        self.categories: list[tuple[str, ...]] = [self._categories(f) for f in self.fields]
-        self.prices = np.array([self._price(f) for f in self.fields], dtype=np.float64)
+        self.titles = _column(items, roles.title).map(_text).to_numpy(dtype=object)
+        self.categories: list[tuple[str, ...]] = [_as_categories(value) for value in _column(items, roles.category)]
+        self.prices = pd.to_numeric(_column(items, roles.price), errors="coerce").to_numpy(dtype=np.float64)
         self.available = np.ones(len(self.ids), dtype=bool)
         self._unavailable: set[int] = set()
         self._deleted: set[int] = set()
@@ -88,19 +86,16 @@ class Catalog:
 
     def set_item(self, item_id: str, fields: dict[str, Any], available: bool) -> int:
         """Add or replace an item's fields and availability; returns its label."""
-        fields = _clean_fields(fields)
         label = self.labels.get(item_id)
         if label is None:
             label = len(self.ids)
             self.ids.append(item_id)
             self.labels[item_id] = label
-            self.fields.append(fields)
             self.categories.append(self._categories(fields))
             self.titles = np.append(self.titles, np.array([self._title(fields)], dtype=object))
             self.prices = np.append(self.prices, self._price(fields))
             self.available = np.append(self.available, available)
         else:
-            self.fields[label] = fields
             self.categories[label] = self._categories(fields)
             self.titles[label] = self._title(fields)
             self.prices[label] = self._price(fields)
@@ -154,16 +149,10 @@ class Catalog:
                 "price": None if math.isnan(price) else float(price)}
 
     def _title(self, fields: dict[str, Any]) -> str | None:
-        value = fields.get(self.roles.title) if self.roles.title else None
-        return None if value is None else str(value)
+        return _text(fields.get(self.roles.title)) if self.roles.title else None
 
     def _categories(self, fields: dict[str, Any]) -> tuple[str, ...]:
-        value = fields.get(self.roles.category) if self.roles.category else None
-        if value is None:
-            return ()
-        if isinstance(value, (list, tuple, np.ndarray)):
-            return tuple(str(part) for part in value)
-        return (str(value),)
+        return _as_categories(fields.get(self.roles.category)) if self.roles.category else ()
 
     def _price(self, fields: dict[str, Any]) -> float:
         value = fields.get(self.roles.price) if self.roles.price else None
@@ -173,22 +162,30 @@ class Catalog:
             return math.nan
 
 
+def _column(items: pd.DataFrame, name: str | None) -> pd.Series:
+    """A column of the items table, or all None when the role has no column."""
+    if name is None or name not in items:
+        return pd.Series([None] * len(items), dtype=object)
+    return items[name]
+
+
+def _text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return str(value)
+
+
+def _as_categories(value: Any) -> tuple[str, ...]:
+    """A categorical cell (one value, a list, or missing) as a tuple of strings."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(str(part) for part in value if part is not None)
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ()
+    return (str(value),)
+
+
 def _pick(names: list[str], preferred: tuple[str, ...], fallback: bool) -> str | None:
     for name in names:
         if name.lower() in preferred:
             return name
     return names[0] if names and fallback else None
-
-
-def _clean_fields(row: dict[str, Any]) -> dict[str, Any]:
-    """JSON-ready field values: NaN / NA become None, arrays become lists."""
-    clean: dict[str, Any] = {}
-    for key, value in row.items():
-        if isinstance(value, np.ndarray):
-            value = value.tolist()
-        elif isinstance(value, np.generic):
-            value = value.item()
-        if isinstance(value, float) and math.isnan(value) or value is pd.NA or value is pd.NaT:
-            value = None
-        clean[str(key)] = value
-    return clean

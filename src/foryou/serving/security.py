@@ -8,6 +8,7 @@ without a key), so one noisy caller cannot starve the others.
 from __future__ import annotations
 
 import hmac
+import json
 import math
 import threading
 import time
@@ -118,8 +119,8 @@ class _BodyTooLarge(Exception):
 
 
 async def _too_large(send: Send, max_bytes: int) -> None:
-    body = ('{"detail": "request body: larger than this server\'s limit of %d bytes (serving.max_body_bytes)"}'
-            % max_bytes).encode()
+    message = f"request body: larger than this server's limit of {max_bytes} bytes (serving.max_body_bytes)"
+    body = json.dumps({"detail": message}).encode()
     headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})

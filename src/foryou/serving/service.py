@@ -228,7 +228,7 @@ def check_item_fields(fields: dict[str, Any], text: list[str], categorical: list
             continue
         if name in text and not isinstance(value, str):
             raise BadRequestError(f"fields.{name}: a text field takes a string")
-        if name in categorical and not (isinstance(value, str) or isinstance(value, list)):
+        if name in categorical and not isinstance(value, (str, list)):
             raise BadRequestError(f"fields.{name}: a categorical field takes a string or a list of strings")
         if name in numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise BadRequestError(f"fields.{name}: a numeric field takes a number")
