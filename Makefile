@@ -17,8 +17,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The demo's write key is demo-key unless FORYOU_API_KEYS is set; reads need no key.
+DEMO_KEY ?= $(or $(FORYOU_API_KEYS),demo-key)
+
 demo: setup
 	$(BIN)/foryou pipeline configs/demo.yaml
+	@echo ""
+	@echo "Serving runs/demo/bundle on http://127.0.0.1:8080 (playground at /, API docs at /docs; Ctrl-C stops). Try:"
+	@echo "  curl 'http://127.0.0.1:8080/v1/users/12360/recommendations?k=5&explain=true'"
+	@echo "  curl -X POST http://127.0.0.1:8080/v1/recommendations -H 'Content-Type: application/json' \\"
+	@echo "       -d '{\"interactions\": [{\"item_id\": \"85123A\", \"event_type\": \"purchase\"}], \"k\": 5, \"explain\": true}'"
+	@echo "Writes (POST /v1/events, PUT /v1/items/ID) need the header X-API-Key: $(DEMO_KEY)"
+	FORYOU_API_KEYS='$(DEMO_KEY)' $(BIN)/foryou serve runs/demo/bundle --port 8080
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -143,6 +143,16 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
         items = service.similar(item_id, k, Filters())
         return api.SimilarResponse(item_id=item_id, items=items, model_version=_version())
 
+    @app.get("/v1/catalog", response_model=api.CatalogResponse, dependencies=reads, tags=["items"])
+    def catalog() -> api.CatalogResponse:
+        """The item fields PUT /v1/items accepts (by role) and the strategies this bundle serves."""
+        state = service.recommender.state
+        roles = state.roles
+        return api.CatalogResponse(title=roles.title, category=roles.category, price=roles.price, text=roles.text,
+                                   categorical=roles.categorical, numeric=roles.numeric,
+                                   strategies=state.bundle.strategies, default_strategy=service.strategy(None),
+                                   max_k=service.config.max_k, model_version=state.model_version)
+
     @app.post("/v1/users/encode", response_model=api.EncodeResponse, dependencies=reads, tags=["vectors"])
     def encode(body: api.EncodeRequest) -> api.EncodeResponse:
         """A user's query vector (for teams that keep their own user state; use it with /v1/retrieve)."""

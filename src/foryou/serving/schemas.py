@@ -171,5 +171,20 @@ class ReloadResponse(BaseModel):
     previous_model_version: str
 
 
+class CatalogResponse(BaseModel):
+    """What a client needs to build requests: the item fields PUT /v1/items accepts and the strategies."""
+
+    title: str | None = Field(description="the text field shown as an item's title")
+    category: str | None = Field(description="the categorical field shown as an item's category")
+    price: str | None = Field(description="the numeric field shown as an item's price")
+    text: list[str]
+    categorical: list[str]
+    numeric: list[str]
+    strategies: list[str]
+    default_strategy: str
+    max_k: int
+    model_version: str
+
+
 class ErrorResponse(BaseModel):
     detail: Any
