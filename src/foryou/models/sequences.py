@@ -131,15 +131,18 @@ def training_batches(histories: Histories, max_history: int, batch_size: int, rn
 
 def lookup_history(events: Sequence[tuple[str, str, object]], item_index: dict[str, int],
                    type_index: dict[str, int], type_weights: dict[str, float]) -> Histories:
-    """One unseen user's (item_id, event_type, timestamp) events, sorted by time, as a one-user `Histories`."""
-    frame = pd.DataFrame(list(events), columns=["item", "type", "time"])
-    frame["time"] = pd.to_datetime(frame["time"], utc=True)
-    frame = frame.sort_values("time", kind="stable")
-    types = frame["type"].astype(str)
+    """One unseen user's (item_id, event_type, timestamp) events, sorted by time, as a one-user `Histories`
+    (plain Python and NumPy: the service calls this once per request)."""
+    types = [str(event[1]) for event in events]
+    unknown_type = len(type_index) + 1
     unknown_weight = float(np.mean(list(type_weights.values()))) if type_weights else 1.0
-    return Histories(np.array([0, len(frame)]), frame["item"].map(item_index).to_numpy(np.int64),
-                     types.map(type_index).fillna(len(type_index) + 1).to_numpy(np.int64),
-                     types.map(type_weights).fillna(unknown_weight).to_numpy(np.float32), to_days(frame["time"]))
+    days = to_days(np.array([event[2] for event in events], dtype=object)) if events else np.zeros(0)
+    order = np.argsort(days, kind="stable")
+    return Histories(np.array([0, len(events)]),
+                     np.fromiter((item_index[event[0]] for event in events), np.int64, len(events))[order],
+                     np.array([type_index.get(kind, unknown_type) for kind in types], dtype=np.int64)[order],
+                     np.array([type_weights.get(kind, unknown_weight) for kind in types], dtype=np.float32)[order],
+                     days[order])
 
 
 def concat_histories(first: Histories, then: Histories) -> Histories:

@@ -84,8 +84,7 @@ class Explainer:
     def _favourite_category(self, context: UserContext) -> str | None:
         """The category of most of the user's events, when it covers at least two of them."""
         catalog = self.state.catalog
-        counts = Counter(catalog.describe(label)["category"] for label in context.seen.tolist())
-        counts.pop(None, None)
+        counts = Counter(catalog.categories[label][0] for label in context.seen.tolist() if catalog.categories[label])
         if not counts:
             return None
         category, count = counts.most_common(1)[0]

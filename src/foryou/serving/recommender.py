@@ -52,10 +52,15 @@ class Result:
 class UserContext:
     """Everything known about the requesting user: trained index, full history, seen labels."""
 
+    state: ServingState
     user: int | None  # the model's user index, when trained on
-    trained: list[Event]
     live: list[Event]  # stored live events, then the request's own (items the catalog knows)
     seen: np.ndarray  # labels, sorted unique
+
+    @property
+    def trained(self) -> list[Event]:
+        """The events the model was trained on (read only by explanations and `content`: built on demand)."""
+        return self.state.trained_history(self.user) if self.user is not None else []
 
     @property
     def history(self) -> list[Event]:
@@ -78,9 +83,9 @@ class Recommender:
             warnings.append(f"ignored events on {len(unknown)} unknown item(s): {shown}")
         known_live = [event for event in live if catalog.label(event.item_id) is not None]
         user = self.state.user_index(user_id)
-        trained = self.state.trained_history(user) if user is not None else []
-        labels = [catalog.label(event.item_id) for event in [*trained, *known_live]]
-        return UserContext(user, trained, known_live, np.unique(np.array(labels, dtype=np.int64)))
+        trained = self.state.trained_labels(user) if user is not None else np.empty(0, np.int64)
+        live_labels = np.fromiter((catalog.labels[event.item_id] for event in known_live), np.int64, len(known_live))
+        return UserContext(self.state, user, known_live, np.union1d(trained, live_labels))
 
     def recommend(self, query: Query, context: UserContext) -> Result:
         strategy, fallback = query.strategy, None
@@ -112,11 +117,14 @@ class Recommender:
         return self.retrieve_labels(self.state.index, vector, k, allowed, denied)
 
     def user_vector(self, context: UserContext) -> np.ndarray | None:
-        """(d + 1,) two-tower query of the user, or None without any trained or live event on a model item."""
+        """(d + 1,) two-tower query of the user, or None without any trained or live event on a model item.
+        A trained user without live events has a fixed vector for this bundle: it is cached."""
         model = self.state.model
         events = [event for event in context.live if event.item_id in model._item_index]
         if context.user is None and not events:
             return None
+        if context.user is not None and not events:
+            return self.state.trained_user_vector(context.user)
         user_id = None if context.user is None else str(model.user_ids[context.user])  # type: ignore[index]
         return model.user_vector(model_events(events), user_id)
 

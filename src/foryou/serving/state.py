@@ -7,6 +7,7 @@ applied under one lock; searches run concurrently (the indexes lock themselves).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -21,7 +22,6 @@ import pandas as pd
 from foryou.config import IndexConfig
 from foryou.data import schema as S
 from foryou.index import VectorIndex, build_index
-from foryou.models.sequences import EPOCH
 from foryou.serving.bundle import Bundle, load_bundle, unit_rows
 from foryou.serving.catalog import Catalog, FieldRoles
 from foryou.serving.store import StoredEvent, StoredItem
@@ -29,6 +29,7 @@ from foryou.serving.store import StoredEvent, StoredItem
 logger = logging.getLogger(__name__)
 
 SECONDS_PER_DAY = 86_400.0
+USER_CACHE_SIZE = 100_000  # trained users whose history and query vector stay in memory
 
 
 @dataclass(frozen=True)
@@ -103,14 +104,29 @@ class ServingState:
             return None
         return self.model._user_index.get(user_id)
 
+    def trained_labels(self, user: int) -> np.ndarray:
+        """Sorted catalog labels of the items the user had in training (the model's seen row)."""
+        assert self.model.seen is not None
+        seen = self.model.seen
+        return seen.indices[seen.indptr[user]:seen.indptr[user + 1]].astype(np.int64)
+
+    @functools.lru_cache(maxsize=USER_CACHE_SIZE)  # noqa: B019 - one state per bundle; dropped with it on reload
     def trained_history(self, user: int) -> list[Event]:
         """The user's events the model was trained on (train + valid), oldest first."""
         assert self.model.histories is not None and self.model.item_ids is not None
         history = self.model.histories.user(user)
         item_ids = self.model.item_ids
-        moments = pd.to_datetime(history.days * SECONDS_PER_DAY, unit="s", utc=True) if len(history.days) else []
-        return [Event(str(item_ids[item]), self._type_name(int(code)), moment.to_pydatetime())
-                for item, code, moment in zip(history.items, history.event_types, moments)]
+        return [Event(str(item_ids[item]), self._type_name(int(code)),
+                      datetime.fromtimestamp(float(day) * SECONDS_PER_DAY, timezone.utc))
+                for item, code, day in zip(history.items, history.event_types, history.days)]
+
+    @functools.lru_cache(maxsize=USER_CACHE_SIZE)  # noqa: B019 - as above
+    def trained_user_vector(self, user: int) -> np.ndarray:
+        """The two-tower query of a trained user from the training history alone (fixed for this bundle)."""
+        assert self.model.user_ids is not None
+        vector = self.model.user_vector([], str(self.model.user_ids[user]))
+        vector.setflags(write=False)
+        return vector
 
     def _type_name(self, code: int) -> str:
         return self._type_names[code - 1] if 1 <= code <= len(self._type_names) else "other"
@@ -125,10 +141,6 @@ def as_utc(moment: datetime | None) -> datetime:
     if moment is None:
         return datetime.now(timezone.utc)
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
-def epoch_days(moment: datetime) -> float:
-    return (pd.Timestamp(moment) - EPOCH) / pd.Timedelta(days=1)
 
 
 def model_events(events: Sequence[Event]) -> list[tuple[str, str, Any]]:
