@@ -67,7 +67,7 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
     app = FastAPI(title="foryou", version="1", lifespan=lifespan,
                   description="Personalised \"For You\" recommendations from a trained foryou bundle.")
     app.state.service = service
-    app.add_middleware(Observed, metrics=metrics, limiter=RateLimiter(config.rate_limit_per_minute))
+    app.add_middleware(Observed, metrics=metrics, limiter=RateLimiter(config.rate_limit_per_minute), keys=keys)
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
     _add_error_handlers(app)
 
@@ -77,7 +77,11 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
     def write_access(key: KeyHeader = None) -> None:
         keys.check_write(key)
 
-    reads, writes = [Depends(read_access)], [Depends(write_access)]
+    # the error statuses each kind of route may answer, documented so that clients (and schema checks) know them
+    reads: dict[str, Any] = {"dependencies": [Depends(read_access)],
+                             "responses": _errors(400, 401, 404, 413, 422, 429, 503)}
+    writes: dict[str, Any] = {"dependencies": [Depends(write_access)],
+                              "responses": _errors(400, 401, 403, 404, 413, 422, 429, 503)}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def playground() -> str:
@@ -88,7 +92,8 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
         """Live: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], responses={503: {"model": api.ErrorResponse}})
+    @app.get("/readyz", tags=["operations"], response_model=api.Readiness,
+             responses={503: {"model": api.Readiness}})
     def readyz() -> JSONResponse:
         """Ready: the bundle is loaded and warmed (503 until then)."""
         if not service.ready:
@@ -104,7 +109,7 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
         """The floor of the latency benchmark: the same app, middleware and server, no work."""
         return {"status": "ok"}
 
-    @app.post("/v1/recommendations", response_model=api.RecommendationResponse, dependencies=reads,
+    @app.post("/v1/recommendations", response_model=api.RecommendationResponse, **reads,
               tags=["recommendations"])
     def recommend(body: api.RecommendationRequest) -> api.RecommendationResponse:
         """Top-k items for a known user, a raw history, or both (stored history + the given events)."""
@@ -112,7 +117,7 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
         return _recommend(body.user_id, events, body.k, body.strategy, body.filters, body.explain)
 
     @app.get("/v1/users/{user_id}/recommendations", response_model=api.RecommendationResponse,
-             dependencies=reads, tags=["recommendations"])
+             **reads, tags=["recommendations"])
     def user_recommendations(user_id: ItemIdPath, k: Annotated[int, Query(ge=1)] = 10,
                              strategy: Annotated[str | None, Query(max_length=64)] = None,
                              explain: bool = False) -> api.RecommendationResponse:
@@ -129,7 +134,7 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
                                           model_version=result.model_version, fallback=result.fallback,
                                           warnings=result.warnings)
 
-    @app.get("/v1/users/{user_id}/history", response_model=api.HistoryResponse, dependencies=reads,
+    @app.get("/v1/users/{user_id}/history", response_model=api.HistoryResponse, **reads,
              tags=["users"])
     def history(user_id: ItemIdPath) -> api.HistoryResponse:
         known, events = service.history(user_id)
@@ -137,13 +142,13 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
             api.HistoryEvent(item_id=e.item_id, event_type=e.event_type, timestamp=e.timestamp, source=source)
             for e, source in events])
 
-    @app.get("/v1/items/{item_id}/similar", response_model=api.SimilarResponse, dependencies=reads,
+    @app.get("/v1/items/{item_id}/similar", response_model=api.SimilarResponse, **reads,
              tags=["items"])
     def similar(item_id: ItemIdPath, k: Annotated[int, Query(ge=1)] = 10) -> api.SimilarResponse:
         items = service.similar(item_id, k, Filters())
         return api.SimilarResponse(item_id=item_id, items=items, model_version=_version())
 
-    @app.get("/v1/catalog", response_model=api.CatalogResponse, dependencies=reads, tags=["items"])
+    @app.get("/v1/catalog", response_model=api.CatalogResponse, **reads, tags=["items"])
     def catalog() -> api.CatalogResponse:
         """The item fields PUT /v1/items accepts (by role) and the strategies this bundle serves."""
         state = service.recommender.state
@@ -153,19 +158,19 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
                                    strategies=state.bundle.strategies, default_strategy=service.strategy(None),
                                    max_k=service.config.max_k, model_version=state.model_version)
 
-    @app.post("/v1/users/encode", response_model=api.EncodeResponse, dependencies=reads, tags=["vectors"])
+    @app.post("/v1/users/encode", response_model=api.EncodeResponse, **reads, tags=["vectors"])
     def encode(body: api.EncodeRequest) -> api.EncodeResponse:
         """A user's query vector (for teams that keep their own user state; use it with /v1/retrieve)."""
         events = [Event(i.item_id, i.event_type, as_utc(i.timestamp)) for i in body.interactions]
         vector, warnings = service.encode(body.user_id, events)
         return api.EncodeResponse(vector=vector.tolist(), model_version=_version(), warnings=warnings)
 
-    @app.post("/v1/retrieve", response_model=api.RetrieveResponse, dependencies=reads, tags=["vectors"])
+    @app.post("/v1/retrieve", response_model=api.RetrieveResponse, **reads, tags=["vectors"])
     def retrieve(body: api.RetrieveRequest) -> api.RetrieveResponse:
         items = service.retrieve(body.vector, body.k, _filters(body.filters), body.exclude_items)
         return api.RetrieveResponse(items=items, model_version=_version())
 
-    @app.post("/v1/events", response_model=api.EventsResponse, dependencies=writes, tags=["writes"])
+    @app.post("/v1/events", response_model=api.EventsResponse, **writes, tags=["writes"])
     def events(body: api.EventsRequest) -> api.EventsResponse:
         """Store a batch of events durably; the users' next recommendations reflect them at once."""
         batch = [stored_event(e.user_id, e.item_id, e.event_type, e.timestamp, e.event_id) for e in body.events]
@@ -173,7 +178,7 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
         metrics.events.inc(stored)
         return api.EventsResponse(stored=stored, duplicates=len(batch) - stored, warnings=warnings)
 
-    @app.put("/v1/items/{item_id}", response_model=api.ItemResponse, dependencies=writes, tags=["writes"])
+    @app.put("/v1/items/{item_id}", response_model=api.ItemResponse, **writes, tags=["writes"])
     def put_item(item_id: ItemIdPath, body: api.ItemIn) -> api.ItemResponse:
         """Create or update an item: encoded from its fields and searchable at once."""
         written = service.upsert_item(item_id, dict(body.fields), body.available)
@@ -181,12 +186,12 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
         return api.ItemResponse(item_id=item_id, status="created" if written.created else "updated",
                                 item=written.item)
 
-    @app.delete("/v1/items/{item_id}", response_model=api.ItemResponse, dependencies=writes, tags=["writes"])
+    @app.delete("/v1/items/{item_id}", response_model=api.ItemResponse, **writes, tags=["writes"])
     def delete_item(item_id: ItemIdPath) -> api.ItemResponse:
         service.delete_item(item_id)
         return api.ItemResponse(item_id=item_id, status="deleted")
 
-    @app.post("/v1/admin/reload", response_model=api.ReloadResponse, dependencies=writes, tags=["admin"])
+    @app.post("/v1/admin/reload", response_model=api.ReloadResponse, **writes, tags=["admin"])
     def reload(body: api.ReloadRequest | None = None) -> api.ReloadResponse:
         """Swap to a new bundle; requests in flight finish on the old one; a broken bundle is refused."""
         version, previous = service.reload(Path(body.bundle) if body and body.bundle else None)
@@ -197,6 +202,23 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
         return service.recommender.state.model_version
 
     return app
+
+
+ERROR_MEANINGS = {
+    400: "the request body cannot be parsed (not UTF-8)",
+    401: "missing or invalid X-API-Key",
+    403: "writes are disabled: no API key is configured",
+    404: "unknown user or item id",
+    413: "request body over serving.max_body_bytes",
+    422: "invalid request: the message names the field",
+    429: "rate limit exceeded (see Retry-After)",
+    503: "the bundle is still loading (see Retry-After)",
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for error statuses: all carry an `ErrorResponse` body."""
+    return {status: {"model": api.ErrorResponse, "description": ERROR_MEANINGS[status]} for status in statuses}
 
 
 def _filters(filters: api.RecommendationFilters) -> Filters:
@@ -232,10 +254,11 @@ def _add_error_handlers(app: FastAPI) -> None:
 class Observed:
     """ASGI middleware: per-client rate limit on /v1 routes, then latency and status metrics per route."""
 
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, limiter: RateLimiter) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, limiter: RateLimiter, keys: ApiKeys) -> None:
         self.app = app
         self.metrics = metrics
         self.limiter = limiter
+        self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -243,8 +266,8 @@ class Observed:
             return
         if scope["path"].startswith("/v1/"):
             headers = dict(scope.get("headers") or [])
-            client = headers.get(KEY_HEADER.lower().encode(), b"").decode("latin-1") or \
-                (scope.get("client") or ("unknown",))[0]
+            key = headers.get(KEY_HEADER.lower().encode(), b"").decode("latin-1")
+            client = key if key and self.keys.accepts(key) else (scope.get("client") or ("unknown",))[0]
             wait = self.limiter.retry_after(client)
             if wait is not None:
                 body = json.dumps({"detail": f"rate limit exceeded; retry in {wait} s"}).encode()

@@ -71,7 +71,8 @@ class Catalog:
         self.n_bundle = len(self.ids)
         self.titles = _column(items, roles.title).map(_text).to_numpy(dtype=object)
         self.categories: list[tuple[str, ...]] = [_as_categories(value) for value in _column(items, roles.category)]
-        self.prices = pd.to_numeric(_column(items, roles.price), errors="coerce").to_numpy(dtype=np.float64)
+        prices = pd.to_numeric(_column(items, roles.price), errors="coerce")
+        self.prices = prices.to_numpy(dtype=np.float64, copy=True)  # writable: upserts assign into it
         self.available = np.ones(len(self.ids), dtype=bool)
         self._unavailable: set[int] = set()
         self._deleted: set[int] = set()

@@ -6,10 +6,10 @@ Every string has a length cap, every number must be finite, and unknown keys are
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 MAX_ID_LENGTH = 256
 MAX_TEXT_LENGTH = 10_000
@@ -17,6 +17,19 @@ MAX_LIST = 1000
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
 EventType = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+def _in_utc_range(moment: datetime) -> datetime:
+    """A timestamp that has a UTC equivalent (9999-12-31T23:00-14:00 has none: a 422, not a 500 later)."""
+    if moment.tzinfo is not None:
+        try:
+            moment.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError("outside the years 1-9999 once converted to UTC") from None
+    return moment
+
+
+Timestamp = Annotated[datetime, AfterValidator(_in_utc_range)]
 FieldValue = (Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH)] | float | bool | None
               | Annotated[list[Annotated[str, StringConstraints(max_length=MAX_ID_LENGTH)]], Field(max_length=100)])
 
@@ -28,7 +41,7 @@ class Strict(BaseModel):
 class Interaction(Strict):
     item_id: Id
     event_type: EventType = "view"
-    timestamp: datetime | None = Field(None, description="ISO 8601; absent: now")
+    timestamp: Timestamp | None = Field(None, description="ISO 8601; absent: now")
 
 
 class RecommendationFilters(Strict):
@@ -106,7 +119,7 @@ class EventIn(Strict):
     user_id: Id
     item_id: Id
     event_type: EventType = "view"
-    timestamp: datetime | None = Field(None, description="ISO 8601; absent: the time the server receives it")
+    timestamp: Timestamp | None = Field(None, description="ISO 8601; absent: the time the server receives it")
     event_id: Id | None = Field(None, description="idempotency key: an event id already stored is skipped")
 
 
@@ -186,5 +199,15 @@ class CatalogResponse(BaseModel):
     model_version: str
 
 
+class FieldError(BaseModel):
+    field: str = Field(description="where, e.g. body.events.0.timestamp or query.k")
+    message: str
+
+
 class ErrorResponse(BaseModel):
-    detail: Any
+    detail: str | list[FieldError] = Field(description="what to fix: one message, or one per invalid field (422)")
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "loading"]
+    model_version: str | None = None

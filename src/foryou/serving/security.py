@@ -1,8 +1,8 @@
 """API keys, per-client rate limits and the request body cap.
 
 Writes and admin always need a key: with none configured they are refused (never open). Reads need one only
-when `serving.require_key_for_reads` is set. Rate limits are token buckets per key (per client address
-without a key), so one noisy caller cannot starve the others.
+when `serving.require_key_for_reads` is set. Rate limits are token buckets per valid key (per client
+address otherwise: a made-up key buys no fresh bucket), so one noisy caller cannot starve the others.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 KEY_HEADER = "X-API-Key"
@@ -46,10 +47,13 @@ class ApiKeys:
         if self.require_for_reads:
             self._check(given)
 
+    def accepts(self, given: str) -> bool:
+        return any(hmac.compare_digest(given.encode(), key.encode()) for key in self.keys)
+
     def _check(self, given: str | None) -> None:
         if not given:
             raise AccessDenied(401, f"missing {KEY_HEADER} header")
-        if not any(hmac.compare_digest(given.encode(), key.encode()) for key in self.keys):
+        if not self.accepts(given):
             raise AccessDenied(401, f"invalid {KEY_HEADER}")
 
 
@@ -99,7 +103,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLarge()
+                    raise _BodyTooLarge(413, _too_large_message(self.max_bytes))
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -114,13 +118,16 @@ class BodySizeLimit:
                 await _too_large(send, self.max_bytes)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """An HTTPException, because FastAPI re-raises those from reading the body (any other error becomes a 400)."""
+
+
+def _too_large_message(max_bytes: int) -> str:
+    return f"request body: larger than this server's limit of {max_bytes} bytes (serving.max_body_bytes)"
 
 
 async def _too_large(send: Send, max_bytes: int) -> None:
-    message = f"request body: larger than this server's limit of {max_bytes} bytes (serving.max_body_bytes)"
-    body = json.dumps({"detail": message}).encode()
+    body = json.dumps({"detail": _too_large_message(max_bytes)}).encode()
     headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -170,9 +170,12 @@ class Service:
         width = recommender.state.index.dim
         if len(vector) != width:
             raise BadRequestError(f"vector: {len(vector)} numbers, this model's vectors have {width}")
+        query = np.asarray(vector, np.float64)
+        if np.abs(query).max() > np.finfo(np.float32).max:
+            raise BadRequestError("vector: numbers beyond the float32 range (about 3.4e38)")
         catalog = recommender.state.catalog
         labels = np.array([label for item in exclude if (label := catalog.label(item)) is not None], np.int64)
-        found, scores = recommender.retrieve(np.asarray(vector, np.float32), k, filters, labels)
+        found, scores = recommender.retrieve(query.astype(np.float32), k, filters, labels)
         return ranked(recommender, found, scores)
 
     def similar(self, item_id: str, k: int, filters: Filters) -> list[dict[str, Any]]:
