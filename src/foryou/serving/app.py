@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -43,11 +44,13 @@ KeyHeader = Annotated[str | None, Header(alias=KEY_HEADER, max_length=512)]
 
 
 def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys: list[str],
-               load_in_background: bool = True) -> FastAPI:
-    """The service over `bundle_dir`; with `load_in_background`, /healthz answers while the bundle loads."""
+               load_in_background: bool = True, exit_on_load_failure: bool = False) -> FastAPI:
+    """The service over `bundle_dir`; with `load_in_background`, /healthz answers while the bundle loads; with
+    `exit_on_load_failure` (the `foryou serve` process) a bundle that cannot load stops the server."""
     service = Service(bundle_dir, config, Store(store_url))
     keys = ApiKeys([*config.api_keys, *api_keys], config.require_key_for_reads)
     metrics = ServiceMetrics()
+    load_failure: list[str] = []
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -55,8 +58,12 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
             try:
                 service.start()
                 metrics.serving(service.recommender.state.model_version)
-            except ForyouError as error:
-                logger.error("cannot serve: %s", error)
+            except Exception as error:  # any failure: say why on /readyz and in the log, never hang "loading"
+                load_failure.append(str(error) if isinstance(error, ForyouError) else repr(error))
+                logger.error("cannot serve %s: %s", bundle_dir, load_failure[-1],
+                             exc_info=not isinstance(error, ForyouError))
+                if exit_on_load_failure:
+                    os.kill(os.getpid(), signal.SIGTERM)  # uvicorn shuts down; `foryou serve` exits
         loader = threading.Thread(target=load, name="foryou-load", daemon=True)
         loader.start()
         if not load_in_background:
@@ -96,6 +103,8 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
              responses={503: {"model": api.Readiness}})
     def readyz() -> JSONResponse:
         """Ready: the bundle is loaded and warmed (503 until then)."""
+        if load_failure:
+            return JSONResponse({"status": "failed", "detail": load_failure[-1]}, status_code=503)
         if not service.ready:
             return JSONResponse({"status": "loading"}, status_code=503)
         return JSONResponse({"status": "ready", "model_version": service.recommender.state.model_version})
@@ -296,7 +305,14 @@ class Observed:
 
 
 def app_from_environment() -> FastAPI:
-    """The app of `foryou serve`, built in each uvicorn worker from FORYOU_SERVE_SETTINGS (JSON)."""
+    """The app of `foryou serve`, built in each uvicorn worker from FORYOU_SERVE_SETTINGS (JSON). One compute
+    thread per worker: a request is small, and threads of several requests would only contend (scale with
+    --workers)."""
+    import faiss
+    import torch
+
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
     settings = json.loads(os.environ[SETTINGS_ENV])
     return create_app(Path(settings["bundle"]), ServingConfig.model_validate(settings["config"]),
-                      settings["store_url"], settings["api_keys"])
+                      settings["store_url"], settings["api_keys"], exit_on_load_failure=True)

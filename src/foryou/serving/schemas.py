@@ -58,10 +58,11 @@ class RecommendationFilters(Strict):
 class RecommendationRequest(Strict):
     user_id: Id | None = Field(None, description="a user id: their stored history is used")
     interactions: list[Interaction] = Field(default_factory=list, description="events to add to the history")
-    k: int = Field(10, ge=1, description="how many items (at most the server's max_k)")
-    strategy: str | None = Field(None, max_length=64, description="absent: the bundle's default strategy")
+    k: int = Field(10, ge=1, strict=True, description="how many items (at most the server's max_k)")
+    strategy: str | None = Field(None, min_length=1, max_length=64,
+                                 description="absent: the bundle's default strategy")
     filters: RecommendationFilters = Field(default_factory=RecommendationFilters)
-    explain: bool = Field(False, description="add reasons in words to each item")
+    explain: bool = Field(False, strict=True, description="add reasons in words to each item")
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"user_id": "12347", "k": 5, "explain": True},
@@ -165,7 +166,7 @@ class EncodeResponse(BaseModel):
 
 class RetrieveRequest(Strict):
     vector: list[float] = Field(min_length=1, max_length=4096, description="as returned by /v1/users/encode")
-    k: int = Field(10, ge=1)
+    k: int = Field(10, ge=1, strict=True)
     filters: RecommendationFilters = Field(default_factory=RecommendationFilters)
     exclude_items: list[Id] = Field(default_factory=list, max_length=MAX_LIST)
 
