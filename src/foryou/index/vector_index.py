@@ -119,7 +119,7 @@ class VectorIndex:
             filtered = allowed is not None or len(denied_rows) > 0
             if n_passing == 0:
                 found, scores = _top_k(np.empty((len(queries), 0), np.float32), _NO_ROWS, k)
-            elif filtered and n_passing <= EXACT_SCAN_ROWS:
+            elif filtered and n_passing <= EXACT_SCAN_ROWS and self.kind != "exact":
                 found, scores = self._exact_top_k(queries, self._passing_rows(rows, denied_rows), k)
             else:
                 found, scores = self._ann_top_k(queries, k, rows, denied_rows)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from foryou.data import schema as S
 from foryou.models.user_tower import History
 
 EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+SECONDS_PER_DAY = 86_400.0
 
 
 def to_days(timestamps: pd.Series | np.ndarray) -> np.ndarray:
@@ -136,13 +138,22 @@ def lookup_history(events: Sequence[tuple[str, str, object]], item_index: dict[s
     types = [str(event[1]) for event in events]
     unknown_type = len(type_index) + 1
     unknown_weight = float(np.mean(list(type_weights.values()))) if type_weights else 1.0
-    days = to_days(np.array([event[2] for event in events], dtype=object)) if events else np.zeros(0)
+    days = event_days([event[2] for event in events])
     order = np.argsort(days, kind="stable")
     return Histories(np.array([0, len(events)]),
                      np.fromiter((item_index[event[0]] for event in events), np.int64, len(events))[order],
                      np.array([type_index.get(kind, unknown_type) for kind in types], dtype=np.int64)[order],
                      np.array([type_weights.get(kind, unknown_weight) for kind in types], dtype=np.float32)[order],
                      days[order])
+
+
+def event_days(timestamps: Sequence[object]) -> np.ndarray:
+    """Float64 days since the epoch of any timestamps `to_days` reads; timezone-aware datetimes (what the
+    service passes) are converted without pandas."""
+    if all(isinstance(moment, datetime) and moment.tzinfo is not None for moment in timestamps):
+        seconds = [moment.timestamp() for moment in timestamps]  # type: ignore[attr-defined]
+        return np.array(seconds, dtype=np.float64) / SECONDS_PER_DAY
+    return to_days(np.array(timestamps, dtype=object)) if len(timestamps) else np.zeros(0)
 
 
 def concat_histories(first: Histories, then: Histories) -> Histories:
