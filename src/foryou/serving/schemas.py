@@ -210,5 +210,6 @@ class ErrorResponse(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: Literal["ready", "loading"]
+    status: Literal["ready", "loading", "failed"]
     model_version: str | None = None
+    detail: str | None = Field(None, description="why the bundle failed to load")
