@@ -30,6 +30,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    bindparam,
     create_engine,
     event,
     func,
@@ -45,6 +46,7 @@ from foryou.errors import ConfigError
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for another worker's write lock before failing
 _SCHEMA_LOCK_KEY = 0x666F72796F75  # PostgreSQL advisory lock held while creating the tables ("foryou")
 _WRITE = "foryou_write"  # execution option: this transaction writes (SQLite: BEGIN IMMEDIATE)
+_SINGLE_READ = "foryou_single_read"  # execution option: one SELECT, run in autocommit (SQLite: no BEGIN)
 _INSERTS: dict[str, Callable[..., Any]] = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 
 # SQLite only aliases rowid (autoincrement) for an INTEGER PRIMARY KEY, not BIGINT.
@@ -79,6 +81,11 @@ _item_sequence = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("value", BigInteger, nullable=False),
 )
+
+
+# A user's events, newest first (the caller reverses them); built once, as the service runs it per request.
+_USER_EVENTS = (select(_events).where(_events.c.user_id == bindparam("user_id"))
+                .order_by(_events.c.timestamp.desc(), _events.c.position.desc()))
 
 
 @dataclass(frozen=True)
@@ -155,12 +162,9 @@ class Store:
         """The user's events, oldest first (by timestamp, then insertion order); the last `limit` if given."""
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
-        query = select(_events).where(_events.c.user_id == user_id)
-        newest_first = query.order_by(_events.c.timestamp.desc(), _events.c.position.desc())
-        if limit is not None:
-            newest_first = newest_first.limit(limit)
-        with self._engine.connect() as conn:
-            rows = conn.execute(newest_first).all()
+        query = _USER_EVENTS if limit is None else _USER_EVENTS.limit(limit)
+        with self._engine.connect() as conn:  # one statement: its own snapshot, no transaction needed
+            rows = conn.execution_options(**{_SINGLE_READ: True}).execute(query, {"user_id": user_id}).all()
         return [
             StoredEvent(r.user_id, r.item_id, r.event_type, _as_utc(r.timestamp), r.event_id)
             for r in reversed(rows)
@@ -249,7 +253,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+        options = conn.get_execution_options()
+        if not options.get(_SINGLE_READ):
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN")
 
 
 def _to_naive_utc(moment: datetime) -> datetime:
