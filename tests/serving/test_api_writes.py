@@ -244,6 +244,20 @@ def test_reload_switches_to_a_new_bundle(client: TestClient, shop_bundle: Path, 
     assert again == {"model_version": SECOND_VERSION, "previous_model_version": SECOND_VERSION}
 
 
+def test_a_reload_reaches_every_process_sharing_the_store(shop_bundle: Path, bundles: dict[str, Path],
+                                                         tmp_path: Path) -> None:
+    store = tmp_path / "shared.db"
+    with serving(shop_bundle, store) as first, serving(shop_bundle, store) as second:
+        ok(first.post("/v1/admin/reload", json={"bundle": str(bundles["second"])}, headers=WRITE))
+        other = second.app.state.service  # type: ignore[attr-defined]
+        assert other.follow_reloads()  # what its store poller does every second
+        assert recommend(second, user_id="u0", k=3)["model_version"] == SECOND_VERSION
+        assert not other.follow_reloads()  # applied once
+    with serving(shop_bundle, store) as later:  # a process started afterwards serves what it was started with
+        assert not later.app.state.service.follow_reloads()  # type: ignore[attr-defined]
+        assert recommend(later, user_id="u0", k=3)["model_version"] == model_version(shop_bundle)
+
+
 @pytest.mark.parametrize(("damage", "named"), [("model-two_tower.pt", "model/two_tower.pt"),
                                                 ("index-index.faiss", "index/index.faiss"),
                                                 ("missing", "content.npy"), ("old", "bundle.json"),

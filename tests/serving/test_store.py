@@ -238,3 +238,15 @@ def test_acknowledged_events_survive_kill_9(store_url: str) -> None:
     assert not lost
     assert store.event_count() % 20 == 0  # a batch is all or nothing
     store.close()
+
+
+def test_reloads_are_recorded_newest_last(store_url: str) -> None:
+    store = Store(store_url)
+    try:
+        assert store.latest_reload() is None
+        first = store.record_reload("/bundles/a", "a-1")
+        second = store.record_reload("/bundles/b", "b-1")
+        assert second > first
+        assert store.latest_reload() == (second, "/bundles/b", "b-1")
+    finally:
+        store.close()

@@ -25,7 +25,7 @@ from foryou.serving.store import Store, StoredEvent, StoredItem
 
 logger = logging.getLogger(__name__)
 
-ITEM_POLL_SECONDS = 1.0
+STORE_POLL_SECONDS = 1.0  # how soon other workers' item changes and reloads are picked up
 
 
 class NotReadyError(ForyouError):
@@ -54,12 +54,16 @@ class Service:
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._applied_reload = 0  # id of the newest store-recorded reload this process serves
 
     # ---- life cycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
-        """Load the bundle, apply the store's items, warm up, then poll the store for item changes."""
+        """Load the bundle, apply the store's items, warm up, then poll the store for item changes and reloads.
+        Reloads recorded before this start are history: a process serves the bundle it was started with."""
+        latest = self.store.latest_reload()
+        self._applied_reload = latest[0] if latest else 0
         self._current = self._prepare(self.bundle_dir)
-        self._poller = threading.Thread(target=self._poll_items, name="foryou-item-sync", daemon=True)
+        self._poller = threading.Thread(target=self._poll_store, name="foryou-store-sync", daemon=True)
         self._poller.start()
 
     def stop(self) -> None:
@@ -79,14 +83,39 @@ class Service:
         return self._current
 
     def reload(self, bundle_dir: Path | None) -> tuple[str, str]:
-        """Swap to a new bundle (or the same folder again); a broken one raises and the old one keeps serving."""
+        """Swap to a new bundle (or the same folder again); a broken one raises and the old one keeps serving.
+        The reload is recorded in the store, so every other worker and replica sharing it follows."""
         with self._reload_lock:
             previous = self.recommender.state.model_version
-            directory = Path(bundle_dir) if bundle_dir else self.bundle_dir
-            self._current = self._prepare(directory)
-            self.bundle_dir = directory
-            logger.info("reloaded bundle %s: %s -> %s", directory, previous, self._current.state.model_version)
-            return self._current.state.model_version, previous
+            directory = (Path(bundle_dir) if bundle_dir else self.bundle_dir).resolve()
+            self._swap(directory)
+            version = self.recommender.state.model_version
+            self._applied_reload = self.store.record_reload(str(directory), version)
+            return version, previous
+
+    def follow_reloads(self) -> bool:
+        """Load the bundle of a reload recorded by another process since the last one applied here; True if
+        one was found (a broken bundle is logged and skipped, the current one keeps serving)."""
+        latest = self.store.latest_reload()
+        if latest is None or latest[0] <= self._applied_reload:
+            return False
+        with self._reload_lock:
+            reload_id, bundle, _ = latest
+            if reload_id <= self._applied_reload:  # this process made it meanwhile
+                return False
+            self._applied_reload = reload_id
+            try:
+                self._swap(Path(bundle))
+            except ForyouError as error:
+                logger.error("cannot follow the reload to %s: %s; still serving %s", bundle, error,
+                             self.recommender.state.model_version)
+        return True
+
+    def _swap(self, directory: Path) -> None:
+        previous = self.recommender.state.model_version
+        self._current = self._prepare(directory)
+        self.bundle_dir = directory
+        logger.info("serving bundle %s: %s -> %s", directory, previous, self._current.state.model_version)
 
     def _prepare(self, directory: Path) -> Recommender:
         state = ServingState.load(directory)
@@ -100,12 +129,13 @@ class Service:
                                                                       as_utc(None))], []))
         return recommender
 
-    def _poll_items(self) -> None:
-        while not self._stop.wait(ITEM_POLL_SECONDS):
+    def _poll_store(self) -> None:
+        while not self._stop.wait(STORE_POLL_SECONDS):
             try:
+                self.follow_reloads()
                 self.sync_items()
             except Exception:  # a store outage must not kill the sync thread; it retries next second
-                logger.exception("item sync from the store failed")
+                logger.exception("sync from the store failed")
 
     def sync_items(self) -> int:
         """Apply item changes stored since the last sync; returns how many."""

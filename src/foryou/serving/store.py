@@ -82,6 +82,16 @@ _item_sequence = Table(
     Column("value", BigInteger, nullable=False),
 )
 
+_reloads = Table(
+    "reloads",
+    _metadata,
+    # every worker and replica sharing the store follows the newest one (ids grow in commit order per writer)
+    Column("id", _AutoIncrementId, primary_key=True, autoincrement=True),
+    Column("bundle", Text, nullable=False),
+    Column("model_version", Text, nullable=False),
+    Column("requested_at", DateTime(), nullable=False),  # naive UTC
+)
+
 
 # A user's events, newest first (the caller reverses them); built once, as the service runs it per request.
 _USER_EVENTS = (select(_events).where(_events.c.user_id == bindparam("user_id"))
@@ -204,6 +214,21 @@ class Store:
             rows = conn.execute(query).all()
         changed = [StoredItem(r.item_id, r.fields, r.available, r.deleted, _as_utc(r.updated_at)) for r in rows]
         return changed, newest
+
+    def record_reload(self, bundle: str, model_version: str) -> int:
+        """Records that the service now serves `bundle`; returns the reload's id (larger than every earlier one)."""
+        row = {"bundle": bundle, "model_version": model_version,
+               "requested_at": _to_naive_utc(datetime.now(timezone.utc))}
+        with self._writing() as conn:
+            return int(conn.execute(_reloads.insert().values(row).returning(_reloads.c.id)).scalar_one())
+
+    def latest_reload(self) -> tuple[int, str, str] | None:
+        """(id, bundle, model_version) of the newest recorded reload, or None before the first one."""
+        query = select(_reloads.c.id, _reloads.c.bundle, _reloads.c.model_version).order_by(
+            _reloads.c.id.desc()).limit(1)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else (int(row.id), str(row.bundle), str(row.model_version))
 
     def close(self) -> None:
         """Closes every pooled connection."""
