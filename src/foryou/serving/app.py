@@ -137,7 +137,7 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
     def _recommend(user_id: str | None, events: list[Event], k: int, strategy: str | None,
                    filters: api.RecommendationFilters, explain: bool) -> api.RecommendationResponse:
         query = RecommendQuery(user_id, events, k, service.strategy(strategy), _filters(filters),
-                               filters.exclude_seen, explain)
+                               filters.exclude_seen, explain, filters.seen_event_types)
         result, _ = service.recommend(query)
         if result.fallback:
             metrics.fallbacks.labels(fallback=result.fallback).inc()
@@ -234,7 +234,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def _filters(filters: api.RecommendationFilters) -> Filters:
     return Filters(filters.categories, filters.exclude_categories, filters.min_price, filters.max_price,
-                   filters.available_only)
+                   filters.available_only, filters.max_per_category, filters.diversity)
 
 
 def _add_error_handlers(app: FastAPI) -> None:

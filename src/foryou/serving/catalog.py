@@ -54,6 +54,12 @@ class Filters:
     min_price: float | None = None
     max_price: float | None = None
     available_only: bool = True
+    max_per_category: int | None = None
+    diversity: float = 0.0
+
+    def reorders(self) -> bool:
+        """True when rules act on the ranked candidates (category cap, MMR): more candidates are fetched."""
+        return self.max_per_category is not None or self.diversity > 0
 
     def restricts(self) -> bool:
         """True when some rule keeps only part of the catalog (availability is handled as a deny list)."""

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from foryou.errors import UnknownIdError
 from foryou.serving.catalog import Filters
 from foryou.serving.explain import Explainer
+from foryou.serving.rules import cap_per_category, mmr_order
 from foryou.serving.state import Event, ServingState, model_events
 
 CONTENT_HISTORY = 20  # recent items whose content vectors make the `content` query
@@ -35,6 +36,7 @@ class Query:
     filters: Filters = field(default_factory=Filters)
     exclude_seen: bool = True
     explain: bool = False
+    seen_event_types: list[str] | None = None  # None: every event type makes an item seen
 
 
 @dataclass
@@ -66,6 +68,16 @@ class UserContext:
     def history(self) -> list[Event]:
         return sorted([*self.trained, *self.live], key=lambda event: event.timestamp)
 
+    def seen_by(self, event_types: Sequence[str] | None) -> np.ndarray:
+        """Labels of items the user had with one of `event_types` (None: any), sorted unique."""
+        if event_types is None:
+            return self.seen
+        wanted = {kind.lower() for kind in event_types}
+        catalog = self.state.catalog
+        labels = [catalog.label(event.item_id) for event in [*self.trained, *self.live]
+                  if event.event_type.lower() in wanted]
+        return np.unique(np.array([label for label in labels if label is not None], dtype=np.int64))
+
 
 class Recommender:
     """Answers recommendation, similar-items and retrieval requests from one `ServingState`."""
@@ -89,18 +101,37 @@ class Recommender:
 
     def recommend(self, query: Query, context: UserContext) -> Result:
         strategy, fallback = query.strategy, None
-        allowed, denied = self._rules(query.filters, context.seen if query.exclude_seen else None)
-        found = self._run(strategy, context, query.k, allowed, denied)
-        if found is None:
-            strategy, fallback = POPULAR, POPULAR
-            found = self._popular(query.k, allowed, denied)
-        labels, scores = found
+        seen = context.seen_by(query.seen_event_types) if query.exclude_seen else None
+        allowed, denied = self._rules(query.filters, seen)
+        fetch = query.k
+        while True:  # with rules that drop or reorder candidates, fetch more until k pass or none are left
+            if query.filters.reorders():
+                fetch = min(max(4 * fetch, fetch + 50), len(self.state.catalog))
+            found = self._run(strategy, context, fetch, allowed, denied)
+            if found is None:
+                strategy, fallback = POPULAR, POPULAR
+                found = self._popular(fetch, allowed, denied)
+            labels, scores = self._reorder(*found, query.k, query.filters)
+            exhausted = len(found[0]) < fetch or fetch >= len(self.state.catalog)
+            if len(labels) >= query.k or exhausted or not query.filters.reorders():
+                break
         items = [{**self.state.catalog.describe(label), "rank": rank, "score": float(score)}
                  for rank, (label, score) in enumerate(zip(labels.tolist(), scores.tolist()), 1)]
         if query.explain:
             for item, reasons in zip(items, self.explainer.explain(strategy, labels.tolist(), context)):
                 item["reasons"] = reasons
         return Result(query.strategy, items, fallback, [], self.state.model_version)
+
+    def _reorder(self, labels: np.ndarray, scores: np.ndarray, k: int,
+                 filters: Filters) -> tuple[np.ndarray, np.ndarray]:
+        """The category cap, then MMR, over ranked candidates; the first k."""
+        if filters.max_per_category is not None:
+            kept = cap_per_category(labels, self.state.catalog.categories, filters.max_per_category)
+            labels, scores = labels[kept], scores[kept]
+        if filters.diversity > 0 and len(labels):
+            order = mmr_order(scores, self.state.item_vectors(labels), k, filters.diversity)
+            labels, scores = labels[order], scores[order]
+        return labels[:k], scores[:k]
 
     def similar(self, item_id: str, k: int, filters: Filters) -> tuple[np.ndarray, np.ndarray]:
         """Items nearest (cosine of two-tower item vectors) to a live item, the item itself left out."""

@@ -53,6 +53,13 @@ class RecommendationFilters(Strict):
     max_price: float | None = Field(None, ge=0)
     available_only: bool = Field(True, description="leave out items marked unavailable")
     exclude_seen: bool = Field(True, description="leave out items the user already interacted with")
+    seen_event_types: list[EventType] | None = Field(
+        None, max_length=100, description="the event types that make an item seen for exclude_seen (absent: all); "
+        "e.g. [\"view\", \"add_to_cart\"] lets bought items come back, for re-buying")
+    max_per_category: int | None = Field(None, ge=1, strict=True, description="at most this many items per category")
+    diversity: float = Field(0.0, ge=0.0, le=1.0, description="MMR trade-off between score (0, the default: off) "
+                             "and unlikeness to the items above (1); items then come in MMR order, each with "
+                             "its strategy score")
 
 
 class RecommendationRequest(Strict):
