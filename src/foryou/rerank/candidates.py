@@ -1,0 +1,296 @@
+"""Candidate sources for the ranking stage, their merge per user, and recall per source.
+
+A source proposes, for each user, up to k items with a score and a rank (1 = best). Fitted recommenders become
+sources through `ModelSource` (two-tower by its full scores offline, where the service uses its ANN index;
+EASE / ItemKNN; ALS; recent popularity); two sources are defined here: `CooccurrenceSource` (items bought or
+watched together with the user's last n items) and `ContentSource` (content similarity to the user's recent
+items). `merge_candidates` unions every source's lists into one frame with one row per (user, item) and each
+source's score and rank as columns, which is what a ranker reads as features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from typing_extensions import Self
+
+from foryou.data import schema as S
+from foryou.data.dataset import Dataset
+from foryou.errors import NotFittedError
+from foryou.models.base import Recommender
+from foryou.models.baselines.als import ALS
+from foryou.models.baselines.history import ItemItemRecommender
+from foryou.models.baselines.popularity import RecentPop
+from foryou.models.ranking import tie_break_order, top_k
+from foryou.models.two_tower import TwoTower
+
+MERGED_RANK = "merged_rank"
+ModelT = TypeVar("ModelT")
+BATCH_SIZE = 1024
+
+
+@runtime_checkable
+class CandidateSource(Protocol):
+    """Anything that proposes items per user: `name` labels its columns in the merged frame."""
+
+    name: str
+
+    def candidates(self, user_idx: np.ndarray, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """user_idx (b,) -> item indices (b, k) int64 best first, padded with -1, and scores (b, k) float32 padded
+        with -inf. Fewer than k real items when the source has no evidence for more (or the catalog is smaller)."""
+        ...
+
+
+class ModelSource:
+    """A fitted `Recommender` as a source: its `recommend_indices` (full scores, seen items left out)."""
+
+    def __init__(self, model: Recommender, name: str | None = None) -> None:
+        self.model = model
+        self.name = name or model.name
+
+    def candidates(self, user_idx: np.ndarray, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        indices, scores = self.model.recommend_indices(np.array(user_idx, dtype=np.int64), k, exclude_seen)
+        return _pad(indices, scores, k)
+
+
+def two_tower_source(model: TwoTower, name: str = "two_tower") -> ModelSource:
+    """The two-tower model by exact inner product over the catalog (the offline twin of the service's ANN)."""
+    return ModelSource(_expect(model, TwoTower), name)
+
+
+def item_item_source(model: ItemItemRecommender, name: str | None = None) -> ModelSource:
+    """EASE or ItemKNN: history @ item-item matrix."""
+    return ModelSource(_expect(model, ItemItemRecommender), name)
+
+
+def als_source(model: ALS, name: str = "als") -> ModelSource:
+    return ModelSource(_expect(model, ALS), name)
+
+
+def recent_popularity_source(model: RecentPop, name: str = "recent_pop") -> ModelSource:
+    """The same time-decayed bestseller list for every user, minus what they already have."""
+    return ModelSource(_expect(model, RecentPop), name)
+
+
+def recent_items_matrix(events: pd.DataFrame, n_users: int, n_items: int, last_n: int,
+                        decay: float = 1.0) -> sp.csr_matrix:
+    """(n_users, n_items) float32 CSR: each user's `last_n` most recent distinct items, the j-th most recent
+    (j = 0, 1, ...) weighted decay**j. An item seen several times counts once, at its latest event."""
+    if last_n < 1:
+        raise ValueError(f"last_n must be a positive integer, got {last_n!r}")
+    if not 0 < decay <= 1:
+        raise ValueError(f"decay must be in (0, 1], got {decay!r}")
+    order = [column for column in (S.USER_IDX, S.TIMESTAMP, S.SOURCE_ORDER) if column in events]
+    pairs = events.sort_values(order, kind="stable")[[S.USER_IDX, S.ITEM_IDX]]
+    latest = pairs.drop_duplicates(keep="last")
+    recency = latest.groupby(S.USER_IDX).cumcount(ascending=False).to_numpy()
+    keep = recency < last_n
+    weights = np.power(decay, recency[keep]).astype(np.float32)
+    rows = latest[S.USER_IDX].to_numpy(np.int64)[keep]
+    cols = latest[S.ITEM_IDX].to_numpy(np.int64)[keep]
+    return sp.csr_matrix((weights, (rows, cols)), shape=(n_users, n_items), dtype=np.float32)
+
+
+class _HistorySource:
+    """Shared part of the sources fitted here: the seen matrix, the recent items and the top-k path."""
+
+    name: str
+
+    def __init__(self, last_n: int, decay: float) -> None:
+        self.last_n = int(last_n)
+        self.decay = float(decay)
+        self.seen: sp.csr_matrix | None = None
+        self.recent: sp.csr_matrix | None = None
+        self._tie_order = np.zeros(0, dtype=np.int64)
+
+    def _fit_history(self, dataset: Dataset) -> None:
+        self.seen = dataset.user_item_matrix(binary=True)
+        self.recent = recent_items_matrix(dataset.interactions, dataset.n_users, dataset.n_items, self.last_n,
+                                          self.decay)
+        self._tie_order = tie_break_order(dataset.n_items)
+
+    def scores(self, user_idx: np.ndarray) -> np.ndarray:
+        """(b, n_items) float32; -inf where the source has no evidence (never proposed)."""
+        raise NotImplementedError
+
+    def candidates(self, user_idx: np.ndarray, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        if self.seen is None:
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(dataset) first")
+        if k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        scores = self.scores(user_idx)
+        if exclude_seen:
+            seen = self.seen[user_idx]
+            scores[np.repeat(np.arange(len(user_idx)), np.diff(seen.indptr)), seen.indices] = -np.inf
+        return _pad(*top_k(scores, k, self._tie_order), k)
+
+
+class CooccurrenceSource(_HistorySource):
+    """score(u, j) = sum over u's last n training items i of w_i * C[i, j], C[i, j] = number of users whose history
+    holds both i and j (i != j), w_i = decay**recency. Items that co-occur with none of them are not proposed.
+
+    Computed as recent @ X^T @ X with the binary user-item matrix X, never materialising the item x item matrix,
+    minus the diagonal (an item co-occurs with itself in every history that holds it).
+    """
+
+    def __init__(self, last_n: int = 5, decay: float = 1.0, name: str = "cooccurrence") -> None:
+        super().__init__(last_n, decay)
+        self.name = name
+        self.item_users: sp.csr_matrix | None = None
+        self.item_counts = np.zeros(0, dtype=np.float32)
+
+    def fit(self, dataset: Dataset) -> Self:
+        """Learn from all interactions of `dataset` (the caller restricts it to the training splits)."""
+        self._fit_history(dataset)
+        assert self.seen is not None
+        self.item_users = self.seen.T.tocsr()
+        self.item_counts = np.asarray(self.seen.sum(axis=0), dtype=np.float32).ravel()
+        return self
+
+    def scores(self, user_idx: np.ndarray) -> np.ndarray:
+        assert self.recent is not None and self.item_users is not None and self.seen is not None
+        recent = self.recent[user_idx]
+        shared = recent @ self.item_users  # (b, n_users): weighted overlap of u's recent items with each history
+        scores = np.asarray((shared @ self.seen).toarray(), dtype=np.float32)
+        scores -= recent.multiply(self.item_counts[np.newaxis, :]).toarray()
+        scores[scores <= 0] = -np.inf
+        return scores
+
+
+class ContentSource(_HistorySource):
+    """Cosine between each item's content vector and the recency-weighted mean of the user's last n items' unit
+    vectors (the j-th most recent weighted decay**j). Users without training items get no candidates."""
+
+    def __init__(self, item_vectors: np.ndarray, last_n: int = 5, decay: float = 0.8, name: str = "content") -> None:
+        super().__init__(last_n, decay)
+        self.name = name
+        vectors = np.asarray(item_vectors, dtype=np.float32)
+        self.unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+    @classmethod
+    def from_two_tower(cls, model: TwoTower, items: pd.DataFrame, **options: object) -> ContentSource:
+        """Content-only item-tower vectors (no id embedding, no bias) of `items` (the catalog, in item_idx order)."""
+        vectors = _expect(model, TwoTower).encode_items(items, content_only=True)[:, :-1]
+        return cls(vectors, **options)  # type: ignore[arg-type]
+
+    def fit(self, dataset: Dataset) -> Self:
+        if len(self.unit) != dataset.n_items:
+            raise ValueError(f"{len(self.unit)} item vectors for a catalog of {dataset.n_items} items: encode the "
+                             "dataset's items table, in item_idx order")
+        self._fit_history(dataset)
+        return self
+
+    def scores(self, user_idx: np.ndarray) -> np.ndarray:
+        assert self.recent is not None
+        profile = np.asarray(self.recent[user_idx] @ self.unit, dtype=np.float32)  # (b, d)
+        norms = np.linalg.norm(profile, axis=1, keepdims=True)
+        scores = (profile / np.maximum(norms, 1e-12)) @ self.unit.T
+        scores[norms[:, 0] == 0] = -np.inf
+        return scores.astype(np.float32)
+
+
+def merge_candidates(sources: Sequence[CandidateSource], user_idx: np.ndarray,
+                     per_source_k: int | Mapping[str, int], total: int | None = 200,
+                     exclude_seen: bool = True) -> pd.DataFrame:
+    """One row per proposed (user, item): user_idx, item_idx, then per source `<name>_score` (NaN when the source
+    did not propose the item) and `<name>_rank` (1..k, or k + 1 when not proposed), then `merged_rank`.
+
+    Rule: the union of every source's top `per_source_k` (an int or name -> k), ordered per user by the item's
+    best rank in any source, ties by the sum of reciprocal ranks (items several sources agree on first), then by
+    a fixed random item order; `merged_rank` is the position in that order and rows past `total` are dropped
+    (None: keep the whole union). Best rank interleaves the sources, so the merged top `total` holds each
+    source's top total // len(sources). Rows are sorted by (user_idx, merged_rank).
+    """
+    names = [source.name for source in sources]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if not sources or duplicates:
+        raise ValueError(f"need sources with distinct names, got {names}")
+    ks = {name: int(per_source_k[name] if isinstance(per_source_k, Mapping) else per_source_k) for name in names}
+    user_idx = np.asarray(user_idx, dtype=np.int64)
+    lists = [_long_list(source, user_idx, ks[source.name], exclude_seen) for source in sources]
+    users_items = np.concatenate([np.stack([users, items]) for users, items, _, _ in lists], axis=1)
+    width = int(users_items[1].max(initial=-1)) + 1
+    keys, where = np.unique(users_items[0] * width + users_items[1], return_inverse=True)
+    frame = {S.USER_IDX: keys // max(width, 1), S.ITEM_IDX: keys % max(width, 1)}
+    best = np.full(len(keys), np.iinfo(np.int64).max, dtype=np.int64)
+    fusion = np.zeros(len(keys), dtype=np.float64)
+    start = 0
+    for name, (_, _, scores, ranks) in zip(names, lists):
+        rows = where[start:start + len(ranks)]
+        start += len(ranks)
+        frame[f"{name}_score"] = np.full(len(keys), np.nan, dtype=np.float32)
+        frame[f"{name}_score"][rows] = scores
+        frame[f"{name}_rank"] = np.full(len(keys), ks[name] + 1, dtype=np.int32)
+        frame[f"{name}_rank"][rows] = ranks
+        np.minimum.at(best, rows, ranks)
+        np.add.at(fusion, rows, 1.0 / ranks)
+    merged = pd.DataFrame(frame)
+    tie = tie_break_order(width)
+    order = np.lexsort((tie[merged[S.ITEM_IDX].to_numpy()], -fusion, best, merged[S.USER_IDX].to_numpy()))
+    merged = merged.iloc[order].reset_index(drop=True)
+    merged[MERGED_RANK] = merged.groupby(S.USER_IDX).cumcount().to_numpy(np.int32) + 1
+    if total is not None:
+        merged = merged[merged[MERGED_RANK] <= total].reset_index(drop=True)
+    return merged
+
+
+def per_source_recall(frame: pd.DataFrame, targets: tuple[np.ndarray, np.ndarray], k: int = 200) -> dict[str, float]:
+    """Mean over target users of (distinct targets found) / (distinct targets): for each source alone (its
+    `<name>_rank` <= k), for "merged" (`merged_rank` <= k) and for "union" (every row of `frame`).
+
+    `targets` = (user_idx, item_idx) arrays, e.g. the validation events while the sources were fitted on train
+    (never the test split during development). Users without any candidate count as 0. Measure the sources on the
+    uncut union (`merge_candidates(..., total=None)`): a cut frame has lost some of each source's items.
+    """
+    pairs = pd.DataFrame({S.USER_IDX: np.asarray(targets[0], np.int64), S.ITEM_IDX: np.asarray(targets[1], np.int64)})
+    pairs = pairs.drop_duplicates()
+    if pairs.empty:
+        raise ValueError("no targets to measure recall on")
+    width = int(max(pairs[S.ITEM_IDX].max(), frame[S.ITEM_IDX].max() if len(frame) else 0)) + 1
+    target_keys = pairs[S.USER_IDX].to_numpy() * width + pairs[S.ITEM_IDX].to_numpy()
+    users, per_user = np.unique(pairs[S.USER_IDX].to_numpy(), return_inverse=True)
+    counts = np.bincount(per_user, minlength=len(users))
+    frame_keys = frame[S.USER_IDX].to_numpy(np.int64) * width + frame[S.ITEM_IDX].to_numpy(np.int64)
+    names = [column[: -len("_score")] for column in frame.columns if column.endswith("_score")]
+    selections = {name: (frame[f"{name}_rank"].to_numpy() <= k) & frame[f"{name}_score"].notna().to_numpy()
+                  for name in names}
+    selections["merged"] = frame[MERGED_RANK].to_numpy() <= k
+    selections["union"] = np.ones(len(frame), dtype=bool)
+    recall = {}
+    for name, chosen in selections.items():
+        hits = np.isin(target_keys, frame_keys[chosen])
+        recall[name] = float(np.mean(np.bincount(per_user, weights=hits, minlength=len(users)) / counts))
+    return recall
+
+
+def _long_list(source: CandidateSource, user_idx: np.ndarray, k: int,
+               exclude_seen: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(users, items, scores, ranks) of every real candidate of `source`, computed in batches of users."""
+    parts = [source.candidates(user_idx[start:start + BATCH_SIZE], k, exclude_seen)
+             for start in range(0, len(user_idx), BATCH_SIZE)]
+    items = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, k), np.int64)
+    scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, k), np.float32)
+    real = items >= 0
+    users = np.repeat(user_idx, k).reshape(len(user_idx), k)
+    ranks = np.tile(np.arange(1, k + 1, dtype=np.int32), (len(user_idx), 1))
+    return users[real], items[real].astype(np.int64), scores[real].astype(np.float32), ranks[real]
+
+
+def _pad(indices: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Widen (b, m <= k) results to (b, k) with -1 / -inf, so every source answers the same shape."""
+    missing = k - indices.shape[1]
+    if missing <= 0:
+        return indices, scores.astype(np.float32)
+    return (np.pad(indices, ((0, 0), (0, missing)), constant_values=-1),
+            np.pad(scores.astype(np.float32), ((0, 0), (0, missing)), constant_values=-np.inf))
+
+
+def _expect(model: ModelT, kind: type) -> ModelT:
+    if not isinstance(model, kind):
+        raise TypeError(f"expected a fitted {kind.__name__}, got {type(model).__name__}")
+    return model

@@ -1,0 +1,250 @@
+"""Candidate sources and their merge: known answers computed by hand, then invariants over every real source."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from tests.models.conftest import build_dataset, checkerboard_events
+
+from foryou.data import schema as S
+from foryou.data.dataset import Dataset
+from foryou.errors import NotFittedError
+from foryou.models.baselines import ALS, EASE, ItemKNN, RecentPop
+from foryou.models.ranking import tie_break_order
+from foryou.models.two_tower import TwoTower
+from foryou.rerank import (
+    CandidateSource,
+    ContentSource,
+    CooccurrenceSource,
+    ModelSource,
+    als_source,
+    item_item_source,
+    merge_candidates,
+    per_source_recall,
+    recent_items_matrix,
+    recent_popularity_source,
+    two_tower_source,
+)
+
+# Four items, four users (user, item, day):  u0: 0, 1   u1: 0, 1, 2   u2: 1, 2, 3   u3: 3, 0
+# Pairs held together: u0 {0,1}; u1 {0,1} {0,2} {1,2}; u2 {1,2} {1,3} {2,3}; u3 {0,3}, so off the diagonal
+# C[0,1] = 2, C[0,2] = 1, C[0,3] = 1, C[1,2] = 2, C[1,3] = 1, C[2,3] = 1.
+FOUR_ITEMS = [(0, 0, 0.0), (0, 1, 1.0), (1, 0, 0.0), (1, 1, 1.0), (1, 2, 2.0), (2, 1, 0.0), (2, 2, 1.0),
+              (2, 3, 2.0), (3, 3, 0.0), (3, 0, 1.0)]
+
+
+def four_item_dataset() -> Dataset:
+    return build_dataset(FOUR_ITEMS, n_users=4, n_items=4, categories=["x"] * 4)
+
+
+def as_dict(items: np.ndarray, scores: np.ndarray) -> dict[int, float]:
+    return {int(item): float(score) for item, score in zip(items, scores) if item >= 0}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def test_recent_items_keep_the_last_n_distinct_items_with_decay() -> None:
+    # u0 sees 0, 1, then 0 again: item 0 is the most recent (weight 1), item 1 the one before (0.5), item 2 none
+    dataset = build_dataset([(0, 2, 0.0), (0, 0, 1.0), (0, 1, 2.0), (0, 0, 3.0)], 1, 3, ["x"] * 3)
+    recent = recent_items_matrix(dataset.interactions, 1, 3, last_n=2, decay=0.5).toarray()
+    np.testing.assert_allclose(recent, [[1.0, 0.5, 0.0]])
+
+
+def test_cooccurrence_scores_by_hand() -> None:
+    source = CooccurrenceSource(last_n=1).fit(four_item_dataset())
+    items, scores = source.candidates(np.array([0, 3]), k=4, exclude_seen=True)
+    # u0's last item is 1: C[1, :] = [2, -, 2, 1]; 0 and 1 are seen.  u3's last item is 0: C[0, :] = [-, 2, 1, 1]
+    assert as_dict(items[0], scores[0]) == {2: 2.0, 3: 1.0}
+    assert as_dict(items[1], scores[1]) == {1: 2.0, 2: 1.0}
+    assert items.shape == (2, 4) and list(items[0][2:]) == [-1, -1] and np.all(np.isneginf(scores[0][2:]))
+
+
+def test_cooccurrence_sums_the_last_n_items_and_leaves_out_the_diagonal() -> None:
+    source = CooccurrenceSource(last_n=2).fit(four_item_dataset())
+    items, scores = source.candidates(np.array([1, 2, 3]), k=4, exclude_seen=False)
+    # u1: C[1, :] + C[2, :] = [2+1, 0+2, 2+0, 1+1]; u2: C[2, :] + C[3, :] = [1+1, 2+1, 0+1, 1+0]
+    assert as_dict(items[0], scores[0]) == {0: 3.0, 1: 2.0, 2: 2.0, 3: 2.0}
+    assert as_dict(items[1], scores[1]) == {0: 2.0, 1: 3.0, 2: 1.0, 3: 1.0}
+    # u3: last two are 0 and 3: C[0, :] + C[3, :] = [0+1, 2+1, 1+1, 1+0]
+    assert as_dict(items[2], scores[2]) == {0: 1.0, 1: 3.0, 2: 2.0, 3: 1.0}
+
+
+def test_cooccurrence_decay_and_no_evidence_means_no_candidate() -> None:
+    decayed = CooccurrenceSource(last_n=2, decay=0.5).fit(four_item_dataset())
+    items, scores = decayed.candidates(np.array([2]), k=4, exclude_seen=False)
+    # u2: item 3 most recent (weight 1), item 2 before it (0.5): 0.5 * [1, 2, 0, 1] + [1, 1, 1, 0]
+    assert list(items[0]) == [1, 0, 2, 3]
+    np.testing.assert_allclose(scores[0], [2.0, 1.5, 1.0, 0.5])
+    single = CooccurrenceSource(last_n=1).fit(four_item_dataset())
+    items, _ = single.candidates(np.array([3]), k=4, exclude_seen=False)
+    assert sorted(items[0][:3]) == [1, 2, 3] and items[0][3] == -1  # item 0 only co-occurs with itself: left out
+
+
+def test_content_source_by_hand() -> None:
+    # u0 saw item 0 then item 1; u1 has no history. Profile = 1 * (0, 1) + 0.5 * (1, 0) = (0.5, 1)
+    dataset = build_dataset([(0, 0, 0.0), (0, 1, 1.0)], n_users=2, n_items=4, categories=["x"] * 4)
+    vectors = np.array([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0], [1.0, -1.0]])
+    source = ContentSource(vectors, last_n=2, decay=0.5).fit(dataset)
+    items, scores = source.candidates(np.array([0, 1]), k=3, exclude_seen=True)
+    # cos((0.5, 1), (1, 1)) = 1.5 / sqrt(2.5); cos((0.5, 1), (1, -1)) = -0.5 / sqrt(2.5)
+    assert list(items[0]) == [2, 3, -1]
+    np.testing.assert_allclose(scores[0][:2], [1.5 / math.sqrt(2.5), -0.5 / math.sqrt(2.5)], rtol=1e-6)
+    assert list(items[1]) == [-1, -1, -1]  # no history, no content profile
+
+
+def test_content_source_needs_one_vector_per_item_and_a_fit() -> None:
+    with pytest.raises(ValueError, match="3 item vectors for a catalog of 4"):
+        ContentSource(np.ones((3, 2))).fit(four_item_dataset())
+    with pytest.raises(NotFittedError):
+        CooccurrenceSource().candidates(np.array([0]), k=2)
+
+
+class FixedSource:
+    """A source answering fixed lists: user -> [(item, score), ...] best first."""
+
+    def __init__(self, name: str, lists: dict[int, list[tuple[int, float]]]) -> None:
+        self.name = name
+        self.lists = lists
+
+    def candidates(self, user_idx: np.ndarray, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        items = np.full((len(user_idx), k), -1, dtype=np.int64)
+        scores = np.full((len(user_idx), k), -np.inf, dtype=np.float32)
+        for row, user in enumerate(user_idx):
+            for column, (item, score) in enumerate(self.lists.get(int(user), [])[:k]):
+                items[row, column], scores[row, column] = item, score
+        return items, scores
+
+
+def test_merge_by_hand() -> None:
+    a = FixedSource("a", {0: [(5, 0.9), (6, 0.8), (7, 0.7)], 1: [(1, 0.5)]})
+    b = FixedSource("b", {0: [(7, 3.0), (8, 2.0)]})
+    assert isinstance(a, CandidateSource)
+    frame = merge_candidates([a, b], np.array([0, 1]), {"a": 3, "b": 2}, total=3)
+    # user 0: best ranks 7 -> 1 (b), 5 -> 1 (a), 6 -> 2, 8 -> 2; 7 wins the tie on 1/3 + 1 > 1; 6 and 8 tie on
+    # best rank 2 and on 1/2, so the fixed random item order decides, and the 4th is cut (total = 3)
+    tie = tie_break_order(9)
+    third = min((6, 8), key=lambda item: tie[item])
+    assert list(frame.columns) == [S.USER_IDX, S.ITEM_IDX, "a_score", "a_rank", "b_score", "b_rank", "merged_rank"]
+    assert frame[S.USER_IDX].tolist() == [0, 0, 0, 1]
+    assert frame[S.ITEM_IDX].tolist() == [7, 5, third, 1]
+    assert frame["merged_rank"].tolist() == [1, 2, 3, 1]
+    row = frame.iloc[0]
+    assert row["a_rank"] == 3 and row["b_rank"] == 1 and row["a_score"] == pytest.approx(0.7) and row["b_score"] == 3
+    assert frame.iloc[1]["b_rank"] == 3 and np.isnan(frame.iloc[1]["b_score"])  # sentinel: k + 1, score NaN
+    assert np.isnan(frame.iloc[3]["b_score"]) and frame.iloc[3]["b_rank"] == 3
+
+
+def test_recall_by_hand() -> None:
+    a = FixedSource("a", {0: [(5, 1.0), (6, 0.5)], 1: [(1, 1.0)]})
+    b = FixedSource("b", {0: [(8, 1.0)], 1: [(2, 1.0), (3, 0.5)]})
+    frame = merge_candidates([a, b], np.array([0, 1, 2]), 2, total=None)
+    # targets: u0 {6, 8}, u1 {3}, u2 {4} (no candidates): a finds 6 -> (1/2 + 0 + 0) / 3; b finds 8 and 3
+    targets = (np.array([0, 0, 1, 2, 0]), np.array([6, 8, 3, 4, 6]))
+    recall = per_source_recall(frame, targets, k=2)
+    assert recall["a"] == pytest.approx(0.5 / 3) and recall["b"] == pytest.approx(1.5 / 3)
+    # merged top-2: u0 -> 5, 8 (best rank 1 each); u1 -> 1, 2; so only 8 is found
+    assert recall["union"] == pytest.approx(2.0 / 3) and recall["merged"] == pytest.approx(0.5 / 3)
+    assert per_source_recall(frame, targets, k=3)["merged"] == pytest.approx(2.0 / 3)
+    at_one = per_source_recall(frame, targets, k=1)  # a's top-1 is 5, b's are 8 and 2; merged top-1: 5 or 8
+    assert at_one["a"] == 0.0 and at_one["b"] == pytest.approx(0.5 / 3)
+
+
+def test_merge_rejects_duplicate_names_and_model_adapters_check_types() -> None:
+    a = FixedSource("a", {})
+    with pytest.raises(ValueError, match="distinct names"):
+        merge_candidates([a, FixedSource("a", {})], np.array([0]), 2)
+    with pytest.raises(TypeError, match="expected a fitted ALS"):
+        als_source(EASE())  # type: ignore[arg-type]
+
+
+# ---- invariants over every real source on the checkerboard dataset --------------------------------------------
+def split_dataset() -> Dataset:
+    """The checkerboard of tests/models with each user's last event moved to the validation split."""
+    dataset = build_dataset(checkerboard_events(), 30, 20, ["A"] * 10 + ["B"] * 10)
+    events = dataset.interactions.copy()
+    last = events.groupby(S.USER_IDX).tail(1).index
+    events.loc[last, S.SPLIT] = "valid"
+    return Dataset(events, dataset.items, dataset.users, dataset.manifest)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[Dataset, list[CandidateSource]]:
+    dataset = split_dataset()
+    train = dataset.restricted_to("train")
+    tower = TwoTower(model={"embedding_dim": 8, "hidden_dim": 8, "max_history": 8, "num_layers": 1, "use_text": False},
+                     train={"epochs": 2, "batch_size": 8, "device": "cpu"}).fit(train)
+    sources: list[CandidateSource] = [
+        two_tower_source(tower),
+        item_item_source(EASE(l2=10.0).fit(train)),
+        item_item_source(ItemKNN(neighbours=5).fit(train)),
+        als_source(ALS(factors=8, iterations=5).fit(train)),
+        CooccurrenceSource(last_n=3).fit(train),
+        ContentSource.from_two_tower(tower, dataset.items, last_n=3).fit(train),
+        recent_popularity_source(RecentPop().fit(train)),
+    ]
+    return dataset, sources
+
+
+def test_sources_never_propose_seen_items_and_answer_padded_shapes(fitted: tuple[Dataset, list]) -> None:
+    dataset, sources = fitted
+    users = np.arange(dataset.n_users)
+    seen = dataset.user_item_matrix("train").toarray() > 0
+    for source in sources:
+        items, scores = source.candidates(users, k=25, exclude_seen=True)
+        assert items.shape == (30, 25) and scores.shape == (30, 25), source.name
+        real = items >= 0
+        assert not seen[np.repeat(users, 25).reshape(30, 25)[real], items[real]].any(), source.name
+        assert np.all(np.diff(np.where(real, scores, -1e30), axis=1)[real[:, 1:]] <= 0), source.name
+        assert np.all(real[:, :-1] | ~real[:, 1:]), source.name  # padding only at the end
+
+
+def test_model_source_is_the_models_own_ranking(fitted: tuple[Dataset, list]) -> None:
+    _, sources = fitted
+    ease = next(source for source in sources if source.name == "ease")
+    assert isinstance(ease, ModelSource)
+    items, scores = ease.candidates(np.array([0, 15]), k=5)
+    expected, expected_scores = ease.model.recommend_indices(np.array([0, 15]), 5, exclude_seen=True)
+    np.testing.assert_array_equal(items, expected)
+    np.testing.assert_allclose(scores, expected_scores)
+
+
+def test_merged_frame_ranks_and_limits(fitted: tuple[Dataset, list]) -> None:
+    dataset, sources = fitted
+    users = np.arange(dataset.n_users)
+    union = merge_candidates(sources, users, per_source_k=4, total=None)
+    assert not union.duplicated([S.USER_IDX, S.ITEM_IDX]).any()
+    for source in sources:
+        proposed = union[union[f"{source.name}_score"].notna()]
+        for _, ranks in proposed.groupby(S.USER_IDX)[f"{source.name}_rank"]:
+            assert sorted(ranks) == list(range(1, len(ranks) + 1)), source.name
+        assert (union.loc[union[f"{source.name}_score"].isna(), f"{source.name}_rank"] == 5).all()
+    cut = merge_candidates(sources, users, per_source_k=4, total=14)
+    assert cut.groupby(S.USER_IDX).size().max() <= 14
+    assert not cut.duplicated([S.USER_IDX, S.ITEM_IDX]).any()
+    # the documented guarantee: the merged top `total` holds each source's top total // len(sources)
+    kept = set(zip(cut[S.USER_IDX], cut[S.ITEM_IDX]))
+    for source in sources:
+        top = union[union[f"{source.name}_rank"] <= 14 // len(sources)]
+        assert set(zip(top[S.USER_IDX], top[S.ITEM_IDX])) <= kept, source.name
+
+
+def test_merge_recall_is_at_least_each_sources(fitted: tuple[Dataset, list]) -> None:
+    dataset, sources = fitted
+    valid = dataset.events("valid")
+    targets = (valid[S.USER_IDX].to_numpy(), valid[S.ITEM_IDX].to_numpy())
+    k = 3
+    frame = merge_candidates(sources, np.arange(dataset.n_users), per_source_k=k, total=k * len(sources))
+    recall = per_source_recall(frame, targets, k=k * len(sources))
+    for source in sources:
+        assert recall["merged"] >= recall[source.name], source.name
+        items, _ = source.candidates(targets[0], k)  # recall of the source alone, straight from its lists
+        assert recall[source.name] == pytest.approx(np.mean((items == targets[1][:, None]).any(axis=1)))
+    assert recall["union"] == recall["merged"]
+    assert isinstance(frame, pd.DataFrame)
