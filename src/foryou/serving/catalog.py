@@ -94,14 +94,14 @@ class Catalog:
     def set_item(self, item_id: str, fields: dict[str, Any], available: bool) -> int:
         """Add or replace an item's fields and availability; returns its label."""
         label = self.labels.get(item_id)
-        if label is None:
-            label = len(self.ids)
-            self.ids.append(item_id)
-            self.labels[item_id] = label
+        if label is None:  # the per-label arrays grow first, the id last: a concurrent reader sizing its work
+            label = len(self.ids)  # by len(ids) never reads past an array's end
             self.categories.append(self._categories(fields))
             self.titles = np.append(self.titles, np.array([self._title(fields)], dtype=object))
             self.prices = np.append(self.prices, self._price(fields))
             self.available = np.append(self.available, available)
+            self.ids.append(item_id)
+            self.labels[item_id] = label
         else:
             self.categories[label] = self._categories(fields)
             self.titles[label] = self._title(fields)
@@ -126,12 +126,12 @@ class Catalog:
         hidden = self._deleted | self._unavailable if available_only else self._deleted
         return np.array(sorted(hidden), dtype=np.int64)
 
-    def allowed(self, filters: Filters, limit: int | None = None) -> np.ndarray | None:
-        """Boolean mask over the first `limit` labels (all by default) of items passing the category and price
-        rules, or None when no such rule is set."""
+    def allowed(self, filters: Filters) -> np.ndarray | None:
+        """Boolean mask over every label of items passing the category and price rules, or None when no such
+        rule is set."""
         if not filters.restricts():
             return None
-        count = len(self.ids) if limit is None else limit
+        count = len(self.ids)
         mask = np.ones(count, dtype=bool)
         if filters.categories or filters.exclude_categories:
             wanted, unwanted = set(filters.categories), set(filters.exclude_categories)
