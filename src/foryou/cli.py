@@ -115,6 +115,8 @@ def pipeline(config: ConfigArg, overrides: SetOption = None, quiet: QuietOption 
     _print_summary(result.evaluation.reports)
     path = result.evaluation.report_path
     Console().print(f"report written to {path} and {path.with_suffix('.html')}")
+    scores = ", ".join(f"{name} {value:.4f}" for name, value in result.validation_ndcg.items())
+    Console().print(f"validation NDCG@10 per strategy: {scores}")
     Console().print(f"model bundle written to {result.bundle_path}")
 
 

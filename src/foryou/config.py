@@ -202,7 +202,8 @@ class ServingConfig(StrictModel):
     max_body_bytes: int = Field(1_000_000, ge=1024, description="larger request bodies get a 413")
     rate_limit_per_minute: int = Field(6000, ge=1, description="requests per minute per API key (or per client "
                                        "address without a key); above: 429 with Retry-After")
-    default_strategy: str | None = Field(None, description="None: the bundle's own default strategy")
+    default_strategy: str | None = Field(None, description="the strategy a bundle serves by default; None: the "
+                                         "one with the best validation NDCG@10 (chosen by `foryou pipeline`)")
 
 
 class RunConfig(StrictModel):

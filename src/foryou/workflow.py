@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 DATA_SECTIONS = ("data", "events", "filters", "split", "features")
 TWO_TOWER_DIR = "two_tower"
 BUNDLE_DIR = "bundle"
-COLLAB_BASELINE = "als"
+SERVED_BASELINES = {"als": "collab", "ease": "ease", "item_knn": "item_knn"}  # baseline -> strategy name
 
 
 @dataclass
@@ -186,6 +186,7 @@ class PipelineResult:
     prepared: PrepareResult
     evaluation: EvaluationRun
     bundle_path: Path
+    validation_ndcg: dict[str, float]  # per strategy the bundle may default to
 
 
 def run_training(config: RunConfig, progress: bool = True) -> tuple[TrainedTwoTower, Path]:
@@ -216,10 +217,26 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
     trained = train_two_tower(config, dataset, progress=progress)
     save_trained(trained, config.output_dir)
     evaluation = run_evaluation(config, dataset, trained, progress=progress)
-    collab = evaluation.baselines.get(COLLAB_BASELINE)
+    served = {SERVED_BASELINES[name]: model for name, (model, _) in evaluation.baselines.items()
+              if name in SERVED_BASELINES}
     metrics = {report.name: {key: value for key, value in report.result.summary.items() if _is_number(value)}
                for report in evaluation.reports}
-    bundle = save_bundle(config.output_dir / BUNDLE_DIR, trained.model, popularity_fallback(dataset),
-                         collab[0] if collab else None, dataset, config, metrics)
+    validation = served_validation_ndcg(config, dataset, trained)
+    bundle = save_bundle(config.output_dir / BUNDLE_DIR, trained.model, popularity_fallback(dataset), served,
+                         dataset, config, metrics, validation)
     logger.info("bundle written to %s", bundle)
-    return PipelineResult(prepared, evaluation, bundle)
+    return PipelineResult(prepared, evaluation, bundle, validation)
+
+
+def served_validation_ndcg(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower) -> dict[str, float]:
+    """Validation NDCG@10 of every strategy a bundle can default to, each fitted on train (the two-tower: its
+    best epoch while tuning), so the served default is chosen on validation and test stays untouched."""
+    score = validation_ndcg(dataset)
+    scores = {TwoTower.name: max(record.valid_ndcg or 0.0 for record in trained.tuning_history)}
+    train = dataset.restricted_to("train")
+    for name, model in build_baselines(config.baselines).items():
+        if name in SERVED_BASELINES:
+            scores[SERVED_BASELINES[name]] = score(model.fit(train))
+    scores["popular"] = score(RecentPop().fit(train))
+    logger.info("validation NDCG@10 per strategy: %s", scores)
+    return scores

@@ -18,8 +18,8 @@ from foryou.serving.store import sqlite_url
 
 KEY = "test-key"
 WRITE = {"X-API-Key": KEY}
-STRATEGIES = ["two_tower", "content", "collab", "popular"]  # what the shop bundle serves (checked in test_api)
-PERSONAL = ["two_tower", "content", "collab"]  # the strategies that read the user's history
+STRATEGIES = ["two_tower", "content", "collab", "ease", "item_knn", "popular"]  # what the shop bundle serves
+PERSONAL = ["two_tower", "content", "collab", "ease", "item_knn"]  # the strategies that read the history
 CATEGORY = {item: category for item, _, category, _ in item_rows()}
 TITLE = {item: title for item, title, _, _ in item_rows()}
 PRICE = {item: price for item, _, _, price in item_rows()}

@@ -147,7 +147,7 @@ def test_a_new_item_is_similar_to_its_category_and_recommendable(client: TestCli
     # A content-only neighbour of jew1 (same category, price 41 vs 41.5) ...
     assert "jew99" in ids(recommend(client, interactions=[{"item_id": "jew1"}], k=3, strategy="content"))
     # ... and in the two-tower index: every unseen Jewellery item of u0 (13) plus the new one.
-    ranked = ids(recommend(client, user_id="u0", k=20, filters={"categories": ["Jewellery"]}))
+    ranked = ids(recommend(client, user_id="u0", k=20, strategy="two_tower", filters={"categories": ["Jewellery"]}))
     assert len(ranked) == 14 and "jew99" in ranked
 
 

@@ -18,7 +18,7 @@ import foryou
 from foryou.config import load_config
 from foryou.data.dataset import Dataset
 from foryou.errors import DataFileError
-from foryou.serving.bundle import BUNDLE_VERSION, Bundle, load_bundle, save_bundle
+from foryou.serving.bundle import BUNDLE_VERSION, Bundle, best_on_validation, load_bundle, save_bundle
 
 USERS = [f"u{user}" for user in range(90)]
 
@@ -39,12 +39,14 @@ def digest(path: Path) -> str:
 def test_save_then_load_gives_the_same_recommendations(loaded: Bundle, shop_bundle: Path, tmp_path: Path) -> None:
     run = shop_bundle.parent  # the pipeline's output folder: prepared data beside the bundle
     config = load_config(run.parent / "run.yaml")
-    resaved = save_bundle(tmp_path / "bundle", loaded.model, loaded.fallback, loaded.collab,
-                          Dataset.load(run / "prepared"), config, loaded.meta["test_metrics"])
+    resaved = save_bundle(tmp_path / "bundle", loaded.model, loaded.fallback, loaded.served,
+                          Dataset.load(run / "prepared"), config, loaded.meta["test_metrics"],
+                          loaded.meta["validation_ndcg"])
     again = load_bundle(resaved)
-    assert again.collab is not None and loaded.collab is not None
-    for before, after in [(loaded.model, again.model), (loaded.collab, again.collab),
-                          (loaded.fallback, again.fallback)]:
+    assert set(again.served) == set(loaded.served) == {"collab", "ease", "item_knn"}
+    pairs = [(loaded.model, again.model), (loaded.fallback, again.fallback),
+             *((loaded.served[name], again.served[name]) for name in loaded.served)]
+    for before, after in pairs:
         items_before, scores_before = before.recommend(USERS, k=10)
         items_after, scores_after = after.recommend(USERS, k=10)
         for user in range(len(USERS)):
@@ -65,7 +67,10 @@ def test_the_manifest_says_what_the_bundle_is(shop_bundle: Path) -> None:
     assert meta["bundle_version"] == BUNDLE_VERSION
     assert meta["foryou_version"] == foryou.__version__
     assert meta["model_version"].startswith("shop-")  # the run's name, then when and a digest of the files
-    assert (meta["strategies"], meta["default_strategy"]) == (STRATEGIES, "two_tower")
+    assert meta["strategies"] == STRATEGIES
+    validation = meta["validation_ndcg"]  # every strategy but content, each fitted on train
+    assert set(validation) == set(STRATEGIES) - {"content"} and all(0 <= v <= 1 for v in validation.values())
+    assert meta["default_strategy"] == max(validation, key=validation.get)
     assert meta["item_fields"]["categorical"] == ["category"]
     for model in ("two_tower", "most_pop", "als"):
         assert 0.0 <= meta["test_metrics"][model]["NDCG@10"] <= 1.0
@@ -118,3 +123,11 @@ def test_the_old_format_message_says_how_to_fix_it(shop_bundle: Path, tmp_path: 
     old_format(bundle)
     with pytest.raises(DataFileError, match=f"reads format {BUNDLE_VERSION}: rebuild it with `foryou pipeline`"):
         load_bundle(bundle)
+
+
+def test_the_default_strategy_is_the_best_on_validation_two_tower_first_on_a_tie() -> None:
+    strategies = ["two_tower", "content", "collab", "ease", "popular"]
+    assert best_on_validation(strategies, {"two_tower": 0.10, "ease": 0.12, "popular": 0.02}) == "ease"
+    assert best_on_validation(strategies, {"two_tower": 0.12, "ease": 0.12}) == "two_tower"
+    assert best_on_validation(strategies, {"item_knn": 0.5}) == "two_tower"  # not served: not eligible
+    assert best_on_validation(strategies, {}) == "two_tower"

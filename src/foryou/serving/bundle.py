@@ -1,12 +1,13 @@
 """The saved bundle: everything `foryou serve` and `foryou recommend` load once and answer from.
 
 Layout (every file but bundle.json is listed in the manifest with its SHA-256, so a damaged file is named):
-  bundle.json      format version, foryou version, model version, strategies and the default one, data
-                   hashes, test metrics, config, file checksums
+  bundle.json      format version, foryou version, model version, strategies and the default one (chosen
+                   on validation), data hashes, validation and test metrics, config, file checksums
   model/           the two-tower model (Recommender.save, with its fitted item feature encoder)
   index/           the ANN index over the model's retrieval vectors; labels are catalog rows
   content.npy      (n_items, d) unit content-only item vectors, for the `content` strategy (when items have content)
-  collab/          ALS, for the `collab` strategy (when enabled among the baselines)
+  collab/, ease/, item_knn/
+                   ALS, EASE and ItemKNN (those enabled among the baselines), for the strategies of those names
   fallback/        recent popularity, for users the model cannot place and the `popular` strategy
   items.parquet    the catalog: item_id + the fields needed to show, filter and encode items
 """
@@ -35,9 +36,10 @@ from foryou.models.two_tower import TwoTower
 
 BUNDLE_VERSION = 2
 MANIFEST = "bundle.json"
-MODEL_DIR, INDEX_DIR, COLLAB_DIR, FALLBACK_DIR = "model", "index", "collab", "fallback"
+MODEL_DIR, INDEX_DIR, FALLBACK_DIR = "model", "index", "fallback"
 CONTENT_FILE, ITEMS_FILE = "content.npy", "items.parquet"
 DEFAULT_STRATEGY = "two_tower"
+MATRIX_STRATEGIES = ("collab", "ease", "item_knn")  # baselines served from their own folder of that name
 
 
 @dataclass
@@ -48,7 +50,7 @@ class Bundle:
     model: TwoTower
     index: VectorIndex
     content: np.ndarray | None
-    collab: Recommender | None
+    served: dict[str, Recommender]  # strategy name -> a baseline that scores histories (MATRIX_STRATEGIES)
     fallback: Recommender
     items: pd.DataFrame
     meta: dict[str, Any]
@@ -74,9 +76,12 @@ class Bundle:
         return [str(labels.get(item, item)) for item in item_ids]
 
 
-def save_bundle(directory: Path, model: TwoTower, fallback: Recommender, collab: Recommender | None,
-                dataset: Dataset, config: RunConfig, test_metrics: dict[str, dict[str, float]]) -> Path:
-    """Write the bundle into `directory` (replaced whole: built beside it, then renamed into place)."""
+def save_bundle(directory: Path, model: TwoTower, fallback: Recommender, served: dict[str, Recommender],
+                dataset: Dataset, config: RunConfig, test_metrics: dict[str, dict[str, float]],
+                validation_ndcg: dict[str, float] | None = None) -> Path:
+    """Write the bundle into `directory` (replaced whole: built beside it, then renamed into place). The default
+    strategy is `serving.default_strategy` when set, else the served strategy with the best `validation_ndcg`
+    (NDCG@10 on the validation split, models fitted on train), else two_tower."""
     building = directory.with_name(directory.name + ".building")
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
@@ -86,9 +91,12 @@ def save_bundle(directory: Path, model: TwoTower, fallback: Recommender, collab:
     if model.has_content():
         np.save(building / CONTENT_FILE, unit_rows(model.encode_items(dataset.items, content_only=True)[:, :-1]))
         strategies.append("content")
-    if collab is not None:
-        collab.save(building / COLLAB_DIR)
-        strategies.append("collab")
+    unknown = set(served) - set(MATRIX_STRATEGIES)
+    if unknown:
+        raise ValueError(f"cannot serve {sorted(unknown)}; served baselines: {', '.join(MATRIX_STRATEGIES)}")
+    for name in (name for name in MATRIX_STRATEGIES if name in served):
+        served[name].save(building / name)
+        strategies.append(name)
     fallback.save(building / FALLBACK_DIR)
     strategies.append("popular")
     dataset.items.to_parquet(building / ITEMS_FILE, index=False)
@@ -102,8 +110,9 @@ def save_bundle(directory: Path, model: TwoTower, fallback: Recommender, collab:
         "created_at": created.isoformat(),
         "model_version": f"{config.name}-{created:%Y%m%dT%H%M%S}-{digest}",
         "model": model.name,
-        "default_strategy": config.serving.default_strategy or DEFAULT_STRATEGY,
+        "default_strategy": config.serving.default_strategy or best_on_validation(strategies, validation_ndcg or {}),
         "strategies": strategies,
+        "validation_ndcg": validation_ndcg or {},
         "item_fields": dataset.manifest.item_fields,
         "data": {"source": dataset.manifest.source, "counts": dataset.manifest.counts,
                  "input_hashes": dataset.manifest.input_hashes},
@@ -131,13 +140,20 @@ def load_bundle(directory: Path | str, verify: bool = True) -> Bundle:
         if not isinstance(model, TwoTower):
             raise DataFileError(f"{directory / MODEL_DIR} holds a {model.name} model, not a two-tower model")
         content = np.load(directory / CONTENT_FILE) if "content" in meta["strategies"] else None
-        collab = Recommender.load(directory / COLLAB_DIR) if "collab" in meta["strategies"] else None
+        served = {name: Recommender.load(directory / name) for name in meta["strategies"] if name in MATRIX_STRATEGIES}
         fallback = Recommender.load(directory / FALLBACK_DIR)
         items = pd.read_parquet(directory / ITEMS_FILE)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
         raise DataFileError(f"bundle {directory} cannot be loaded: {error}") from error
     index = VectorIndex.load(directory / INDEX_DIR)
-    return Bundle(directory, model, index, content, collab, fallback, items, meta)
+    return Bundle(directory, model, index, content, served, fallback, items, meta)
+
+
+def best_on_validation(strategies: list[str], validation_ndcg: dict[str, float]) -> str:
+    """The strategy with the highest validation NDCG@10 among those measured (the earlier one on a tie: two_tower
+    first), or two_tower when none was measured."""
+    measured = [name for name in strategies if name in validation_ndcg]
+    return max(measured, key=lambda name: validation_ndcg[name]) if measured else DEFAULT_STRATEGY
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:

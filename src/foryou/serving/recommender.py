@@ -1,8 +1,9 @@
 """Request -> result: a user's history (trained + live + given) through a strategy, business rules and reasons.
 
 Strategies: `two_tower` (user tower vector -> ANN index), `content` (recent items' content vectors -> content
-index), `collab` (ALS, folded in from the full history), `popular` (recent popularity). A strategy that cannot
-place the user (no usable history) answers with `popular` and says so in `fallback`.
+index), `collab` / `ease` / `item_knn` (those baselines over the full history; ALS folds it in), `popular`
+(recent popularity). A strategy that cannot place the user (no usable history) answers with `popular` and says
+so in `fallback`.
 """
 
 from __future__ import annotations
@@ -167,8 +168,8 @@ class Recommender:
             return None if vector is None else self.retrieve_labels(self.state.index, vector, k, allowed, denied)
         if strategy == "content":
             return self._content(context, k, allowed, denied)
-        if strategy == "collab":
-            return self._collab(context, k, allowed, denied)
+        if strategy in self.state.bundle.served:
+            return self._served(strategy, context, k, allowed, denied)
         return self._popular(k, allowed, denied)
 
     def retrieve_labels(self, index: Any, vector: np.ndarray, k: int, allowed: np.ndarray | None,
@@ -199,21 +200,21 @@ class Recommender:
         query = (query / max(float(np.linalg.norm(query)), 1e-12)).astype(np.float32)
         return self.retrieve_labels(index, query, k, allowed, denied)
 
-    def _collab(self, context: UserContext, k: int, allowed: np.ndarray | None,
+    def _served(self, strategy: str, context: UserContext, k: int, allowed: np.ndarray | None,
                 denied: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        collab = self.state.bundle.collab
-        if collab is None:
-            return None
+        """A served baseline (ALS, EASE, ItemKNN): its stored row for a trained user without live events, else
+        the scores of the whole history as a raw one (ALS folds it in)."""
+        model = self.state.bundle.served[strategy]
         if context.user is not None and not context.live:
-            scores = collab.score_users(np.array([context.user]))
+            scores = model.score_users(np.array([context.user]))
         else:
-            rows = context.seen[context.seen < collab.n_items]
+            rows = context.seen[context.seen < model.n_items]
             if len(rows) == 0:
                 return None
             history = sp.csr_matrix((np.ones(len(rows), np.float32), rows, [0, len(rows)]),
-                                    shape=(1, collab.n_items))
-            scores = collab.score_histories(history)  # type: ignore[attr-defined]
-        return self._rank_catalog(collab, scores, k, allowed, denied)
+                                    shape=(1, model.n_items))
+            scores = model.score_histories(history)  # type: ignore[attr-defined]
+        return self._rank_catalog(model, scores, k, allowed, denied)
 
     def _popular(self, k: int, allowed: np.ndarray | None, denied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         fallback = self.state.bundle.fallback
