@@ -22,7 +22,7 @@ from typing_extensions import Self
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset
 from foryou.errors import NotFittedError, UnknownIdError
-from foryou.models.ranking import tie_break_order, top_k
+from foryou.models.ranking import tie_break_order, top_k, unit_rows
 
 Filters = Mapping[str, str | Sequence[str]]
 
@@ -145,9 +145,7 @@ class Recommender(ABC):
         """The k items most similar (cosine of `item_embeddings`) to each given item, the item itself left out."""
         _check_k(k)
         item_idx = self.item_indices(item_ids)
-        vectors = np.asarray(self.item_embeddings(), dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        unit = vectors / np.maximum(norms, 1e-12)
+        unit = unit_rows(np.asarray(self.item_embeddings(), dtype=np.float32))
         scores = unit[item_idx] @ unit.T
         scores[np.arange(len(item_idx)), item_idx] = -np.inf
         indices, values = top_k(scores, k, self._tie_order)

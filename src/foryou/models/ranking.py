@@ -1,4 +1,5 @@
-"""Top-k selection with a deterministic tie-break, shared by every recommender and the evaluation."""
+"""Top-k selection with a deterministic tie-break and cosine-ready unit rows, shared by every recommender, the
+evaluation and the service."""
 
 from __future__ import annotations
 
@@ -38,3 +39,9 @@ def top_k(scores: np.ndarray, k: int, tie_order: np.ndarray) -> tuple[np.ndarray
         indices[row, : len(chosen)] = chosen
         values[row, : len(chosen)] = row_scores[chosen]
     return indices, values
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), float32: inner product becomes cosine."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)

@@ -25,7 +25,7 @@ from foryou.models.base import Recommender
 from foryou.models.baselines.als import ALS
 from foryou.models.baselines.history import ItemItemRecommender
 from foryou.models.baselines.popularity import RecentPop
-from foryou.models.ranking import tie_break_order, top_k
+from foryou.models.ranking import tie_break_order, top_k, unit_rows
 from foryou.models.two_tower import TwoTower
 
 MERGED_RANK = "merged_rank"
@@ -169,8 +169,7 @@ class ContentSource(_HistorySource):
     def __init__(self, item_vectors: np.ndarray, last_n: int = 5, decay: float = 0.8, name: str = "content") -> None:
         super().__init__(last_n, decay)
         self.name = name
-        vectors = np.asarray(item_vectors, dtype=np.float32)
-        self.unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        self.unit = unit_rows(np.asarray(item_vectors, dtype=np.float32))
 
     @classmethod
     def from_two_tower(cls, model: TwoTower, items: pd.DataFrame, **options: object) -> ContentSource:

@@ -32,6 +32,7 @@ from foryou.data.dataset import Dataset
 from foryou.errors import DataFileError
 from foryou.index import VectorIndex, build_index
 from foryou.models.base import Recommender
+from foryou.models.ranking import unit_rows
 from foryou.models.two_tower import TwoTower
 
 BUNDLE_VERSION = 2
@@ -192,10 +193,3 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero), float32: inner product becomes cosine."""
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-

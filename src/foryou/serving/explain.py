@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from foryou.serving.bundle import unit_rows
+from foryou.models.ranking import unit_rows
 
 if TYPE_CHECKING:
     from foryou.serving.recommender import UserContext

@@ -22,13 +22,14 @@ import pandas as pd
 from foryou.config import IndexConfig
 from foryou.data import schema as S
 from foryou.index import VectorIndex, build_index
-from foryou.serving.bundle import Bundle, load_bundle, unit_rows
+from foryou.models.ranking import unit_rows
+from foryou.models.sequences import SECONDS_PER_DAY
+from foryou.serving.bundle import Bundle, load_bundle
 from foryou.serving.catalog import Catalog, FieldRoles
 from foryou.serving.store import StoredEvent, StoredItem
 
 logger = logging.getLogger(__name__)
 
-SECONDS_PER_DAY = 86_400.0
 USER_CACHE_SIZE = 100_000  # trained users whose history and query vector stay in memory
 
 
