@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from foryou.config import RunConfig
 from foryou.data.dataset import Dataset
 from foryou.data.prepare import PrepareResult, prepare_dataset, write_prepared
@@ -24,6 +26,14 @@ from foryou.models.base import Recommender
 from foryou.models.baselines.popularity import RecentPop
 from foryou.models.registry import build_baselines
 from foryou.models.two_tower import TwoTower
+from foryou.rerank.stage import (
+    ITEM_ITEM_SOURCES,
+    RankingStage,
+    SourceModels,
+    evaluate_stage,
+    fit_ranking_stage,
+    recent_popularity,
+)
 from foryou.serving.bundle import save_bundle
 from foryou.training.callbacks import EpochRecord, use_tracking
 
@@ -32,6 +42,7 @@ logger = logging.getLogger(__name__)
 DATA_SECTIONS = ("data", "events", "filters", "split", "features")
 TWO_TOWER_DIR = "two_tower"
 BUNDLE_DIR = "bundle"
+FEATURES_SHOWN = 15
 SERVED_BASELINES = {"als": "collab", "ease": "ease", "item_knn": "item_knn"}  # baseline -> strategy name
 
 
@@ -44,6 +55,7 @@ class TrainedTwoTower:
     tuning_history: list[EpochRecord]
     tuning_seconds: float
     fit_seconds: float
+    tuned: TwoTower | None = None  # fitted on train at its best epoch: the ranking stage's train-window source
 
 
 def load_or_prepare(config: RunConfig, progress: bool = True) -> Dataset:
@@ -75,7 +87,8 @@ def train_two_tower(config: RunConfig, dataset: Dataset, progress: bool = True) 
     logger.info("best validation NDCG@10 %.4f at epoch %d; refitting on train + valid", best.valid_ndcg, best.epoch)
     start = time.perf_counter()
     model = _closing_tracker(build(best.epoch).fit(dataset.restricted_to("train", "valid")))
-    return TrainedTwoTower(model, best.epoch, list(tuned.history), tuning_seconds, time.perf_counter() - start)
+    return TrainedTwoTower(model, best.epoch, list(tuned.history), tuning_seconds, time.perf_counter() - start,
+                           tuned)
 
 
 def _closing_tracker(model: TwoTower) -> TwoTower:
@@ -108,7 +121,7 @@ def load_trained(output_dir: Path) -> TrainedTwoTower | None:
 def popularity_fallback(dataset: Dataset) -> Recommender:
     """What the service answers with when the model cannot place a user (and its `popular` strategy): recent
     popularity on train + valid, so a cold visitor sees what sells now rather than what sold once."""
-    return RecentPop().fit(dataset.restricted_to("train", "valid"))
+    return recent_popularity(dataset.restricted_to("train", "valid"))
 
 
 def fit_baselines(config: RunConfig, dataset: Dataset) -> dict[str, tuple[Recommender, float]]:
@@ -122,10 +135,63 @@ def fit_baselines(config: RunConfig, dataset: Dataset) -> dict[str, tuple[Recomm
     return fitted
 
 
+def fit_ranking(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower,
+                baselines: dict[str, tuple[Recommender, float]], progress: bool = True) -> FittedRanking:
+    """The ranking stage fitted on validation (`fit_ranking_stage`), then every strategy of it over the sources
+    refitted on train + valid (the bundle's models) evaluated once on test."""
+    start = time.perf_counter()
+
+    def window(data: Dataset, tower: TwoTower | None = None) -> SourceModels:
+        fitted = {name: model.fit(data) for name, model in build_baselines(config.baselines).items()
+                  if name in ITEM_ITEM_SOURCES}
+        tower = tower or _fit_for_epochs(config, data, trained.best_epoch, progress)
+        return SourceModels.fit(data, tower, fitted, recent_popularity(data), config.ranking.last_n)
+
+    stage = fit_ranking_stage(dataset, config.ranking, window(dataset.restricted_to("train"), trained.tuned), window,
+                              seed=config.train.seed)
+    served = SourceModels.fit(dataset.restricted_to("train", "valid"), trained.model,
+                              {name: model for name, (model, _) in baselines.items()}, popularity_fallback(dataset),
+                              config.ranking.last_n)
+    options = config.evaluation
+    results = evaluate_stage(stage, served, dataset, "test", ks=options.ks, batch_size=options.batch_size,
+                             activity_buckets=options.activity_buckets)
+    return FittedRanking(stage, results, time.perf_counter() - start)
+
+
+def _fit_for_epochs(config: RunConfig, data: Dataset, epochs: int, progress: bool) -> TwoTower:
+    """The configured two-tower fitted on `data` for a fixed epoch count (no validation, no MLflow run)."""
+    return TwoTower(model=config.model, loss=config.loss, train=config.train.model_copy(update={"epochs": epochs}),
+                    features=config.features, tracking=config.tracking.model_copy(update={"mlflow": False}),
+                    progress=progress).fit(data)
+
+
+@dataclass
+class FittedRanking:
+    """The ranking stage, its strategies' test results and the seconds it took (both windows, all rankers)."""
+
+    stage: RankingStage
+    test_results: dict[str, EvaluationResult]
+    seconds: float
+
+    def sections(self) -> dict[str, pd.DataFrame]:
+        """Report tables: validation score per strategy and the LightGBM ranker's feature importance."""
+        stage = self.stage
+        scores = pd.DataFrame({"strategy": list(stage.validation_ndcg),
+                               "valid NDCG@10": [f"{value:.4f}" for value in stage.validation_ndcg.values()]})
+        gain = stage.lgbm.feature_importance("gain").head(FEATURES_SHOWN)
+        importance = pd.DataFrame({"feature": gain.index, "gain": [f"{value:,.1f}" for value in gain.to_numpy()],
+                                   "share": [f"{value:.1%}" for value in gain.to_numpy() / max(gain.sum(), 1e-12)]})
+        recall = ", ".join(f"{split} {value:.3f}" for split, value in stage.label_recall.items())
+        return {f"Ranking stage (labels among the candidates: {recall})": scores,
+                "Ranker feature importance (LightGBM gain, top features)": importance}
+
+
 def evaluate_and_report(
-    config: RunConfig, dataset: Dataset, trained: TrainedTwoTower, baselines: dict[str, tuple[Recommender, float]]
+    config: RunConfig, dataset: Dataset, trained: TrainedTwoTower, baselines: dict[str, tuple[Recommender, float]],
+    ranking: FittedRanking | None = None,
 ) -> tuple[list[ModelReport], Path]:
-    """Test-split evaluation of every model side by side, written as report.md / report.html in output_dir."""
+    """Test-split evaluation of every model (and the ranking stage's strategies) side by side, written as
+    report.md / report.html in output_dir."""
     def test_metrics(model: Recommender) -> EvaluationResult:
         options = config.evaluation
         return evaluate(model, dataset, "test", ks=options.ks, batch_size=options.batch_size,
@@ -137,6 +203,9 @@ def evaluate_and_report(
                            trained.fit_seconds, tower_params)]
     for name, (model, seconds) in baselines.items():
         reports.append(ModelReport(name, test_metrics(model), seconds, model.params()))
+    if ranking is not None:
+        reports += [ModelReport(name, result, ranking.seconds, {"candidates": config.ranking.candidates})
+                    for name, result in ranking.test_results.items()]
     history = [{"epoch": r.epoch, "loss": r.loss, "valid_NDCG@10": r.valid_ndcg} for r in trained.tuning_history]
     markdown_path, _ = write_report(
         config.output_dir, reports, title=f"foryou report: {config.name}",
@@ -144,6 +213,7 @@ def evaluate_and_report(
         training_history={TwoTower.name: history},
         embeddings={TwoTower.name: trained.model.item_embeddings()},
         item_popularity=item_user_counts(dataset.events("train", "valid"), dataset.n_items),
+        sections=ranking.sections() if ranking is not None else {},
     )
     log_test_metrics(config, reports, markdown_path)
     return reports, markdown_path
@@ -177,6 +247,7 @@ class EvaluationRun:
     baselines: dict[str, tuple[Recommender, float]]
     reports: list[ModelReport]
     report_path: Path
+    ranking: FittedRanking | None = None
 
 
 @dataclass
@@ -205,12 +276,14 @@ def run_evaluation(config: RunConfig, dataset: Dataset | None = None, trained: T
         trained = train_two_tower(config, dataset, progress=progress)
         save_trained(trained, config.output_dir)
     baselines = fit_baselines(config, dataset)
-    reports, path = evaluate_and_report(config, dataset, trained, baselines)
-    return EvaluationRun(trained, baselines, reports, path)
+    ranking = fit_ranking(config, dataset, trained, baselines, progress) if config.ranking.enabled else None
+    reports, path = evaluate_and_report(config, dataset, trained, baselines, ranking)
+    return EvaluationRun(trained, baselines, reports, path, ranking)
 
 
 def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
-    """`foryou pipeline`: prepare -> train -> evaluate -> report -> bundle (model, index, ALS, fallback)."""
+    """`foryou pipeline`: prepare -> train -> evaluate -> report -> bundle (model, index, baselines, ranking
+    stage, fallback)."""
     prepared = prepare_dataset(config, progress=progress)
     write_prepared(prepared, config.prepared_dir)
     dataset = prepared.dataset
@@ -222,8 +295,11 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
     metrics = {report.name: {key: value for key, value in report.result.summary.items() if _is_number(value)}
                for report in evaluation.reports}
     validation = served_validation_ndcg(config, dataset, trained)
+    stage = evaluation.ranking.stage if evaluation.ranking is not None else None
+    if stage is not None:
+        validation.update(stage.validation_ndcg)
     bundle = save_bundle(config.output_dir / BUNDLE_DIR, trained.model, popularity_fallback(dataset), served,
-                         dataset, config, metrics, validation)
+                         dataset, config, metrics, validation, stage)
     logger.info("bundle written to %s", bundle)
     return PipelineResult(prepared, evaluation, bundle, validation)
 

@@ -18,7 +18,8 @@ from foryou.serving.store import sqlite_url
 
 KEY = "test-key"
 WRITE = {"X-API-Key": KEY}
-STRATEGIES = ["two_tower", "content", "collab", "ease", "item_knn", "popular"]  # what the shop bundle serves
+STAGE = ["reranked_lgbm", "reranked_mlp", "hybrid", "hybrid_rrf"]  # the ranking stage's strategies
+STRATEGIES = ["two_tower", "content", "collab", "ease", "item_knn", "popular", *STAGE]  # what the shop bundle serves
 PERSONAL = ["two_tower", "content", "collab", "ease", "item_knn"]  # the strategies that read the history
 CATEGORY = {item: category for item, _, category, _ in item_rows()}
 TITLE = {item: title for item, title, _, _ in item_rows()}

@@ -267,6 +267,16 @@ class TwoTower(Recommender):
         user_idx = np.asarray(user_idx, dtype=np.int64)
         return self._score(self.histories, user_idx, torch.as_tensor(user_idx))
 
+    def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        """(b, d + 1) queries of known users from their fitted history: `user_vector` of each, in batches."""
+        assert self.histories is not None
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        parts = [self._vectors(self.histories, user_idx[start:start + SCORE_BATCH],
+                               torch.as_tensor(user_idx[start:start + SCORE_BATCH]))
+                 for start in range(0, len(user_idx), SCORE_BATCH)]
+        queries = np.concatenate(parts) if parts else np.zeros((0, self.model_config.embedding_dim), np.float32)
+        return np.concatenate([queries, np.ones((len(queries), 1), np.float32)], axis=1)
+
     def score_histories(self, histories: Sequence[Sequence[tuple[str, str, Any]]]) -> np.ndarray:
         """(len(histories), n_items) scores for users unseen at training, each given as (item_id, event_type,
         timestamp) events (bias included, as in `score_users`); unknown item ids raise UnknownIdError naming them."""

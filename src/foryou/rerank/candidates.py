@@ -95,6 +95,14 @@ def recent_items_matrix(events: pd.DataFrame, n_users: int, n_items: int, last_n
     return sp.csr_matrix((weights, (rows, cols)), shape=(n_users, n_items), dtype=np.float32)
 
 
+def recent_row(items: np.ndarray, n_items: int, last_n: int, decay: float = 1.0) -> sp.csr_matrix:
+    """(1, n_items) float32 CSR of one history (item indices, oldest first): `recent_items_matrix`'s row for it."""
+    latest_first = np.asarray(items, np.int64)[::-1]
+    distinct = latest_first[np.sort(np.unique(latest_first, return_index=True)[1])][:last_n]
+    weights = np.power(decay, np.arange(len(distinct))).astype(np.float32)
+    return sp.csr_matrix((weights, (np.zeros(len(distinct), np.int64), distinct)), shape=(1, n_items))
+
+
 class _HistorySource:
     """Shared part of the sources fitted here: the seen matrix, the recent items and the top-k path."""
 
@@ -148,13 +156,26 @@ class CooccurrenceSource(_HistorySource):
         """Learn from all interactions of `dataset` (the caller restricts it to the training splits)."""
         self._fit_history(dataset)
         assert self.seen is not None
-        self.item_users = self.seen.T.tocsr()
-        self.item_counts = np.asarray(self.seen.sum(axis=0), dtype=np.float32).ravel()
+        return self._count(self.seen)
+
+    @classmethod
+    def from_seen(cls, seen: sp.csr_matrix, last_n: int = 5, decay: float = 1.0) -> CooccurrenceSource:
+        """The source over a stored binary user-item matrix, for `scores_recent` only (what the service needs)."""
+        return cls(last_n, decay)._count(sp.csr_matrix(seen, dtype=np.float32))
+
+    def _count(self, seen: sp.csr_matrix) -> Self:
+        self.seen = seen
+        self.item_users = seen.T.tocsr()
+        self.item_counts = np.asarray(seen.sum(axis=0), dtype=np.float32).ravel()
         return self
 
     def scores(self, user_idx: np.ndarray) -> np.ndarray:
-        assert self.recent is not None and self.item_users is not None and self.seen is not None
-        recent = self.recent[user_idx]
+        assert self.recent is not None
+        return self.scores_recent(self.recent[user_idx])
+
+    def scores_recent(self, recent: sp.csr_matrix) -> np.ndarray:
+        """(b, n_items) from recent-item rows (as `recent_items_matrix` or `recent_row` make), for any history."""
+        assert self.item_users is not None and self.seen is not None
         shared = recent @ self.item_users  # (b, n_users): weighted overlap of u's recent items with each history
         scores = np.asarray((shared @ self.seen).toarray(), dtype=np.float32)
         scores -= recent.multiply(self.item_counts[np.newaxis, :]).toarray()
@@ -186,7 +207,11 @@ class ContentSource(_HistorySource):
 
     def scores(self, user_idx: np.ndarray) -> np.ndarray:
         assert self.recent is not None
-        profile = np.asarray(self.recent[user_idx] @ self.unit, dtype=np.float32)  # (b, d)
+        return self.scores_recent(self.recent[user_idx])
+
+    def scores_recent(self, recent: sp.csr_matrix) -> np.ndarray:
+        """(b, n_items) from recent-item rows, for any history."""
+        profile = np.asarray(recent @ self.unit, dtype=np.float32)  # (b, d)
         norms = np.linalg.norm(profile, axis=1, keepdims=True)
         scores = (profile / np.maximum(norms, 1e-12)) @ self.unit.T
         scores[norms[:, 0] == 0] = -np.inf

@@ -120,9 +120,9 @@ def cut_per_user(history_end: HistoryEnd, n_users: int, needed: np.ndarray | Non
         if len(absent):
             raise ValueError(f"history_end has no cut for user_idx {absent[:10].tolist()}: give one per candidate user")
         cuts = np.full(n_users, _NO_HISTORY, dtype=np.int64)
-        cuts[given.index.to_numpy(np.int64)] = _nanoseconds(given)
+        cuts[given.index.to_numpy(np.int64)] = nanoseconds(given)
         return cuts
-    return np.full(n_users, _nanoseconds(pd.Series([history_end]))[0], dtype=np.int64)
+    return np.full(n_users, nanoseconds(pd.Series([history_end]))[0], dtype=np.int64)
 
 
 def item_value_pairs(dataset: Dataset, field: str) -> pd.DataFrame:
@@ -146,7 +146,8 @@ def _item_column(dataset: Dataset, field: str) -> pd.Series:
     return column.reindex(np.arange(dataset.n_items))
 
 
-def _nanoseconds(values: pd.Series) -> np.ndarray:
+def nanoseconds(values: pd.Series) -> np.ndarray:
+    """Timestamps (any form pandas reads, naive = UTC) as int64 nanoseconds since the epoch."""
     stamps = pd.to_datetime(values, utc=True)
     return pd.DatetimeIndex(stamps).as_unit("ns").asi8.astype(np.int64)
 
@@ -155,7 +156,7 @@ def _event_table(interactions: pd.DataFrame) -> pd.DataFrame:
     """user_idx, item_idx, ns (int64 timestamp) of every event, in the interactions' order."""
     return pd.DataFrame({S.USER_IDX: interactions[S.USER_IDX].to_numpy(np.int64),
                          S.ITEM_IDX: interactions[S.ITEM_IDX].to_numpy(np.int64),
-                         "ns": _nanoseconds(interactions[S.TIMESTAMP])})
+                         "ns": nanoseconds(interactions[S.TIMESTAMP])})
 
 
 def _add_item_features(out: pd.DataFrame, events: pd.DataFrame, items: np.ndarray, cuts: np.ndarray,

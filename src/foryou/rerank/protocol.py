@@ -145,10 +145,10 @@ def split_labels(dataset: Dataset, split: str) -> pd.DataFrame:
 
 def ranking_frame(sources: Sequence[CandidateSource], history: Dataset, users: np.ndarray,
                   labels: pd.DataFrame | None, per_source_k: PerSourceK,
-                  history_end: HistoryEnd | None = None) -> pd.DataFrame:
+                  history_end: HistoryEnd | None = None, total: int | None = None) -> pd.DataFrame:
     """Candidates of `users` (train items of `history` excluded by the sources) with features and a label.
 
-    Rows: the union of every source's top `per_source_k` (no cut), sorted by (user_idx, merged_rank); columns:
+    Rows: the union of every source's top `per_source_k` (cut to `total` per user by `merge_candidates`), sorted by (user_idx, merged_rank); columns:
     user_idx, item_idx, `<source>_score` / `_rank`, merged_rank, the `ranking_features` columns computed from
     `history` (the data the sources were fitted on) strictly before each user's `history_end` (default: the
     user's label time), then `label` (1 where (user, item) is in `labels`, else 0; all 0 without labels).
@@ -158,7 +158,7 @@ def ranking_frame(sources: Sequence[CandidateSource], history: Dataset, users: n
         if labels is None:
             raise ValueError("give history_end (a time or user_idx -> time) when there are no labels")
         history_end = labels.drop_duplicates(S.USER_IDX).set_index(S.USER_IDX)[S.TIMESTAMP]
-    frame = merge_candidates(sources, users, per_source_k, total=None)
+    frame = merge_candidates(sources, users, per_source_k, total=total)
     frame = ranking_features(frame, history, history_end)
     frame[LABEL] = np.zeros(len(frame), dtype=np.int64)
     if labels is not None and len(frame):
@@ -233,10 +233,15 @@ def rerank_scores(ranker: LGBMRanker, frame: pd.DataFrame, n_users: int, n_items
     the ranker's raw score (1 = lowest, exact ties stay tied), everything else (non-candidates, users absent
     from the frame) -inf. A full-catalog top-k then returns exactly the candidates in the ranker's order (raw
     float64 scores cast to float32 could merge near-equal values) and a target outside them is always a miss."""
+    return score_matrix(frame, ranker.predict(frame) if len(frame) else np.zeros(0), n_users, n_items)
+
+
+def score_matrix(frame: pd.DataFrame, raw_scores: np.ndarray, n_users: int, n_items: int) -> np.ndarray:
+    """`rerank_scores` for any per-row scores (a ranker's, a hybrid's): dense ranks per user, -inf elsewhere."""
     scores = np.full((n_users, n_items), -np.inf, dtype=np.float32)
     if not len(frame):
         return scores
-    raw = pd.Series(ranker.predict(frame), index=frame.index)
+    raw = pd.Series(np.asarray(raw_scores, np.float64), index=frame.index)
     ranks = raw.groupby(frame[S.USER_IDX].to_numpy()).rank(method="dense").to_numpy(np.float32)
     scores[frame[S.USER_IDX].to_numpy(np.int64), frame[S.ITEM_IDX].to_numpy(np.int64)] = ranks
     return scores

@@ -218,7 +218,7 @@ def reason_context(frame: pd.DataFrame, dataset: Dataset, fields: Sequence[str] 
     titles = items[title].reindex(np.arange(dataset.n_items)).to_numpy(dtype=object)
     item_idx = out[S.ITEM_IDX].to_numpy(np.int64)
     for name in fields:
-        values = items[name].reindex(np.arange(dataset.n_items)).map(_first_value).to_numpy(dtype=object)
+        values = items[name].reindex(np.arange(dataset.n_items)).map(first_value).to_numpy(dtype=object)
         out[name] = values[item_idx]
     for anchor in (COOCCURRENCE_ANCHOR, CONTENT_ANCHOR):
         if anchor not in out:
@@ -238,7 +238,8 @@ def _default_title_field(dataset: Dataset) -> str:
     return text[0] if text else S.ITEM_ID
 
 
-def _first_value(value: Any) -> Any:
+def first_value(value: Any) -> Any:
+    """The value of a field as text (a list's first element); None when missing."""
     if isinstance(value, (list, tuple, np.ndarray)):
         return str(value[0]) if len(value) else None
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)

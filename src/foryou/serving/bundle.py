@@ -9,6 +9,8 @@ Layout (every file but bundle.json is listed in the manifest with its SHA-256, s
   collab/, ease/, item_knn/
                    ALS, EASE and ItemKNN (those enabled among the baselines), for the strategies of those names
   fallback/        recent popularity, for users the model cannot place and the `popular` strategy
+  ranking/         the ranking stage (rerank.stage: rankers, blend weights, frozen item features) and
+                   cooccurrence.npz, the binary user-item matrix of train + valid its co-occurrence source reads
   items.parquet    the catalog: item_id + the fields needed to show, filter and encode items
 """
 
@@ -24,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 import foryou
 from foryou.config import RunConfig
@@ -34,10 +37,13 @@ from foryou.index import VectorIndex, build_index
 from foryou.models.base import Recommender
 from foryou.models.ranking import unit_rows
 from foryou.models.two_tower import TwoTower
+from foryou.rerank.candidates import CooccurrenceSource
+from foryou.rerank.stage import RankingStage
 
 BUNDLE_VERSION = 2
 MANIFEST = "bundle.json"
-MODEL_DIR, INDEX_DIR, FALLBACK_DIR = "model", "index", "fallback"
+MODEL_DIR, INDEX_DIR, FALLBACK_DIR, RANKING_DIR = "model", "index", "fallback", "ranking"
+COOCCURRENCE_FILE = "cooccurrence.npz"
 CONTENT_FILE, ITEMS_FILE = "content.npy", "items.parquet"
 DEFAULT_STRATEGY = "two_tower"
 MATRIX_STRATEGIES = ("collab", "ease", "item_knn")  # baselines served from their own folder of that name
@@ -55,6 +61,8 @@ class Bundle:
     fallback: Recommender
     items: pd.DataFrame
     meta: dict[str, Any]
+    ranking: RankingStage | None = None
+    cooccurrence: CooccurrenceSource | None = None  # the ranking stage's co-occurrence source
 
     @property
     def model_version(self) -> str:
@@ -79,7 +87,7 @@ class Bundle:
 
 def save_bundle(directory: Path, model: TwoTower, fallback: Recommender, served: dict[str, Recommender],
                 dataset: Dataset, config: RunConfig, test_metrics: dict[str, dict[str, float]],
-                validation_ndcg: dict[str, float] | None = None) -> Path:
+                validation_ndcg: dict[str, float] | None = None, ranking: RankingStage | None = None) -> Path:
     """Write the bundle into `directory` (replaced whole: built beside it, then renamed into place). The default
     strategy is `serving.default_strategy` when set, else the served strategy with the best `validation_ndcg`
     (NDCG@10 on the validation split, models fitted on train), else two_tower."""
@@ -100,6 +108,10 @@ def save_bundle(directory: Path, model: TwoTower, fallback: Recommender, served:
         strategies.append(name)
     fallback.save(building / FALLBACK_DIR)
     strategies.append("popular")
+    if ranking is not None:
+        ranking.save(building / RANKING_DIR)
+        sp.save_npz(building / RANKING_DIR / COOCCURRENCE_FILE, dataset.user_item_matrix("train", "valid"))
+        strategies += ranking.strategies
     dataset.items.to_parquet(building / ITEMS_FILE, index=False)
     files = {path.relative_to(building).as_posix(): sha256(path)
              for path in sorted(building.rglob("*")) if path.is_file()}
@@ -144,10 +156,15 @@ def load_bundle(directory: Path | str, verify: bool = True) -> Bundle:
         served = {name: Recommender.load(directory / name) for name in meta["strategies"] if name in MATRIX_STRATEGIES}
         fallback = Recommender.load(directory / FALLBACK_DIR)
         items = pd.read_parquet(directory / ITEMS_FILE)
+        ranking, cooccurrence = None, None
+        if (directory / RANKING_DIR).exists():
+            ranking = RankingStage.load(directory / RANKING_DIR)
+            cooccurrence = CooccurrenceSource.from_seen(sp.load_npz(directory / RANKING_DIR / COOCCURRENCE_FILE),
+                                                        last_n=ranking.settings.last_n)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
         raise DataFileError(f"bundle {directory} cannot be loaded: {error}") from error
     index = VectorIndex.load(directory / INDEX_DIR)
-    return Bundle(directory, model, index, content, served, fallback, items, meta)
+    return Bundle(directory, model, index, content, served, fallback, items, meta, ranking, cooccurrence)
 
 
 def best_on_validation(strategies: list[str], validation_ndcg: dict[str, float]) -> str:

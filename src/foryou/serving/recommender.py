@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from foryou.errors import UnknownIdError
 from foryou.serving.catalog import Filters
 from foryou.serving.explain import Explainer
+from foryou.serving.reranking import StageRanker
 from foryou.serving.rules import cap_per_category, mmr_order
 from foryou.serving.state import Event, ServingState, model_events
 
@@ -86,6 +87,10 @@ class Recommender:
     def __init__(self, state: ServingState) -> None:
         self.state = state
         self.explainer = Explainer(state)
+        bundle = state.bundle
+        self.stage = None
+        if bundle.ranking is not None and bundle.cooccurrence is not None:
+            self.stage = StageRanker(self, bundle.ranking, bundle.cooccurrence)
 
     def context(self, user_id: str | None, live: Sequence[Event], warnings: list[str]) -> UserContext:
         """The user's context; live events on items no catalog knows are dropped and named in `warnings`."""
@@ -105,10 +110,16 @@ class Recommender:
         seen = context.seen_by(query.seen_event_types) if query.exclude_seen else None
         allowed, denied = self._rules(query.filters, seen)
         fetch = query.k
+        stage_reasons = None
         while True:  # with rules that drop or reorder candidates, fetch more until k pass or none are left
             if query.filters.reorders():
                 fetch = min(max(4 * fetch, fetch + 50), len(self.state.catalog))
-            found = self._run(strategy, context, fetch, allowed, denied)
+            if self.stage is not None and strategy in self.stage.stage.strategies:
+                ranked = self.stage.rank(strategy, context, fetch, allowed, denied)
+                found = None if ranked is None else (ranked.labels, ranked.scores)
+                stage_reasons = None if ranked is None else ranked.explain
+            else:
+                found = self._run(strategy, context, fetch, allowed, denied)
             if found is None:
                 strategy, fallback = POPULAR, POPULAR
                 found = self._popular(fetch, allowed, denied)
@@ -118,7 +129,10 @@ class Recommender:
                 break
         items = [{**self.state.catalog.describe(label), "rank": rank, "score": float(score)}
                  for rank, (label, score) in enumerate(zip(labels.tolist(), scores.tolist()), 1)]
-        if query.explain:
+        if query.explain and stage_reasons is not None:  # reasons from the ranker's own contributions
+            for item, explained in zip(items, stage_reasons(labels.tolist())):
+                item.update(explained)
+        elif query.explain:
             for item, reasons in zip(items, self.explainer.explain(strategy, labels.tolist(), context)):
                 item["reasons"] = reasons
         return Result(query.strategy, items, fallback, [], self.state.model_version)

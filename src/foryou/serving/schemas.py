@@ -79,9 +79,15 @@ class RecommendationRequest(Strict):
 
 
 class Reason(BaseModel):
-    kind: Literal["history", "content", "category", "popular"]
+    kind: Literal["history", "content", "category", "brand", "popular", "price", "new"]
     text: str
     item_id: str | None = Field(None, description="the history item the reason names, if any")
+    feature: str | None = Field(None, description="ranking-stage strategies: the ranker feature behind the reason")
+
+
+class Contribution(BaseModel):
+    feature: str
+    value: float = Field(description="the feature's share of the item's score (with `bias`, they add up to it)")
 
 
 class RecommendedItem(BaseModel):
@@ -92,6 +98,9 @@ class RecommendedItem(BaseModel):
     category: str | None = None
     price: float | None = None
     reasons: list[Reason] | None = None
+    contributions: list[Contribution] | None = Field(
+        None, description="explain with reranked_lgbm, hybrid or hybrid_rrf: every (feature, contribution) of the "
+        "item's score, largest first")
 
 
 class RecommendationResponse(BaseModel):

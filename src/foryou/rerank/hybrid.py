@@ -1,0 +1,184 @@
+"""Hybrid strategies over the candidate frame: a tuned blend of the sources' scores, and reciprocal rank fusion.
+
+Both read only the per-source columns of `merge_candidates` (`<s>_score`, `<s>_rank`), so they need no training
+beyond the blend's few weights: a baseline the learned ranker must beat, and a fallback when it is not fitted.
+Raw scores are not comparable across sources (cosines, co-occurrence counts, popularity), so the blend first
+min-max scales each source within each user's candidates; the weights are then tuned by coordinate ascent on
+NDCG@10 of a labelled (validation) frame. Reciprocal rank fusion needs no tuning at all: it reads only ranks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from typing_extensions import Self
+
+from foryou.data import schema as S
+from foryou.errors import NotFittedError
+
+logger = logging.getLogger(__name__)
+
+LABEL = "label"  # the held-out target flag, as written by rerank.protocol
+DEFAULT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+MIN_GAIN = 1e-12  # a trial weight must beat the current NDCG by more than float noise to be kept
+
+
+def source_names(frame: pd.DataFrame) -> list[str]:
+    """Names s with both `<s>_score` and `<s>_rank` columns, in column order (so `merged_rank` is not one)."""
+    scored = [str(column)[: -len("_score")] for column in frame.columns if str(column).endswith("_score")]
+    return [name for name in scored if f"{name}_rank" in frame]
+
+
+def normalised_scores(frame: pd.DataFrame, source: str) -> np.ndarray:
+    """(n,) float64 in [0, 1]: `<source>_score` min-max scaled over each user's rows the source proposed, so
+    sources on different scales can be added. 1.0 where a user's proposed scores are all equal (one row included),
+    0.0 where the source did not propose the row (NaN or a non-finite score)."""
+    values = _score_column(frame, source)
+    proposed = np.isfinite(values)
+    kept = pd.Series(np.where(proposed, values, np.nan), index=frame.index)
+    by_user = kept.groupby(frame[S.USER_IDX].to_numpy(), sort=False)
+    low = by_user.transform("min").to_numpy(np.float64)
+    span = by_user.transform("max").to_numpy(np.float64) - low
+    scaled = np.ones(len(frame), dtype=np.float64)
+    spread = proposed & (span > 0)
+    scaled[spread] = (values[spread] - low[spread]) / span[spread]
+    scaled[~proposed] = 0.0
+    return scaled
+
+
+def reciprocal_rank_fusion(frame: pd.DataFrame, sources: Sequence[str] | None = None, k: float = 60.0) -> np.ndarray:
+    """(n,) float64: sum over the sources that proposed the row (finite `<s>_score`) of 1 / (k + `<s>_rank`).
+    Reads ranks only, so it needs neither score scaling nor tuning; k damps the weight of the very top ranks."""
+    names = _sources(frame, sources)
+    fused = np.zeros(len(frame), dtype=np.float64)
+    for name in names:
+        proposed = np.isfinite(_score_column(frame, name))
+        ranks = frame[f"{name}_rank"].to_numpy(np.float64)
+        fused[proposed] += 1.0 / (k + ranks[proposed])
+    return fused
+
+
+def group_ndcg(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, at: int = 10) -> float:
+    """Mean NDCG@at over the groups (users) with at least one positive (label > 0, binary gain).
+
+    scores, labels, groups (n,) (group ids need not be contiguous). Rows are ranked per group by descending score,
+    ties in row order, NaN scores last. One stable lexsort over all rows: a 1M-row frame takes ~0.2 s.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    relevant = np.asarray(labels) > 0
+    groups = np.asarray(groups)
+    if not len(scores) == len(relevant) == len(groups):
+        raise ValueError(f"{len(scores)} scores, {len(relevant)} labels and {len(groups)} group ids: need one each")
+    if at < 1:
+        raise ValueError(f"at must be a positive integer, got {at!r}")
+    if not relevant.any():
+        raise ValueError("no group has a positive label: NDCG is undefined")
+    order = np.lexsort((-scores, groups))  # by group, then score; stable, so equal scores keep row order
+    sorted_groups = groups[order]
+    new_group = np.r_[True, sorted_groups[1:] != sorted_groups[:-1]]
+    group_of = np.cumsum(new_group) - 1  # (n,) 0-based group number of each sorted row
+    starts = np.flatnonzero(new_group)
+    position = np.arange(len(order)) - starts[group_of]
+    relevant = relevant[order]
+    hits = relevant & (position < at)
+    gains = np.bincount(group_of[hits], weights=1.0 / np.log2(position[hits] + 2.0), minlength=len(starts))
+    positives = np.bincount(group_of, weights=relevant, minlength=len(starts)).astype(np.int64)
+    judged = positives > 0
+    ideal = np.r_[0.0, np.cumsum(1.0 / np.log2(np.arange(at) + 2.0))]  # ideal[m] = DCG of m positives on top
+    return float(np.mean(gains[judged] / ideal[np.minimum(positives[judged], at)]))
+
+
+class HybridBlend:
+    """sum_s w_s * normalised_scores(frame, s): a linear blend of the sources, weights tuned on validation."""
+
+    def __init__(self, weights: Mapping[str, float] | None = None) -> None:
+        self.weights: dict[str, float] = {str(name): float(w) for name, w in (weights or {}).items()}
+        self.best_score: float | None = None
+
+    def fit(self, frame: pd.DataFrame, sources: Sequence[str] | None = None, grid: Sequence[float] = DEFAULT_GRID,
+            rounds: int = 3) -> Self:
+        """Coordinate ascent on NDCG@10 of the labelled `frame`, from every weight at 1.0: per pass, each source
+        in turn takes the grid value with the best NDCG (ties keep the current weight); stop after `rounds`
+        passes or a pass that changes nothing. All-zero weights are never tried. Tune on validation, not test."""
+        if LABEL not in frame:
+            raise ValueError(f"the frame has no {LABEL!r} column: fit the blend on a labelled (validation) frame")
+        names = _sources(frame, sources)
+        judged = frame.groupby(S.USER_IDX, sort=False)[LABEL].transform("max").to_numpy() > 0
+        if not judged.any():
+            raise ValueError("no user has a positive label in the frame: nothing to tune the weights on")
+        columns = np.column_stack([normalised_scores(frame, name) for name in names])[judged]  # (n', n_sources)
+        labels = frame[LABEL].to_numpy()[judged]
+        groups = frame[S.USER_IDX].to_numpy()[judged]  # users without a positive do not move NDCG: left out
+        weights, best = _coordinate_ascent(columns, labels, groups, grid, rounds)
+        self.weights = {name: float(w) for name, w in zip(names, weights)}
+        self.best_score = float(best)
+        logger.info("hybrid blend: weights %s, NDCG@10 %.4f", self.weights, self.best_score)
+        return self
+
+    def score(self, frame: pd.DataFrame) -> np.ndarray:
+        """(n,) float64 blend scores; compare them only within a user."""
+        if not self.weights:
+            raise NotFittedError("HybridBlend has no weights: call fit(frame) or pass weights")
+        missing = [name for name in self.weights if f"{name}_score" not in frame]
+        if missing:
+            raise ValueError(f"the frame lacks the score column(s) of source(s) {missing} the blend weighs")
+        blend = np.zeros(len(frame), dtype=np.float64)
+        for name, weight in self.weights.items():
+            blend += weight * normalised_scores(frame, name)
+        return blend
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able weights and validation NDCG."""
+        return {"weights": dict(self.weights), "best_score": self.best_score}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HybridBlend:
+        blend = cls(data["weights"])
+        blend.best_score = None if data.get("best_score") is None else float(data["best_score"])
+        return blend
+
+
+def _coordinate_ascent(columns: np.ndarray, labels: np.ndarray, groups: np.ndarray, grid: Sequence[float],
+                       rounds: int) -> tuple[np.ndarray, float]:
+    """Weights (n_sources,) from all ones, and their NDCG@10 of the blend columns (n, n_sources) @ weights."""
+    weights = np.ones(columns.shape[1], dtype=np.float64)
+    best = group_ndcg(columns @ weights, labels, groups)
+    for _ in range(rounds):
+        changed = False
+        for j in range(len(weights)):
+            current, chosen = float(weights[j]), float(weights[j])
+            for value in grid:
+                trial = weights.copy()
+                trial[j] = value
+                if value == current or not trial.any():
+                    continue
+                ndcg = group_ndcg(columns @ trial, labels, groups)
+                if ndcg > best + MIN_GAIN:
+                    best, chosen = ndcg, float(value)
+            weights[j] = chosen
+            changed = changed or chosen != current
+        if not changed:
+            break
+    return weights, best
+
+
+def _sources(frame: pd.DataFrame, sources: Sequence[str] | None) -> list[str]:
+    """The requested sources (default: every source of the frame); an absent one is a ValueError naming it."""
+    names = source_names(frame) if sources is None else [str(name) for name in sources]
+    if not names or len(set(names)) < len(names):
+        raise ValueError(f"need distinct sources with <source>_score / <source>_rank columns, got {names}")
+    missing = [name for name in names if f"{name}_score" not in frame or f"{name}_rank" not in frame]
+    if missing:
+        raise ValueError(f"the frame lacks the _score / _rank columns of source(s) {missing}")
+    return names
+
+
+def _score_column(frame: pd.DataFrame, source: str) -> np.ndarray:
+    column = f"{source}_score"
+    if column not in frame:
+        raise ValueError(f"the frame has no {column!r} column (source {source!r})")
+    return frame[column].to_numpy(np.float64, na_value=np.nan)

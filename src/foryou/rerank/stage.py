@@ -1,0 +1,226 @@
+"""The ranking stage a bundle serves: its sources' models per time window, the fitted rankers and hybrids.
+
+`fit_ranking_stage` follows the protocol of `foryou.rerank.protocol`: sources refitted on train minus each user's
+last train event make the rankers' training frame (label: that event), sources fitted on train make the
+validation frame (label: the validation event), on which LightGBM and the MLP early-stop, the blend weights are
+tuned and every strategy gets its validation NDCG@10 under the full-catalog protocol. The bundle then serves
+the stage over sources refitted on train + validation, like every other model.
+
+Strategies: `reranked_lgbm` (LightGBM lambdarank), `reranked_mlp` (MLP over features and two-tower vectors),
+`hybrid` (weighted blend of normalised source scores), `hybrid_rrf` (reciprocal rank fusion).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from foryou.config import RankingConfig
+from foryou.data import schema as S
+from foryou.data.dataset import Dataset
+from foryou.evaluation.protocol import EvaluationResult, evaluate
+from foryou.models.base import Recommender
+from foryou.models.baselines.popularity import RecentPop
+from foryou.models.two_tower import TwoTower
+from foryou.rerank.candidates import CandidateSource, ContentSource, CooccurrenceSource, ModelSource
+from foryou.rerank.features import feature_columns
+from foryou.rerank.hybrid import HybridBlend, normalised_scores, reciprocal_rank_fusion
+from foryou.rerank.lgbm import LGBMRanker
+from foryou.rerank.mlp import MLPRanker
+from foryou.rerank.online import CatalogFeatures
+from foryou.rerank.protocol import (
+    LABEL,
+    ScoreMatrix,
+    holdout_last_train_event,
+    label_recall,
+    ranking_frame,
+    score_matrix,
+    split_labels,
+    with_a_positive,
+)
+
+logger = logging.getLogger(__name__)
+
+RERANKED_LGBM, RERANKED_MLP, HYBRID, HYBRID_RRF = "reranked_lgbm", "reranked_mlp", "hybrid", "hybrid_rrf"
+STAGE_STRATEGIES = (RERANKED_LGBM, RERANKED_MLP, HYBRID, HYBRID_RRF)
+ITEM_ITEM_SOURCES = ("ease", "item_knn", "als")  # baselines that are candidate sources (ALS: the `collab` strategy)
+STAGE_FILE, CATALOG_FILE, LGBM_DIR, MLP_DIR = "stage.json", "catalog_features.npz", "lgbm", "mlp"
+Vectors = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class SourceModels:
+    """The models behind the candidate sources of one time window, all fitted on the same interactions."""
+
+    two_tower: TwoTower
+    baselines: dict[str, Recommender]  # source name (ease, item_knn, als) -> fitted baseline
+    recent_pop: Recommender
+    cooccurrence: CooccurrenceSource
+    content: ContentSource | None
+
+    @classmethod
+    def fit(cls, data: Dataset, two_tower: TwoTower, baselines: Mapping[str, Recommender],
+            recent_pop: Recommender, last_n: int) -> SourceModels:
+        """Wrap fitted models and fit the co-occurrence and content sources on `data` (their window)."""
+        content = None
+        if two_tower.has_content():
+            content = ContentSource.from_two_tower(two_tower, data.items, last_n=last_n).fit(data)
+        return cls(two_tower, {name: model for name, model in baselines.items() if name in ITEM_ITEM_SOURCES},
+                   recent_pop, CooccurrenceSource(last_n=last_n).fit(data), content)
+
+    def sources(self) -> list[CandidateSource]:
+        """In a fixed order, so that the merged frame's columns are the same in every window and in serving."""
+        listed: list[CandidateSource] = [ModelSource(self.two_tower, TwoTower.name)]
+        listed += [ModelSource(model, name) for name, model in self.baselines.items()]
+        listed += [ModelSource(self.recent_pop, "recent_pop"), self.cooccurrence]
+        return listed + ([self.content] if self.content is not None else [])
+
+    def vectors(self, frame: pd.DataFrame) -> Vectors:
+        """(user vectors, item vectors) of the two-tower, one row per frame row (the MLP ranker's inputs)."""
+        users, where = np.unique(frame[S.USER_IDX].to_numpy(np.int64), return_inverse=True)
+        items = self.two_tower.retrieval_vectors()[frame[S.ITEM_IDX].to_numpy(np.int64)]
+        return self.two_tower.user_vectors(users)[where], items
+
+
+@dataclass
+class RankingStage:
+    """What serving needs to rank a user's merged candidates; `validation_ndcg` per strategy picks the default."""
+
+    settings: RankingConfig
+    source_names: list[str]
+    feature_names: list[str]
+    lgbm: LGBMRanker
+    mlp: MLPRanker | None
+    blend: HybridBlend
+    catalog: CatalogFeatures
+    validation_ndcg: dict[str, float]
+    label_recall: dict[str, float]
+
+    @property
+    def strategies(self) -> list[str]:
+        return [name for name in STAGE_STRATEGIES if name != RERANKED_MLP or self.mlp is not None]
+
+    def scores(self, strategy: str, frame: pd.DataFrame, vectors: Vectors | None = None) -> np.ndarray:
+        """(n,) scores of a merged, featured frame under `strategy` (higher first; compare within a user)."""
+        if strategy == RERANKED_LGBM:
+            return self.lgbm.predict(frame)
+        if strategy == RERANKED_MLP and self.mlp is not None:
+            return self.mlp.predict(frame, vectors)
+        if strategy == HYBRID:
+            return self.blend.score(frame)
+        if strategy == HYBRID_RRF:
+            return reciprocal_rank_fusion(frame, self.source_names)
+        raise ValueError(f"unknown ranking-stage strategy {strategy!r}; known: {', '.join(self.strategies)}")
+
+    def contributions(self, strategy: str, frame: pd.DataFrame,
+                      rows: np.ndarray) -> list[list[tuple[str, float]]] | None:
+        """Per chosen row of `frame`, (feature, contribution) pairs that add up to its score, largest first; None
+        for the MLP, whose score has no exact additive split."""
+        if strategy == RERANKED_LGBM:
+            return self.lgbm.explain(frame.iloc[rows])
+        if strategy == HYBRID:
+            parts = {f"{name}_score": weight * normalised_scores(frame, name)[rows]
+                     for name, weight in self.blend.weights.items() if weight}
+        elif strategy == HYBRID_RRF:
+            fused = {name: reciprocal_rank_fusion(frame, [name]) for name in self.source_names}
+            parts = {f"{name}_rank": values[rows] for name, values in fused.items()}
+        else:
+            return None
+        return [sorted(((name, float(values[i])) for name, values in parts.items()), key=lambda pair: -pair[1])
+                for i in range(len(rows))]
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.lgbm.save(directory / LGBM_DIR)
+        if self.mlp is not None:
+            self.mlp.save(directory / MLP_DIR)
+        self.catalog.save(directory / CATALOG_FILE)
+        meta = {"settings": self.settings.model_dump(), "source_names": self.source_names,
+                "feature_names": self.feature_names, "blend": self.blend.to_dict(),
+                "validation_ndcg": self.validation_ndcg, "label_recall": self.label_recall}
+        (directory / STAGE_FILE).write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> RankingStage:
+        meta = json.loads((directory / STAGE_FILE).read_text())
+        mlp = MLPRanker.load(directory / MLP_DIR) if (directory / MLP_DIR).exists() else None
+        return cls(RankingConfig(**meta["settings"]), list(meta["source_names"]), list(meta["feature_names"]),
+                   LGBMRanker.load(directory / LGBM_DIR), mlp, HybridBlend.from_dict(meta["blend"]),
+                   CatalogFeatures.load(directory / CATALOG_FILE), dict(meta["validation_ndcg"]),
+                   dict(meta["label_recall"]))
+
+
+WindowFitter = Callable[[Dataset], SourceModels]
+
+
+def fit_ranking_stage(dataset: Dataset, settings: RankingConfig, train_sources: SourceModels,
+                      fit_window: WindowFitter, seed: int = 0) -> RankingStage:
+    """Train the rankers on labels their sources never saw and tune the hybrids, all chosen on validation.
+
+    `train_sources`: the sources fitted on the train split; `fit_window(data)`: the same sources fitted on
+    `data` (called once, on train minus each user's last train event).
+    """
+    held_out, train_labels = holdout_last_train_event(dataset)
+    fit_data = held_out.restricted_to("train")
+    window = fit_window(fit_data)
+    train_frame = ranking_frame(window.sources(), fit_data, train_labels[S.USER_IDX].to_numpy(), train_labels,
+                                settings.per_source_k, total=settings.candidates)
+    train_data = dataset.restricted_to("train")
+    valid_labels = split_labels(dataset, "valid")
+    valid_frame = ranking_frame(train_sources.sources(), train_data, valid_labels[S.USER_IDX].to_numpy(),
+                                valid_labels, settings.per_source_k, total=settings.candidates)
+    recall = {"train": label_recall(train_frame, len(train_labels)),
+              "valid": label_recall(valid_frame, len(valid_labels))}
+    logger.info("ranking stage: labels among the candidates: train %.3f, valid %.3f (%d / %d rows)",
+                recall["train"], recall["valid"], len(train_frame), len(valid_frame))
+    learn, stop = with_a_positive(train_frame), with_a_positive(valid_frame)
+    if learn.empty or stop.empty:
+        raise ValueError("no user has its label among the candidates: raise ranking.per_source_k")
+    features = feature_columns(train_frame, exclude=(LABEL,))
+    lgbm = LGBMRanker(num_boost_round=settings.lgbm_rounds, seed=seed).fit(
+        learn[features], learn[LABEL].to_numpy(), learn[S.USER_IDX].to_numpy(),
+        valid=(stop[features], stop[LABEL].to_numpy(), stop[S.USER_IDX].to_numpy()))
+    mlp = None
+    if settings.mlp:
+        mlp = MLPRanker(epochs=settings.mlp_epochs, seed=seed).fit(
+            learn[features], learn[LABEL].to_numpy(), learn[S.USER_IDX].to_numpy(),
+            valid=(stop[features], stop[LABEL].to_numpy(), stop[S.USER_IDX].to_numpy()),
+            vectors=window.vectors(learn), valid_vectors=train_sources.vectors(stop))
+    names = [source.name for source in train_sources.sources()]
+    blend = HybridBlend().fit(valid_frame, names)
+    stage = RankingStage(settings, names, features, lgbm, mlp, blend, CatalogFeatures.from_dataset(train_data),
+                         {}, recall)
+    stage.validation_ndcg = {name: float(result.summary["NDCG@10"]) for name, result in
+                             evaluate_stage(stage, train_sources, dataset, "valid", valid_frame, ks=(10,)).items()}
+    logger.info("ranking stage: validation NDCG@10 %s", stage.validation_ndcg)
+    return stage
+
+
+def evaluate_stage(stage: RankingStage, sources: SourceModels, dataset: Dataset, split: str,
+                   frame: pd.DataFrame | None = None, **options: object) -> dict[str, EvaluationResult]:
+    """Every strategy of `stage` over `sources` (fitted on the splits before `split`), scored on `split` under
+    the full-catalog protocol: a target that no source proposed is a miss. `frame`: the labelled candidates,
+    built here when None."""
+    before = {"valid": ("train",), "test": ("train", "valid")}[split]
+    history = dataset.restricted_to(*before)
+    if frame is None:
+        labels = split_labels(dataset, split)
+        frame = ranking_frame(sources.sources(), history, labels[S.USER_IDX].to_numpy(), labels,
+                              stage.settings.per_source_k, total=stage.settings.candidates)
+    vectors = sources.vectors(frame) if stage.mlp is not None else None
+    results = {}
+    for strategy in stage.strategies:
+        matrix = score_matrix(frame, stage.scores(strategy, frame, vectors), history.n_users, history.n_items)
+        results[strategy] = evaluate(ScoreMatrix(matrix, history), dataset, split, **options)  # type: ignore[arg-type]
+    return results
+
+
+def recent_popularity(data: Dataset) -> Recommender:
+    """The recent-popularity source: the same model as the service's `popular` fallback."""
+    return RecentPop().fit(data)

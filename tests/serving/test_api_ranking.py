@@ -1,0 +1,90 @@
+"""The ranking stage through the HTTP API over the generated shop: every reranked and hybrid strategy answers
+from the merged candidates, honours the rules, and explains each item with its own contributions, which name
+items of the user's history and add up to the item's score."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from tests.serving.api_client import CATEGORY, STAGE, TITLE, history_items, ids, recommend, serving
+
+EXPLAINED = ["reranked_lgbm", "hybrid", "hybrid_rrf"]  # additive scores: contributions sum to the score
+JEWELLERY_VIEWS = [{"item_id": f"jew{i}", "timestamp": f"2024-01-0{i}T12:00:00Z"} for i in (1, 2, 3, 4)]
+
+
+@pytest.fixture(scope="module")
+def client(shop_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    with serving(shop_bundle, tmp_path_factory.mktemp("ranking") / "store.db") as reader:
+        yield reader
+
+
+def test_the_manifest_records_each_stage_strategys_validation_score_and_picks_the_best(shop_bundle: Path) -> None:
+    meta = json.loads((shop_bundle / "bundle.json").read_text())
+    scores = meta["validation_ndcg"]
+    assert set(STAGE) <= set(scores) and all(0.0 <= scores[name] <= 1.0 for name in STAGE)
+    assert meta["default_strategy"] == max(scores, key=scores.get)
+    assert set(STAGE) <= set(meta["test_metrics"])  # the report's test rows, side by side with the models
+
+
+@pytest.mark.parametrize("strategy", EXPLAINED)
+def test_explanations_come_from_the_items_own_contributions(client: TestClient, strategy: str) -> None:
+    seen = history_items(client, "u0")
+    answer = recommend(client, user_id="u0", k=8, strategy=strategy, explain=True)
+    assert len(answer["items"]) == 8
+    for item in answer["items"]:
+        total = sum(part["value"] for part in item["contributions"])
+        assert total == pytest.approx(item["score"], rel=1e-4, abs=1e-5)
+        values = [part["value"] for part in item["contributions"] if part["feature"] != "bias"]
+        assert values == sorted(values, reverse=True)
+        assert 1 <= len(item["reasons"]) <= 3
+        for reason in item["reasons"]:
+            assert reason["feature"] in {part["feature"] for part in item["contributions"]}
+            if reason["item_id"] is not None:  # a reason that names an item names one the user had
+                assert reason["item_id"] in seen and TITLE[reason["item_id"]] in reason["text"]
+
+
+def test_the_lgbm_ranker_names_the_users_own_items(client: TestClient) -> None:
+    seen = history_items(client, "u0")
+    answer = recommend(client, user_id="u0", k=8, strategy="reranked_lgbm", explain=True)
+    named = [reason["item_id"] for item in answer["items"] for reason in item["reasons"] if reason["item_id"]]
+    assert named and set(named) <= seen
+
+
+def test_the_mlp_ranker_is_explained_by_the_users_history(client: TestClient) -> None:
+    seen = history_items(client, "u0")
+    answer = recommend(client, user_id="u0", k=5, strategy="reranked_mlp", explain=True)
+    for item in answer["items"]:
+        assert item["contributions"] is None
+        assert any(reason["item_id"] in seen for reason in item["reasons"])
+
+
+@pytest.mark.parametrize("strategy", STAGE)
+def test_a_raw_history_is_ranked_like_it(client: TestClient, strategy: str) -> None:
+    answer = recommend(client, interactions=JEWELLERY_VIEWS, k=5, strategy=strategy)
+    assert answer["fallback"] is None and len(answer["items"]) == 5
+    assert not set(ids(answer)) & {view["item_id"] for view in JEWELLERY_VIEWS}
+    assert sum(CATEGORY[item] == "Jewellery" for item in ids(answer)) >= 3
+
+
+@pytest.mark.parametrize("strategy", STAGE)
+def test_a_user_no_source_can_place_falls_back_to_popular(client: TestClient, strategy: str) -> None:
+    answer = recommend(client, user_id="stranger", k=5, strategy=strategy)
+    assert answer["fallback"] == "popular" and len(answer["items"]) == 5
+
+
+@pytest.mark.parametrize("strategy", STAGE)
+def test_category_cap_and_diversity_still_fill_k(client: TestClient, strategy: str) -> None:
+    answer = recommend(client, user_id="u0", k=9, strategy=strategy,
+                       filters={"max_per_category": 3, "diversity": 0.5})
+    categories = [CATEGORY[item] for item in ids(answer)]
+    assert len(categories) == 9 and max(categories.count(c) for c in set(categories)) == 3
+
+
+def test_k_larger_than_the_candidate_pool_is_still_honoured(client: TestClient) -> None:
+    seen = history_items(client, "u0")
+    answer = recommend(client, user_id="u0", k=60 - len(seen), strategy="reranked_lgbm")
+    assert len(answer["items"]) == 60 - len(seen) and not set(ids(answer)) & seen
