@@ -11,8 +11,10 @@ Bundles: the demo bundle, and a derived catalog of the demo items + 1,000,000 sy
 (benchmarks/synthetic_bundle.py, built once into --cache-dir and reused): synthetic vectors are random demo item
 vectors plus Gaussian noise, rescaled to the demo norms, not trained; the model is the demo's.
 
-Writes benchmarks/results/serve_latency.json and .md.
+Writes benchmarks/results/serve_latency.json and .md (with --default-strategy S: serve_latency_S.json and .md,
+the server's default strategy set to S, e.g. reranked_lgbm, so every request runs the ranking stage).
 Usage: .venv/bin/python benchmarks/serve_latency.py [--bundle runs/demo/bundle] [--duration 10] [--skip-1m]
+       [--default-strategy reranked_lgbm]
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="seconds of the discarded wrk run before each")
     parser.add_argument("--concurrency", nargs="+", type=int, default=list(CONCURRENCY))
     parser.add_argument("--skip-1m", action="store_true", help="only the demo bundle")
+    parser.add_argument("--default-strategy", help="serve with this default strategy (results file suffixed)")
     parser.add_argument("--synthetic-items", type=int, default=1_000_000)
     parser.add_argument("--ef-construction", type=int, default=64, help="HNSW efConstruction of the big index")
     parser.add_argument("--spread", type=float, default=1.0, help="noise norm relative to the demo vector norm")
@@ -99,7 +102,7 @@ def run_bundle(name: str, bundle: Path, build: dict[str, Any] | None, args: argp
                scratch: Path) -> dict[str, Any]:
     """Serve `bundle`, run every scenario at every concurrency, read the server's memory; one result dict."""
     tag = "synthetic" if build else "demo"
-    process, base, load_seconds = start_server(bundle, scratch / tag)
+    process, base, load_seconds = start_server(bundle, scratch / tag, args.default_strategy)
     try:
         scenarios = make_scenarios(bundle)
         rows: list[dict[str, Any]] = []
@@ -124,7 +127,8 @@ def run_bundle(name: str, bundle: Path, build: dict[str, Any] | None, args: argp
             "floors": floors(rows)}
 
 
-def start_server(bundle: Path, scratch: Path) -> tuple[subprocess.Popen[bytes], str, float]:
+def start_server(bundle: Path, scratch: Path,
+                 default_strategy: str | None = None) -> tuple[subprocess.Popen[bytes], str, float]:
     """`foryou serve` on a free port with a fresh store; returns (process, base URL, seconds to /readyz 200)."""
     scratch.mkdir(parents=True, exist_ok=True)
     with socket.socket() as free:
@@ -133,6 +137,8 @@ def start_server(bundle: Path, scratch: Path) -> tuple[subprocess.Popen[bytes], 
     command = [str(Path(sys.executable).parent / "foryou"), "serve", str(bundle), "--port", str(port),
                "--set", "serving.rate_limit_per_minute=1000000000",
                "--set", f"serving.store_url=sqlite:///{scratch / 'service.db'}"]
+    if default_strategy:
+        command += ["--set", f"serving.default_strategy={default_strategy}"]
     log_path = scratch / "serve.log"
     start = time.perf_counter()
     with log_path.open("wb") as log:
@@ -308,12 +314,14 @@ def describe_environment() -> dict[str, Any]:
 def write_results(environment: dict[str, Any], bundles: list[dict[str, Any]], args: argparse.Namespace) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     settings = {"duration_s": args.duration, "warmup_s": args.warmup, "concurrency": args.concurrency, "k": K,
-                "wrk_threads": "min(concurrency, 2)", "history_length": HISTORY_LENGTH, "floors": FLOORS}
+                "wrk_threads": "min(concurrency, 2)", "history_length": HISTORY_LENGTH, "floors": FLOORS,
+                "default_strategy": args.default_strategy or "the bundle's"}
     for bundle in bundles:
         bundle["p50_over_noop"] = noop_ratios(bundle["rows"])
     payload = {"environment": environment, "settings": settings, "bundles": bundles}
-    (RESULTS / "serve_latency.json").write_text(json.dumps(payload, indent=2))
-    (RESULTS / "serve_latency.md").write_text(markdown(environment, settings, bundles) + "\n")
+    stem = "serve_latency" + (f"_{args.default_strategy}" if args.default_strategy else "")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=2))
+    (RESULTS / f"{stem}.md").write_text(markdown(environment, settings, bundles) + "\n")
 
 
 def noop_ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -351,7 +359,8 @@ def machine_line(environment: dict[str, Any]) -> str:
 
 
 def method_line(settings: dict[str, Any]) -> str:
-    return (f"One uvicorn worker (`foryou serve`, rate limit lifted, fresh SQLite store). Each row: a "
+    return (f"One uvicorn worker (`foryou serve`, rate limit lifted, fresh SQLite store, default strategy: "
+            f"{settings['default_strategy']}). Each row: a "
             f"{settings['warmup_s']} s warm-up, then `wrk -t min(c, 2) -c c -d {settings['duration_s']}s`, "
             f"k={settings['k']}; bodies rotate over the bundle's known users (up to {MAX_BODIES}) or over random "
             f"{HISTORY_LENGTH}-item histories without a user id; every body is sent once before timing. The "

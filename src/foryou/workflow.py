@@ -26,6 +26,7 @@ from foryou.models.base import Recommender
 from foryou.models.baselines.popularity import RecentPop
 from foryou.models.registry import build_baselines
 from foryou.models.two_tower import TwoTower
+from foryou.rerank.online import CatalogFeatures
 from foryou.rerank.stage import (
     ITEM_ITEM_SOURCES,
     RankingStage,
@@ -149,9 +150,10 @@ def fit_ranking(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower,
 
     stage = fit_ranking_stage(dataset, config.ranking, window(dataset.restricted_to("train"), trained.tuned), window,
                               seed=config.train.seed)
-    served = SourceModels.fit(dataset.restricted_to("train", "valid"), trained.model,
-                              {name: model for name, (model, _) in baselines.items()}, popularity_fallback(dataset),
-                              config.ranking.last_n)
+    train_valid = dataset.restricted_to("train", "valid")
+    served = SourceModels.fit(train_valid, trained.model, {name: model for name, (model, _) in baselines.items()},
+                              popularity_fallback(dataset), config.ranking.last_n)
+    stage.catalog = CatalogFeatures.from_dataset(train_valid)  # served over train + valid: item features to match
     options = config.evaluation
     results = evaluate_stage(stage, served, dataset, "test", ks=options.ks, batch_size=options.batch_size,
                              activity_buckets=options.activity_buckets)

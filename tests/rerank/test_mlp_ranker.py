@@ -67,14 +67,14 @@ def test_learns_the_feature_that_carries_the_label(ranker: MLPRanker) -> None:
 
 
 def test_learns_from_the_vectors_alone() -> None:
-    features, labels, groups, vectors = vector_problem(400, seed=3)
+    features, labels, groups, vectors = vector_problem(200, seed=3)
     valid_features, valid_labels, valid_groups, valid_vectors = vector_problem(50, seed=4)
-    ranker = MLPRanker(hidden=(32,), epochs=25, learning_rate=1e-2, batch_groups=64, negatives=9)
+    ranker = MLPRanker(hidden=(32,), epochs=15, learning_rate=1e-2, batch_groups=64, negatives=9)
     ranker.fit(features, labels, groups, valid=(valid_features, valid_labels, valid_groups), vectors=vectors,
                valid_vectors=valid_vectors)
     test_features, test_labels, _, test_vectors = vector_problem(100, seed=5)
     assert ranker.uses_vectors
-    assert top1(ranker.predict(test_features, test_vectors), test_labels, group=10) > 0.5  # chance: 0.1
+    assert top1(ranker.predict(test_features, test_vectors), test_labels, group=10) > 0.7  # chance: 0.1
 
 
 def test_save_load_gives_identical_predictions(ranker: MLPRanker, tmp_path: Path) -> None:

@@ -36,8 +36,8 @@ STD_FLOOR = 1e-6
 CLIP = 10.0  # z-scores are clipped so that values far outside training (even inf) keep the scores finite
 PREDICT_ROWS = 65_536
 # the constructor's arguments, saved so that `load` rebuilds the same ranker
-SETTINGS = ("hidden", "epochs", "learning_rate", "batch_groups", "negatives", "dropout", "patience", "eval_at",
-            "seed", "weight_decay")
+SETTINGS = ("hidden", "epochs", "learning_rate", "batch_groups", "negatives", "dropout", "patience",
+            "eval_at", "seed", "weight_decay")
 
 # (user vectors (n, d), item vectors (n, d)) float32, one pair per feature row
 Vectors = tuple[np.ndarray, np.ndarray]

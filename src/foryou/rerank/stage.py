@@ -52,6 +52,7 @@ STAGE_STRATEGIES = (RERANKED_LGBM, RERANKED_MLP, HYBRID, HYBRID_RRF)
 ITEM_ITEM_SOURCES = ("ease", "item_knn", "als")  # baselines that are candidate sources (ALS: the `collab` strategy)
 STAGE_FILE, CATALOG_FILE, LGBM_DIR, MLP_DIR = "stage.json", "catalog_features.npz", "lgbm", "mlp"
 Vectors = tuple[np.ndarray, np.ndarray]
+MLP_BATCH_GROUPS = 64  # users per MLP step: enough steps per epoch on a catalog of a few thousand users
 
 
 @dataclass
@@ -188,7 +189,7 @@ def fit_ranking_stage(dataset: Dataset, settings: RankingConfig, train_sources: 
         valid=(stop[features], stop[LABEL].to_numpy(), stop[S.USER_IDX].to_numpy()))
     mlp = None
     if settings.mlp:
-        mlp = MLPRanker(epochs=settings.mlp_epochs, seed=seed).fit(
+        mlp = MLPRanker(epochs=settings.mlp_epochs, batch_groups=MLP_BATCH_GROUPS, seed=seed).fit(
             learn[features], learn[LABEL].to_numpy(), learn[S.USER_IDX].to_numpy(),
             valid=(stop[features], stop[LABEL].to_numpy(), stop[S.USER_IDX].to_numpy()),
             vectors=window.vectors(learn), valid_vectors=train_sources.vectors(stop))
