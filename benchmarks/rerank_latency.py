@@ -45,6 +45,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     state = ServingState.load(args.bundle)
     recommender = Recommender(state)
+    assert state.model.user_ids is not None
     user_ids = [str(user) for user in np.random.default_rng(0).permutation(state.model.user_ids)[: args.users]]
     histories = raw_histories(state, len(user_ids))
     rows = []
@@ -60,7 +61,7 @@ def main() -> None:
                "floor_ms": FLOOR_MS, "meets_floor": reranked["known_users"]["p50_ms"] <= FLOOR_MS}
     environment = {"cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
                    "torch_threads": torch.get_num_threads(), "bundle": str(args.bundle),
-                   "items": len(state.catalog), "users": len(state.model.user_ids or []),
+                   "items": len(state.catalog), "users": len(state.model.user_ids),
                    "candidates": state.bundle.ranking.settings.candidates if state.bundle.ranking else None,
                    "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -72,7 +73,8 @@ def main() -> None:
 def raw_histories(state: ServingState, count: int) -> list[list[Event]]:
     """`count` histories of RAW_HISTORY random catalog items, one view a day, ending now."""
     rng = np.random.default_rng(1)
-    item_ids = [str(item) for item in state.model.item_ids or []]
+    assert state.model.item_ids is not None
+    item_ids = [str(item) for item in state.model.item_ids]
     now = datetime.now(timezone.utc)
     return [[Event(item_ids[i], "view", now - timedelta(days=RAW_HISTORY - day))
              for day, i in enumerate(rng.choice(len(item_ids), RAW_HISTORY, replace=False))] for _ in range(count)]

@@ -199,7 +199,8 @@ def test_reasons_name_items_from_the_users_own_history(client: TestClient, u0_se
 def test_popular_answers_give_popular_reasons(client: TestClient, asked: dict[str, str]) -> None:
     answer = recommend(client, k=5, explain=True, **asked)
     for item in answer["items"]:
-        assert item["reasons"] == [{"kind": "popular", "text": f"Popular in {item['category']}", "item_id": None}]
+        assert item["reasons"] == [{"kind": "popular", "text": f"Popular in {item['category']}", "item_id": None,
+                                    "feature": None}]
 
 
 FILTERS: list[tuple[dict[str, Any], Any]] = [

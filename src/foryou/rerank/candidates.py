@@ -230,6 +230,14 @@ def merge_candidates(sources: Sequence[CandidateSource], user_idx: np.ndarray,
     (None: keep the whole union). Best rank interleaves the sources, so the merged top `total` holds each
     source's top total // len(sources). Rows are sorted by (user_idx, merged_rank).
     """
+    return pd.DataFrame(merged_columns(sources, user_idx, per_source_k, total, exclude_seen))
+
+
+def merged_columns(sources: Sequence[CandidateSource], user_idx: np.ndarray,
+                   per_source_k: int | Mapping[str, int], total: int | None = 200,
+                   exclude_seen: bool = True) -> dict[str, np.ndarray]:
+    """`merge_candidates` as column name -> array, numpy only: the service merges one user's candidates per
+    request, where building a DataFrame column by column would cost more than the merge."""
     names = [source.name for source in sources]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if not sources or duplicates:
@@ -240,27 +248,30 @@ def merge_candidates(sources: Sequence[CandidateSource], user_idx: np.ndarray,
     users_items = np.concatenate([np.stack([users, items]) for users, items, _, _ in lists], axis=1)
     width = int(users_items[1].max(initial=-1)) + 1
     keys, where = np.unique(users_items[0] * width + users_items[1], return_inverse=True)
-    frame = {S.USER_IDX: keys // max(width, 1), S.ITEM_IDX: keys % max(width, 1)}
+    columns = {S.USER_IDX: keys // max(width, 1), S.ITEM_IDX: keys % max(width, 1)}
     best = np.full(len(keys), np.iinfo(np.int64).max, dtype=np.int64)
     fusion = np.zeros(len(keys), dtype=np.float64)
     start = 0
     for name, (_, _, scores, ranks) in zip(names, lists):
         rows = where[start:start + len(ranks)]
         start += len(ranks)
-        frame[f"{name}_score"] = np.full(len(keys), np.nan, dtype=np.float32)
-        frame[f"{name}_score"][rows] = scores
-        frame[f"{name}_rank"] = np.full(len(keys), ks[name] + 1, dtype=np.int32)
-        frame[f"{name}_rank"][rows] = ranks
+        columns[f"{name}_score"] = np.full(len(keys), np.nan, dtype=np.float32)
+        columns[f"{name}_score"][rows] = scores
+        columns[f"{name}_rank"] = np.full(len(keys), ks[name] + 1, dtype=np.int32)
+        columns[f"{name}_rank"][rows] = ranks
         np.minimum.at(best, rows, ranks)
         np.add.at(fusion, rows, 1.0 / ranks)
-    merged = pd.DataFrame(frame)
     tie = tie_break_order(width)
-    order = np.lexsort((tie[merged[S.ITEM_IDX].to_numpy()], -fusion, best, merged[S.USER_IDX].to_numpy()))
-    merged = merged.iloc[order].reset_index(drop=True)
-    merged[MERGED_RANK] = merged.groupby(S.USER_IDX).cumcount().to_numpy(np.int32) + 1
+    order = np.lexsort((tie[columns[S.ITEM_IDX]], -fusion, best, columns[S.USER_IDX]))
+    columns = {name: values[order] for name, values in columns.items()}
+    users = columns[S.USER_IDX]
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else np.zeros(0, np.int64)
+    position = np.arange(len(users)) - np.repeat(starts, np.diff(np.r_[starts, len(users)]))
+    columns[MERGED_RANK] = (position + 1).astype(np.int32)
     if total is not None:
-        merged = merged[merged[MERGED_RANK] <= total].reset_index(drop=True)
-    return merged
+        keep = columns[MERGED_RANK] <= total
+        columns = {name: values[keep] for name, values in columns.items()}
+    return columns
 
 
 def per_source_recall(frame: pd.DataFrame, targets: tuple[np.ndarray, np.ndarray], k: int = 200) -> dict[str, float]:

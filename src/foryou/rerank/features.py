@@ -97,6 +97,20 @@ def feature_columns(frame: pd.DataFrame, exclude: Sequence[str] = ()) -> list[st
     return [c for c in frame.columns if c not in skip and pd.api.types.is_numeric_dtype(frame[c])]
 
 
+FeatureRows: TypeAlias = "pd.DataFrame | Mapping[str, np.ndarray]"
+
+
+def feature_matrix(features: FeatureRows, names: Sequence[str]) -> np.ndarray:
+    """(n, len(names)) float64 of the named columns, in that order (NaN kept); a missing one is a ValueError
+    naming it. A mapping of column arrays (one request's candidates in the service) skips pandas altogether."""
+    missing = [name for name in names if name not in features]
+    if missing:
+        raise ValueError(f"features lack the column(s) the ranker was fitted on: {missing}")
+    if isinstance(features, pd.DataFrame):
+        return features[list(names)].to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.column_stack([np.asarray(features[name], dtype=np.float64) for name in names])
+
+
 def default_group_fields(dataset: Dataset) -> list[str]:
     """The first two categorical item fields present in the items table (category, brand, genres, ...)."""
     return [name for name in dataset.item_fields.categorical if name in dataset.items][:2]

@@ -19,6 +19,7 @@ import pandas as pd
 from typing_extensions import Self
 
 from foryou.errors import NotFittedError
+from foryou.rerank.features import FeatureRows, feature_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class LGBMRanker:
         self.booster: lgb.Booster | None = None
         self.best_iteration = 0
         self.best_score: float | None = None
+        self.predict_threads = 0  # 0: LightGBM's default (all cores); the service scores one request on one
 
     def fit(self, features: pd.DataFrame, labels: np.ndarray, groups: np.ndarray,
             valid: RankingSet | None = None) -> Self:
@@ -76,25 +78,30 @@ class LGBMRanker:
                         self.best_score)
         return self
 
-    def predict(self, features: pd.DataFrame) -> np.ndarray:
+    def predict(self, features: FeatureRows) -> np.ndarray:
         """(n,) float64 raw scores; compare them only within a group."""
         booster = self._fitted()
-        return np.asarray(booster.predict(self._matrix(features), num_iteration=self.best_iteration), np.float64)
+        return np.asarray(booster.predict(self._matrix(features), num_iteration=self.best_iteration,
+                                          num_threads=self.predict_threads), np.float64)
 
-    def contributions(self, features: pd.DataFrame) -> pd.DataFrame:
+    def contributions(self, features: FeatureRows) -> pd.DataFrame:
         """(n, f + 1): each feature's contribution to the raw score plus the `bias` column; rows sum to `predict`."""
-        booster = self._fitted()
-        values = booster.predict(self._matrix(features), num_iteration=self.best_iteration, pred_contrib=True)
-        return pd.DataFrame(np.asarray(values, np.float64), columns=[*self.feature_names, BIAS], index=features.index)
+        index = features.index if isinstance(features, pd.DataFrame) else None
+        return pd.DataFrame(self._contributions(features), columns=[*self.feature_names, BIAS], index=index)
 
-    def explain(self, features: pd.DataFrame) -> list[list[tuple[str, float]]]:
+    def explain(self, features: FeatureRows) -> list[list[tuple[str, float]]]:
         """Per row, every (feature, contribution) largest first, then (`bias`, value); they sum to the score."""
-        table = self.contributions(features)
-        values = table[self.feature_names].to_numpy()
+        table = self._contributions(features)
+        values, bias = table[:, :-1], table[:, -1]
         order = np.argsort(-values, axis=1, kind="stable")
-        bias = table[BIAS].to_numpy()
         return [[(self.feature_names[j], float(row[j])) for j in ranks] + [(BIAS, float(b))]
                 for row, ranks, b in zip(values, order, bias)]
+
+    def _contributions(self, features: FeatureRows) -> np.ndarray:
+        booster = self._fitted()
+        values = booster.predict(self._matrix(features), num_iteration=self.best_iteration, pred_contrib=True,
+                                 num_threads=self.predict_threads)
+        return np.asarray(values, np.float64)
 
     def feature_importance(self, kind: str = "gain") -> pd.Series:
         """Importance per feature ("gain" or "split") over the kept iterations, largest first."""
@@ -129,12 +136,9 @@ class LGBMRanker:
             raise NotFittedError("LGBMRanker is not fitted: call fit() or load() first")
         return self.booster
 
-    def _matrix(self, features: pd.DataFrame) -> np.ndarray:
+    def _matrix(self, features: FeatureRows) -> np.ndarray:
         """(n, f) float64 in the fitted feature order; a missing column is a ValueError naming it."""
-        missing = [name for name in self.feature_names if name not in features]
-        if missing:
-            raise ValueError(f"features lack the column(s) the ranker was fitted on: {missing}")
-        return features[self.feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
+        return feature_matrix(features, self.feature_names)
 
     def _dataset(self, features: pd.DataFrame, labels: np.ndarray, groups: np.ndarray,
                  reference: lgb.Dataset | None = None) -> lgb.Dataset:

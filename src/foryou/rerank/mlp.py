@@ -25,6 +25,7 @@ from typing_extensions import Self
 
 from foryou.errors import NotFittedError
 from foryou.evaluation.metrics import ndcg_at_k
+from foryou.rerank.features import FeatureRows, feature_matrix
 from foryou.rerank.lgbm import RankingSet, group_sizes
 
 logger = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ class MLPRanker:
         self._train(self.network, inputs, training, validation)
         return self
 
-    def predict(self, features: pd.DataFrame, vectors: Vectors | None = None) -> np.ndarray:
+    def predict(self, features: FeatureRows, vectors: Vectors | None = None) -> np.ndarray:
         """(n,) float64 scores; compare them only within a group. Pass `vectors` exactly when fit had them."""
         network, preprocessing = self._fitted()
         return _scores(network, self._inputs(features, vectors, preprocessing))
@@ -226,22 +227,20 @@ class MLPRanker:
         if (vectors is not None) != self.uses_vectors:
             raise ValueError("the ranker was fitted with vectors: pass vectors=(user_vectors, item_vectors)"
                              if self.uses_vectors else "the ranker was fitted without vectors: pass none")
-        parts = [preprocessing.transform(self._matrix(features))]
+        matrix = self._matrix(features)
+        parts = [preprocessing.transform(matrix)]
         if vectors is not None:
             user, item = (np.asarray(side, np.float32) for side in vectors)
-            expected = (len(features), self.vector_dim)
+            expected = (len(matrix), self.vector_dim)
             if user.shape != expected or item.shape != expected:
                 raise ValueError(f"user and item vectors must have shape {expected}, got {user.shape}, "
                                  f"{item.shape}")
             parts += [user, item, user * item]
         return torch.from_numpy(np.hstack(parts))
 
-    def _matrix(self, features: pd.DataFrame) -> np.ndarray:
+    def _matrix(self, features: FeatureRows) -> np.ndarray:
         """(n, f) float64 in the fitted feature order; a missing column is a ValueError naming it."""
-        missing = [name for name in self.feature_names if name not in features]
-        if missing:
-            raise ValueError(f"features lack the column(s) the ranker was fitted on: {missing}")
-        return features[self.feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
+        return feature_matrix(features, self.feature_names)
 
 
 def _signed_log(matrix: np.ndarray, columns: np.ndarray) -> np.ndarray:

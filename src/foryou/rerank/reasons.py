@@ -58,15 +58,16 @@ class Explanation:
     contributions: list[tuple[str, float]] = field(default_factory=list)
 
 
-def explain_items(contributions: Sequence[Sequence[tuple[str, float]]], rows: pd.DataFrame,
-                  templates: Mapping[str, Reason | str], max_reasons: int = 3,
-                  min_contribution: float = 0.0) -> list[Explanation]:
+def explain_items(contributions: Sequence[Sequence[tuple[str, float]]],
+                  rows: pd.DataFrame | Sequence[Mapping[str, Any]], templates: Mapping[str, Reason | str],
+                  max_reasons: int = 3, min_contribution: float = 0.0) -> list[Explanation]:
     """contributions[i]: item i's (feature, contribution) pairs (e.g. `LGBMRanker.explain`); rows (n, ...): that
-    item's features and context columns (`reason_context`), same order. Returns one Explanation per item."""
+    item's features and context columns (`reason_context`), same order, as a frame or as one mapping per item.
+    Returns one Explanation per item."""
     if len(contributions) != len(rows):
         raise ValueError(f"{len(contributions)} contribution lists for {len(rows)} rows")
     reasons = {name: Reason(value) if isinstance(value, str) else value for name, value in templates.items()}
-    records = rows.to_dict(orient="records")
+    records = rows.to_dict(orient="records") if isinstance(rows, pd.DataFrame) else list(rows)
     return [_explain_one(list(pairs), record, reasons, max_reasons, min_contribution)
             for pairs, record in zip(contributions, records)]
 

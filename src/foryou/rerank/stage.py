@@ -29,7 +29,7 @@ from foryou.models.base import Recommender
 from foryou.models.baselines.popularity import RecentPop
 from foryou.models.two_tower import TwoTower
 from foryou.rerank.candidates import CandidateSource, ContentSource, CooccurrenceSource, ModelSource
-from foryou.rerank.features import feature_columns
+from foryou.rerank.features import FeatureRows, feature_columns
 from foryou.rerank.hybrid import HybridBlend, normalised_scores, reciprocal_rank_fusion
 from foryou.rerank.lgbm import LGBMRanker
 from foryou.rerank.mlp import MLPRanker
@@ -107,24 +107,27 @@ class RankingStage:
     def strategies(self) -> list[str]:
         return [name for name in STAGE_STRATEGIES if name != RERANKED_MLP or self.mlp is not None]
 
-    def scores(self, strategy: str, frame: pd.DataFrame, vectors: Vectors | None = None) -> np.ndarray:
-        """(n,) scores of a merged, featured frame under `strategy` (higher first; compare within a user)."""
+    def scores(self, strategy: str, frame: FeatureRows, vectors: Vectors | None = None) -> np.ndarray:
+        """(n,) scores of merged, featured candidates under `strategy` (higher first; compare within a user)."""
         if strategy == RERANKED_LGBM:
             return self.lgbm.predict(frame)
         if strategy == RERANKED_MLP and self.mlp is not None:
             return self.mlp.predict(frame, vectors)
         if strategy == HYBRID:
-            return self.blend.score(frame)
+            return self.blend.score(pd.DataFrame(frame, copy=False))
         if strategy == HYBRID_RRF:
-            return reciprocal_rank_fusion(frame, self.source_names)
+            return reciprocal_rank_fusion(pd.DataFrame(frame, copy=False), self.source_names)
         raise ValueError(f"unknown ranking-stage strategy {strategy!r}; known: {', '.join(self.strategies)}")
 
-    def contributions(self, strategy: str, frame: pd.DataFrame,
+    def contributions(self, strategy: str, frame: FeatureRows,
                       rows: np.ndarray) -> list[list[tuple[str, float]]] | None:
         """Per chosen row of `frame`, (feature, contribution) pairs that add up to its score, largest first; None
         for the MLP, whose score has no exact additive split."""
         if strategy == RERANKED_LGBM:
-            return self.lgbm.explain(frame.iloc[rows])
+            chosen = frame.iloc[rows] if isinstance(frame, pd.DataFrame) else {
+                name: np.asarray(values)[rows] for name, values in frame.items()}
+            return self.lgbm.explain(chosen)
+        frame = pd.DataFrame(frame, copy=False)
         if strategy == HYBRID:
             parts = {f"{name}_score": weight * normalised_scores(frame, name)[rows]
                      for name, weight in self.blend.weights.items() if weight}

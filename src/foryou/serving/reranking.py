@@ -12,16 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from foryou.data import schema as S
 from foryou.models.ranking import tie_break_order, top_k, unit_rows
 from foryou.models.two_tower import TwoTower
-from foryou.rerank.candidates import MERGED_RANK, CooccurrenceSource, merge_candidates, recent_row
-from foryou.rerank.features import nanoseconds
+from foryou.rerank.candidates import MERGED_RANK, CooccurrenceSource, merged_columns, recent_row
 from foryou.rerank.reasons import (
     CONTENT_ANCHOR,
     COOCCURRENCE_ANCHOR,
@@ -32,10 +31,14 @@ from foryou.rerank.reasons import (
 )
 from foryou.rerank.stage import RERANKED_MLP, RankingStage
 from foryou.serving.explain import VERBS
+from foryou.serving.state import as_utc
 
 if TYPE_CHECKING:
     from foryou.serving.recommender import Recommender, UserContext
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MICROSECOND = timedelta(microseconds=1)
+NS_LIMIT = np.iinfo(np.int64).max  # nanoseconds since 1970 end in 2262: later (and pre-1678) events are clamped
 CONTENT_DECAY = 0.8  # as ContentSource: the j-th most recent item weighs 0.8**j
 SOURCE_STRATEGY = {"als": "collab"}  # candidate source -> the served strategy whose model it is
 Found = tuple[np.ndarray, np.ndarray]
@@ -71,6 +74,7 @@ class StageRanker:
         self.recommender = recommender
         self.state = recommender.state
         self.stage = stage
+        stage.lgbm.predict_threads = 1  # 200 rows: OpenMP start-up costs more than it saves, and other requests wait
         self.cooccurrence = cooccurrence
         fields = list(stage.catalog.groups)
         self.templates = default_templates(fields[0] if fields else None, fields[1] if len(fields) > 1 else None)
@@ -89,21 +93,20 @@ class StageRanker:
         if not personal or (strategy == RERANKED_MLP and user_vector is None):
             return None
         fixed = [_Fixed(name, *found[name]) for name in self.stage.source_names]
-        frame = merge_candidates(fixed, np.zeros(1, np.int64), per_source, total=max(self.stage.settings.candidates, k))
-        labels = frame[S.ITEM_IDX].to_numpy(np.int64)
+        columns = merged_columns(fixed, np.zeros(1, np.int64), per_source, max(self.stage.settings.candidates, k))
+        labels = columns[S.ITEM_IDX]
         cut = max(self.stage.catalog.reference_ns, int(stamps.max(initial=0)) + 1)
-        for name, values in self.stage.catalog.features(labels, history, stamps, cut).items():
-            frame[name] = values
+        arrays = {**columns, **self.stage.catalog.features(labels, history, stamps, cut)}
         vectors = None
         if strategy == RERANKED_MLP:
             assert user_vector is not None
             vectors = (np.repeat(user_vector[None, :], len(labels), axis=0), self.state.index.vectors(labels))
-        scores = self.stage.scores(strategy, frame, vectors)
-        order = np.lexsort((frame[MERGED_RANK].to_numpy(), -scores))[:k]
+        scores = self.stage.scores(strategy, arrays, vectors)
+        order = np.lexsort((arrays[MERGED_RANK], -scores))[:k]
 
         def explain(chosen: list[int]) -> list[dict[str, Any]]:
             rows = order[[int(np.flatnonzero(labels[order] == label)[0]) for label in chosen]]
-            return self._explain(strategy, frame, rows, context, history)
+            return self._explain(strategy, arrays, rows, context, history)
 
         explainable = strategy != RERANKED_MLP  # the MLP's score has no additive split: the generic reasons explain it
         return Ranked(labels[order], scores[order].astype(np.float32), explain if explainable else None)
@@ -165,28 +168,27 @@ class StageRanker:
         events = [(label, event.timestamp) for event in context.history
                   if (label := catalog.label(event.item_id)) is not None]
         labels = np.array([label for label, _ in events], dtype=np.int64)
-        stamps = nanoseconds(pd.Series([moment for _, moment in events], dtype=object)) if events \
-            else np.zeros(0, np.int64)
+        micros = np.array([(as_utc(moment) - EPOCH) // MICROSECOND for _, moment in events], dtype=object)
+        stamps = np.clip(micros, -NS_LIMIT // 1000, NS_LIMIT // 1000).astype(np.int64) * 1000  # years 1..9999 fit
         return labels, stamps
 
     # ---- explanations -------------------------------------------------------------------------------------------
-    def _explain(self, strategy: str, frame: pd.DataFrame, rows: np.ndarray, context: UserContext,
+    def _explain(self, strategy: str, arrays: dict[str, np.ndarray], rows: np.ndarray, context: UserContext,
                  history: np.ndarray) -> list[dict[str, Any]]:
-        contributions = self.stage.contributions(strategy, frame, rows)
+        contributions = self.stage.contributions(strategy, arrays, rows)
         assert contributions is not None
-        chosen = frame.iloc[rows].reset_index(drop=True)
-        labels = chosen[S.ITEM_IDX].to_numpy(np.int64)
-        context_rows = chosen.copy()
-        for field, values in self.group_values.items():
-            context_rows[field] = [values[label] if label < len(values) else None for label in labels]
+        labels = arrays[S.ITEM_IDX][rows]
+        records = [{name: values[row] for name, values in arrays.items()} for row in rows.tolist()]
         anchors = self._anchors(labels, context, history)
-        for name, (anchor_labels, verbs) in anchors.items():
-            context_rows[f"{name}_title"] = [self._title(label) if label >= 0 else None for label in anchor_labels]
-            context_rows[f"{name}_verb"] = verbs
-            context_rows[f"{name}_id"] = [self.state.catalog.ids[label] if label >= 0 else None
-                                          for label in anchor_labels]
-        explained = explain_items(contributions, context_rows, self.templates)
-        records = context_rows.to_dict(orient="records")
+        for position, (record, label) in enumerate(zip(records, labels.tolist())):
+            for field, values in self.group_values.items():
+                record[field] = values[label] if label < len(values) else None
+            for name, (anchor_labels, verbs) in anchors.items():
+                anchor = anchor_labels[position]
+                record[f"{name}_title"] = self._title(anchor) if anchor >= 0 else None
+                record[f"{name}_verb"] = verbs[position]
+                record[f"{name}_id"] = self.state.catalog.ids[anchor] if anchor >= 0 else None
+        explained = explain_items(contributions, records, self.templates)
         return [_as_reasons(explanation, record) for explanation, record in zip(explained, records)]
 
     def _anchors(self, labels: np.ndarray, context: UserContext,

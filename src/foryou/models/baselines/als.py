@@ -42,6 +42,7 @@ class ALS(Recommender):
         self.num_threads = int(num_threads)
         self.user_factors: np.ndarray | None = None
         self.item_factors: np.ndarray | None = None
+        self._fold_in: AlternatingLeastSquares | None = None
 
     def params(self) -> dict[str, Any]:
         return {
@@ -69,6 +70,7 @@ class ALS(Recommender):
             solver.fit(dataset.user_item_matrix(binary=True), show_progress=False)
         self.user_factors = np.asarray(solver.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(solver.item_factors, dtype=np.float32)
+        self._fold_in = None
 
     def score_users(self, user_idx: np.ndarray) -> np.ndarray:
         self._check_fitted()
@@ -79,9 +81,10 @@ class ALS(Recommender):
         """(b, n_items) scores for users unknown at train time: fold their histories in, item factors fixed."""
         matrix = check_histories(histories, self.n_items)
         assert self.item_factors is not None
-        solver = self._solver()
-        solver.item_factors = self.item_factors
-        vectors = solver.recalculate_user(np.arange(matrix.shape[0]), matrix)
+        if self._fold_in is None:  # one solver per fit: it caches Y^T Y, the bulk of a fold-in's cost
+            self._fold_in = self._solver()
+            self._fold_in.item_factors = self.item_factors
+        vectors = self._fold_in.recalculate_user(np.arange(matrix.shape[0]), matrix)
         return np.asarray(vectors, dtype=np.float32).reshape(matrix.shape[0], -1) @ self.item_factors.T
 
     def item_embeddings(self) -> np.ndarray:
@@ -97,3 +100,4 @@ class ALS(Recommender):
     def _load_state(self, directory: Path) -> None:
         self.user_factors = np.load(directory / "user_factors.npy")
         self.item_factors = np.load(directory / "item_factors.npy")
+        self._fold_in = None

@@ -52,7 +52,8 @@ class EASE(ItemItemRecommender):
 
     def _fit(self, dataset: Dataset) -> None:
         start = time.perf_counter()
-        self.weights = ease_weights(dataset.user_item_matrix(binary=True), self.l2)
+        # C order: scoring reads whole rows (history @ B); an F-ordered B is copied by scipy on every call
+        self.weights = np.ascontiguousarray(ease_weights(dataset.user_item_matrix(binary=True), self.l2))
         logger.info(
             "EASE: %d items, lambda=%g, fitted in %.1fs",
             dataset.n_items,
@@ -75,4 +76,4 @@ class EASE(ItemItemRecommender):
         np.save(directory / "ease_weights.npy", self.weights)
 
     def _load_state(self, directory: Path) -> None:
-        self.weights = np.load(directory / "ease_weights.npy")
+        self.weights = np.ascontiguousarray(np.load(directory / "ease_weights.npy"))
