@@ -8,9 +8,13 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from tests.serving.api_client import CATEGORY, STAGE, TITLE, history_items, ids, recommend, serving
+
+from foryou.rerank.stage import RankingStage
 
 EXPLAINED = ["reranked_lgbm", "hybrid", "hybrid_rrf"]  # additive scores: contributions sum to the score
 JEWELLERY_VIEWS = [{"item_id": f"jew{i}", "timestamp": f"2024-01-0{i}T12:00:00Z"} for i in (1, 2, 3, 4)]
@@ -88,3 +92,16 @@ def test_k_larger_than_the_candidate_pool_is_still_honoured(client: TestClient) 
     seen = history_items(client, "u0")
     answer = recommend(client, user_id="u0", k=60 - len(seen), strategy="reranked_lgbm")
     assert len(answer["items"]) == 60 - len(seen) and not set(ids(answer)) & seen
+
+
+def test_the_stage_round_trips_through_its_folder(shop_bundle: Path, tmp_path: Path) -> None:
+    stage = RankingStage.load(shop_bundle / "ranking")
+    stage.save(tmp_path / "ranking")
+    again = RankingStage.load(tmp_path / "ranking")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"user_idx": np.repeat([0, 1], 20), "item_idx": np.tile(np.arange(20), 2),
+                          **{name: rng.random(40) for name in stage.feature_names}})
+    vectors = (rng.random((40, stage.mlp.vector_dim)), rng.random((40, stage.mlp.vector_dim))) if stage.mlp else None
+    for strategy in stage.strategies:
+        np.testing.assert_array_equal(again.scores(strategy, frame, vectors), stage.scores(strategy, frame, vectors))
+    assert again.validation_ndcg == stage.validation_ndcg and again.source_names == stage.source_names

@@ -41,8 +41,9 @@ def test_save_then_load_gives_the_same_recommendations(loaded: Bundle, shop_bund
     config = load_config(run.parent / "run.yaml")
     resaved = save_bundle(tmp_path / "bundle", loaded.model, loaded.fallback, loaded.served,
                           Dataset.load(run / "prepared"), config, loaded.meta["test_metrics"],
-                          loaded.meta["validation_ndcg"])
+                          loaded.meta["validation_ndcg"], loaded.ranking)
     again = load_bundle(resaved)
+    assert again.ranking is not None and again.ranking.strategies == loaded.ranking.strategies  # type: ignore[union-attr]
     assert set(again.served) == set(loaded.served) == {"collab", "ease", "item_knn"}
     pairs = [(loaded.model, again.model), (loaded.fallback, again.fallback),
              *((loaded.served[name], again.served[name]) for name in loaded.served)]
