@@ -14,7 +14,14 @@ import pytest
 from fastapi.testclient import TestClient
 from tests.serving.api_client import CATEGORY, STAGE, TITLE, history_items, ids, recommend, serving
 
-from foryou.rerank.stage import RankingStage
+from foryou.data.dataset import Dataset
+from foryou.rerank.candidates import merged_columns
+from foryou.rerank.protocol import ranking_frame
+from foryou.rerank.stage import RankingStage, SourceModels
+from foryou.serving.catalog import Filters
+from foryou.serving.recommender import Recommender
+from foryou.serving.reranking import FixedCandidates
+from foryou.serving.state import ServingState
 
 EXPLAINED = ["reranked_lgbm", "hybrid", "hybrid_rrf"]  # additive scores: contributions sum to the score
 JEWELLERY_VIEWS = [{"item_id": f"jew{i}", "timestamp": f"2024-01-0{i}T12:00:00Z"} for i in (1, 2, 3, 4)]
@@ -105,3 +112,35 @@ def test_the_stage_round_trips_through_its_folder(shop_bundle: Path, tmp_path: P
     for strategy in stage.strategies:
         np.testing.assert_array_equal(again.scores(strategy, frame, vectors), stage.scores(strategy, frame, vectors))
     assert again.validation_ndcg == stage.validation_ndcg and again.source_names == stage.source_names
+
+
+def test_the_service_builds_a_users_candidates_and_features_as_the_offline_protocol_does(shop_bundle: Path) -> None:
+    # Training / serving skew guard: a trained user without live events gets, per request, exactly the merged
+    # candidates and features that the offline frame of the same sources (the bundle's) gives at the same cut.
+    state = ServingState.load(shop_bundle)
+    recommender = Recommender(state)
+    ranker = recommender.stage
+    assert ranker is not None
+    stage, bundle = ranker.stage, state.bundle
+    data = Dataset.load(shop_bundle.parent / "prepared").restricted_to("train", "valid")
+    sources = SourceModels.fit(data, bundle.model, {"ease": bundle.served["ease"], "item_knn": bundle.served["item_knn"],
+                                                   "als": bundle.served["collab"]}, bundle.fallback,
+                               stage.settings.last_n)
+    user = state.user_index("u0")
+    assert user is not None
+    offline = ranking_frame(sources.sources(), data, np.array([user]), None, stage.settings.per_source_k,
+                            history_end=pd.Timestamp(stage.catalog.reference_ns, tz="UTC"),
+                            total=stage.settings.candidates)
+    context = recommender.context("u0", [], [])
+    allowed, denied = recommender._rules(Filters(), context.seen)
+    history, stamps = ranker._history(context)
+    found = ranker._sources(context, history, recommender.user_vector(context), stage.settings.per_source_k,
+                            allowed, denied)
+    assert list(found) == stage.source_names
+    online = merged_columns([FixedCandidates(name, *found[name]) for name in stage.source_names], np.zeros(1, np.int64),
+                            stage.settings.per_source_k, stage.settings.candidates)
+    online.update(stage.catalog.features(online["item_idx"], history, stamps, stage.catalog.reference_ns))
+    assert online["item_idx"].tolist() == offline["item_idx"].tolist()
+    for name in stage.feature_names:
+        np.testing.assert_allclose(online[name], offline[name].to_numpy(np.float64), rtol=1e-5, atol=1e-6,
+                                   err_msg=name)

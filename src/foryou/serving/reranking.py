@@ -53,7 +53,7 @@ class Ranked:
     explain: Callable[[list[int]], list[dict[str, Any]]] | None  # labels -> {reasons, contributions} per label
 
 
-class _Fixed:
+class FixedCandidates:
     """One source's answer for the request, as a `CandidateSource` of one user (index 0) for `merge_candidates`."""
 
     def __init__(self, name: str, labels: np.ndarray, scores: np.ndarray) -> None:
@@ -92,7 +92,7 @@ class StageRanker:
         personal = [name for name, (labels, _) in found.items() if len(labels) and name != "recent_pop"]
         if not personal or (strategy == RERANKED_MLP and user_vector is None):
             return None
-        fixed = [_Fixed(name, *found[name]) for name in self.stage.source_names]
+        fixed = [FixedCandidates(name, *found[name]) for name in self.stage.source_names]
         columns = merged_columns(fixed, np.zeros(1, np.int64), per_source, max(self.stage.settings.candidates, k))
         labels = columns[S.ITEM_IDX]
         cut = max(self.stage.catalog.reference_ns, int(stamps.max(initial=0)) + 1)
