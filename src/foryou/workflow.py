@@ -23,7 +23,6 @@ from foryou.data.prepare import PrepareResult, prepare_dataset, write_prepared
 from foryou.evaluation.protocol import EvaluationResult, evaluate, item_user_counts, validation_ndcg
 from foryou.evaluation.report import ModelReport, write_report
 from foryou.models.base import Recommender
-from foryou.models.baselines.popularity import RecentPop
 from foryou.models.registry import build_baselines
 from foryou.models.two_tower import TwoTower
 from foryou.rerank.online import CatalogFeatures
@@ -77,8 +76,7 @@ def train_two_tower(config: RunConfig, dataset: Dataset, progress: bool = True) 
     """Early-stop on validation NDCG@10 (fit on train), then refit on train + valid for the best epoch count."""
 
     def build(epochs: int) -> TwoTower:
-        return TwoTower(model=config.model, loss=config.loss, train=config.train.model_copy(update={"epochs": epochs}),
-                        features=config.features, tracking=config.tracking, progress=progress)
+        return configured_two_tower(config, epochs, progress)
 
     start = time.perf_counter()
     tuned = _closing_tracker(build(config.train.epochs).fit(dataset.restricted_to("train"),
@@ -90,6 +88,13 @@ def train_two_tower(config: RunConfig, dataset: Dataset, progress: bool = True) 
     model = _closing_tracker(build(best.epoch).fit(dataset.restricted_to("train", "valid")))
     return TrainedTwoTower(model, best.epoch, list(tuned.history), tuning_seconds, time.perf_counter() - start,
                            tuned)
+
+
+def configured_two_tower(config: RunConfig, epochs: int, progress: bool, mlflow: bool = True) -> TwoTower:
+    """The config's two-tower, unfitted, trained for `epochs` (an MLflow run per fit unless `mlflow` is off)."""
+    tracking = config.tracking if mlflow else config.tracking.model_copy(update={"mlflow": False})
+    return TwoTower(model=config.model, loss=config.loss, train=config.train.model_copy(update={"epochs": epochs}),
+                    features=config.features, tracking=tracking, progress=progress)
 
 
 def _closing_tracker(model: TwoTower) -> TwoTower:
@@ -145,11 +150,11 @@ def fit_ranking(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower,
     def window(data: Dataset, tower: TwoTower | None = None) -> SourceModels:
         fitted = {name: model.fit(data) for name, model in build_baselines(config.baselines).items()
                   if name in ITEM_ITEM_SOURCES}
-        tower = tower or _fit_for_epochs(config, data, trained.best_epoch, progress)
+        tower = tower or configured_two_tower(config, trained.best_epoch, progress, mlflow=False).fit(data)
         return SourceModels.fit(data, tower, fitted, recent_popularity(data), config.ranking.last_n)
 
-    stage = fit_ranking_stage(dataset, config.ranking, window(dataset.restricted_to("train"), trained.tuned), window,
-                              seed=config.train.seed)
+    train_sources = window(dataset.restricted_to("train"), trained.tuned)
+    stage = fit_ranking_stage(dataset, config.ranking, train_sources, window, seed=config.train.seed)
     train_valid = dataset.restricted_to("train", "valid")
     served = SourceModels.fit(train_valid, trained.model, {name: model for name, (model, _) in baselines.items()},
                               popularity_fallback(dataset), config.ranking.last_n)
@@ -157,14 +162,8 @@ def fit_ranking(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower,
     options = config.evaluation
     results = evaluate_stage(stage, served, dataset, "test", ks=options.ks, batch_size=options.batch_size,
                              activity_buckets=options.activity_buckets)
-    return FittedRanking(stage, results, time.perf_counter() - start)
-
-
-def _fit_for_epochs(config: RunConfig, data: Dataset, epochs: int, progress: bool) -> TwoTower:
-    """The configured two-tower fitted on `data` for a fixed epoch count (no validation, no MLflow run)."""
-    return TwoTower(model=config.model, loss=config.loss, train=config.train.model_copy(update={"epochs": epochs}),
-                    features=config.features, tracking=config.tracking.model_copy(update={"mlflow": False}),
-                    progress=progress).fit(data)
+    return FittedRanking(stage, results, time.perf_counter() - start,
+                         {**train_sources.baselines, "recent_pop": train_sources.recent_pop})
 
 
 @dataclass
@@ -174,6 +173,7 @@ class FittedRanking:
     stage: RankingStage
     test_results: dict[str, EvaluationResult]
     seconds: float
+    fitted_on_train: dict[str, Recommender]  # the train-window sources' baselines, by baseline name
 
     def sections(self) -> dict[str, pd.DataFrame]:
         """Report tables: validation score per strategy and the LightGBM ranker's feature importance."""
@@ -296,7 +296,8 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
               if name in SERVED_BASELINES}
     metrics = {report.name: {key: value for key, value in report.result.summary.items() if _is_number(value)}
                for report in evaluation.reports}
-    validation = served_validation_ndcg(config, dataset, trained)
+    validation = served_validation_ndcg(config, dataset, trained,
+                                        evaluation.ranking.fitted_on_train if evaluation.ranking else None)
     stage = evaluation.ranking.stage if evaluation.ranking is not None else None
     if stage is not None:
         validation.update(stage.validation_ndcg)
@@ -306,15 +307,18 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
     return PipelineResult(prepared, evaluation, bundle, validation)
 
 
-def served_validation_ndcg(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower) -> dict[str, float]:
+def served_validation_ndcg(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower,
+                           fitted_on_train: dict[str, Recommender] | None = None) -> dict[str, float]:
     """Validation NDCG@10 of every strategy a bundle can default to, each fitted on train (the two-tower: its
-    best epoch while tuning), so the served default is chosen on validation and test stays untouched."""
+    best epoch while tuning), so the served default is chosen on validation and test stays untouched.
+    `fitted_on_train`: baselines (by name, recent_pop included) already fitted on train, reused, not refitted."""
     score = validation_ndcg(dataset)
     scores = {TwoTower.name: max(record.valid_ndcg or 0.0 for record in trained.tuning_history)}
     train = dataset.restricted_to("train")
+    fitted = dict(fitted_on_train or {})
     for name, model in build_baselines(config.baselines).items():
         if name in SERVED_BASELINES:
-            scores[SERVED_BASELINES[name]] = score(model.fit(train))
-    scores["popular"] = score(RecentPop().fit(train))
+            scores[SERVED_BASELINES[name]] = score(fitted[name] if name in fitted else model.fit(train))
+    scores["popular"] = score(fitted["recent_pop"] if "recent_pop" in fitted else recent_popularity(train))
     logger.info("validation NDCG@10 per strategy: %s", scores)
     return scores

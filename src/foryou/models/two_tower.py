@@ -263,9 +263,7 @@ class TwoTower(Recommender):
 
     def score_users(self, user_idx: np.ndarray) -> np.ndarray:
         """(b, n_items) scores of known users from their fitted history."""
-        assert self.histories is not None
-        user_idx = np.asarray(user_idx, dtype=np.int64)
-        return self._score(self.histories, user_idx, torch.as_tensor(user_idx))
+        return self.user_vectors(user_idx) @ self.retrieval_vectors().T
 
     def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         """(b, d + 1) queries of known users from their fitted history: `user_vector` of each, in batches."""
@@ -290,14 +288,6 @@ class TwoTower(Recommender):
         if missing:
             raise UnknownIdError(f"unknown item id(s) in history: {', '.join(repr(item) for item in missing[:10])}")
         return self._item_index
-
-    def _score(self, histories: Histories, rows: np.ndarray, users: Tensor | None) -> np.ndarray:
-        catalog = self.retrieval_vectors()
-        parts = [self._vectors(histories, rows[start:start + SCORE_BATCH],
-                               None if users is None else users[start:start + SCORE_BATCH])
-                 for start in range(0, len(rows), SCORE_BATCH)]
-        queries = np.concatenate(parts) if parts else np.zeros((0, catalog.shape[1] - 1), np.float32)
-        return np.concatenate([queries, np.ones((len(queries), 1), np.float32)], axis=1) @ catalog.T
 
     def _vectors(self, histories: Histories, rows: np.ndarray, users: Tensor | None) -> np.ndarray:
         """(b, d) user vectors at each row's last event."""

@@ -67,6 +67,16 @@ class Filters:
             or self.max_price is not None
 
 
+def rule_mask(n_items: int, allowed: np.ndarray | None, denied: np.ndarray) -> np.ndarray:
+    """(n_items,) bool: the labels a request may receive (in `allowed`, or all when None, and not `denied`);
+    labels past n_items (items added after the scoring model) are ignored."""
+    mask = np.ones(n_items, dtype=bool) if allowed is None else np.zeros(n_items, dtype=bool)
+    if allowed is not None:
+        mask[allowed[allowed < n_items]] = True
+    mask[denied[denied < n_items]] = False
+    return mask
+
+
 class Catalog:
     """Item ids <-> labels and the per-label arrays that filters read; grows as items are upserted."""
 

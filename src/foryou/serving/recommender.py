@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from foryou.errors import UnknownIdError
-from foryou.serving.catalog import Filters
+from foryou.serving.catalog import Filters, rule_mask
 from foryou.serving.explain import Explainer
 from foryou.serving.reranking import StageRanker
 from foryou.serving.rules import cap_per_category, mmr_order
@@ -238,12 +238,7 @@ class Recommender:
     def _rank_catalog(self, model: Any, scores: np.ndarray, k: int, allowed: np.ndarray | None,
                       denied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top-k over the bundle's catalog rows through the model's shared exclude / filter / top-k path."""
-        n = model.n_items
-        mask = np.ones(n, dtype=bool) if allowed is None else np.zeros(n, dtype=bool)
-        if allowed is not None:
-            mask[allowed[allowed < n]] = True
-        mask[denied[denied < n]] = False
-        labels, values = model.rank(scores, k, None, mask)
+        labels, values = model.rank(scores, k, None, rule_mask(model.n_items, allowed, denied))
         keep = labels[0] >= 0
         return labels[0][keep], values[0][keep]
 

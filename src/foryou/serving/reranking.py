@@ -30,6 +30,7 @@ from foryou.rerank.reasons import (
     first_value,
 )
 from foryou.rerank.stage import RERANKED_MLP, RankingStage
+from foryou.serving.catalog import rule_mask
 from foryou.serving.explain import VERBS
 from foryou.serving.state import as_utc
 
@@ -151,13 +152,8 @@ class StageRanker:
 
     def _top(self, scores: np.ndarray, k: int, allowed: np.ndarray | None, denied: np.ndarray) -> Found:
         """Top-k of catalog scores under the rules; -inf (no evidence) is never proposed."""
-        scores = scores.astype(np.float32, copy=True)
         n = len(scores)
-        if allowed is not None:
-            mask = np.zeros(n, dtype=bool)
-            mask[allowed[allowed < n]] = True
-            scores[~mask] = -np.inf
-        scores[denied[denied < n]] = -np.inf
+        scores = np.where(rule_mask(n, allowed, denied), scores, -np.inf).astype(np.float32)
         labels, values = top_k(scores[None, :], min(k, n), tie_break_order(n))
         keep = np.isfinite(values[0])
         return labels[0][keep].astype(np.int64), values[0][keep]
