@@ -154,10 +154,11 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="log every request")] = False,
 ) -> None:
     """Serve the bundle over HTTP: recommendations, events, items, /docs, /metrics and a playground at /."""
+    from foryou.serving.app import LOG_FORMAT
     from foryou.serving.server import serve as run_server
     from foryou.serving.server import serving_config
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     run_guarded(lambda: serving_config(bundle, overrides))  # a bad bundle or option fails here, in one line
     run_server(bundle, host, port, workers, overrides, access_log)
 

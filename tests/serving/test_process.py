@@ -31,6 +31,7 @@ from tests.serving.shop import item_rows
 KEY = "process-test-key"
 WRITE = {"X-API-Key": KEY}
 READY_TIMEOUT_S, READY_STREAK = 60, 20
+READY_LINE = "ready: serving"  # what each worker logs once its bundle is loaded
 K = 10
 LOAD_REQUESTS, LOAD_CONCURRENCY = 10_000, 32
 WRK = shutil.which("wrk")
@@ -56,14 +57,16 @@ def free_port() -> int:
 
 
 class Server:
-    """One `foryou serve` process on a free port; ready once /readyz answers 200 READY_STREAK times in a row
-    (with several workers each loads the bundle itself, and each connection may land on any of them).
+    """One `foryou serve` process on a free port; ready once every worker has logged that it serves the bundle
+    and /readyz answers 200 READY_STREAK times in a row (each connection may land on any worker, so a streak of
+    200s alone does not prove that all of them are ready).
     `kill` is a kill -9 of the whole service with one worker (several: of the supervisor only)."""
 
     def __init__(self, bundle: Path, log: Path, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
+        self.workers = workers
         command = [sys.executable, "-c", "from foryou.cli import app; app()", "serve", str(bundle),
                    "--port", str(self.port), "--workers", str(workers),
                    "--set", "serving.rate_limit_per_minute=1000000"]
@@ -80,15 +83,16 @@ class Server:
                 streak = streak + 1 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200 else 0
             except httpx.TransportError:
                 streak = 0
-            if streak == READY_STREAK:
+            if streak >= READY_STREAK and self.output(whole=True).count(READY_LINE) >= self.workers:
                 return
-            if streak == 0:
+            if streak == 0 or streak >= READY_STREAK:  # loading, or waiting for the other workers
                 time.sleep(0.2)
         self.stop()
         pytest.fail(f"foryou serve not ready after {READY_TIMEOUT_S} s:\n{self.output()}")
 
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-5000:]
+    def output(self, whole: bool = False) -> str:
+        text = self.log.read_text(errors="replace")
+        return text if whole else text[-5000:]
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs."""

@@ -37,6 +37,7 @@ from foryou.serving.state import Event, as_utc
 from foryou.serving.store import Store
 
 logger = logging.getLogger(__name__)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 SETTINGS_ENV = "FORYOU_SERVE_SETTINGS"
 ItemIdPath = Annotated[str, PathParam(min_length=1, max_length=api.MAX_ID_LENGTH)]
@@ -58,6 +59,7 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
             try:
                 service.start()
                 metrics.serving(service.recommender.state.model_version)
+                logger.info("worker %d ready: serving %s", os.getpid(), service.recommender.state.model_version)
             except Exception as error:  # any failure: say why on /readyz and in the log, never hang "loading"
                 load_failure.append(str(error) if isinstance(error, ForyouError) else repr(error))
                 logger.error("cannot serve %s: %s", bundle_dir, load_failure[-1],
@@ -313,6 +315,7 @@ def app_from_environment() -> FastAPI:
     import faiss
     import torch
 
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)  # a worker process: its own log handler
     torch.set_num_threads(1)
     faiss.omp_set_num_threads(1)
     settings = json.loads(os.environ[SETTINGS_ENV])
