@@ -26,6 +26,12 @@ ConfigArg = Annotated[Path, typer.Argument(help="YAML run config (every option: 
 SetOption = Annotated[list[str] | None, typer.Option(
     "--set", help="override one option, e.g. --set filters.min_user_interactions=5 (repeatable)")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+BudgetOption = Annotated[str | None, typer.Option(
+    "--budget", help="search settings on validation for this long first, e.g. 10m (sets tune.budget)")]
+
+
+def _with_budget(overrides: list[str] | None, budget: str | None) -> list[str]:
+    return [*(overrides or []), *([f"tune.budget={budget}"] if budget is not None else [])]
 
 
 def run_guarded(action: Callable[[], T]) -> T:
@@ -103,21 +109,38 @@ def evaluate(config: ConfigArg, overrides: SetOption = None, quiet: QuietOption 
 
 
 @app.command()
-def pipeline(config: ConfigArg, overrides: SetOption = None, quiet: QuietOption = False) -> None:
-    """prepare -> train -> evaluate -> report -> bundle, in one go."""
+def tune(config: ConfigArg, budget: BudgetOption = None, overrides: SetOption = None,
+         quiet: QuietOption = False) -> None:
+    """Search the two-tower's and the baselines' settings on validation within a time budget; write the chosen
+    settings as a complete YAML (tuned.yaml in output_dir) that `foryou pipeline` runs as it is."""
+    from foryou import workflow
+    from foryou.config import load_config
+
+    _setup_logging()
+    result, path = run_guarded(lambda: workflow.run_tuning(load_config(config, _with_budget(overrides, budget)),
+                                                           progress=not quiet))
+    typer.echo(result.table().to_string(index=False))
+    Console().print(f"{len(result.trials)} trials in {result.seconds:.0f} s; chosen settings written to {path}")
+
+
+@app.command()
+def pipeline(config: ConfigArg, overrides: SetOption = None, quiet: QuietOption = False,
+             budget: BudgetOption = None) -> None:
+    """prepare -> (search, with --budget) -> train -> evaluate -> report -> bundle, in one go."""
     from foryou import workflow
     from foryou.config import load_config
     from foryou.data.report import render_report
 
     _setup_logging()
-    result = run_guarded(lambda: workflow.run_pipeline(load_config(config, overrides), progress=not quiet))
+    result = run_guarded(lambda: workflow.run_pipeline(load_config(config, _with_budget(overrides, budget)),
+                                                       progress=not quiet))
     Console().print(render_report(result.prepared.report))
     _print_summary(result.evaluation.reports)
     path = result.evaluation.report_path
     Console().print(f"report written to {path} and {path.with_suffix('.html')}")
     scores = ", ".join(f"{name} {value:.4f}" for name, value in result.validation_ndcg.items())
     Console().print(f"validation NDCG@10 per strategy: {scores}")
-    Console().print(f"model bundle written to {result.bundle_path}")
+    Console().print(f"model bundle written to {result.bundle_path} (served by default: {result.default_strategy})")
 
 
 @app.command()

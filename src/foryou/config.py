@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from foryou.errors import ConfigError
 
@@ -216,6 +216,47 @@ class RankingConfig(StrictModel):
     mlp_epochs: int = Field(30, ge=1, description="most MLP ranker epochs (early-stopped on validation)")
 
 
+TuneMetric = Literal["NDCG@10", "HR@10", "MRR@10"]
+TUNE_FAMILIES = ("two_tower", "ease", "item_knn", "als")
+BUDGET_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def budget_seconds(value: str | float | int) -> float:
+    """'90s', '10m', '1.5h' or a number of seconds -> seconds (> 0)."""
+    text = str(value).strip().lower()
+    unit = text[-1] if text and text[-1] in BUDGET_UNITS else "s"
+    number = text[:-1] if text and text[-1] in BUDGET_UNITS else text
+    try:
+        seconds = float(number) * BUDGET_UNITS[unit]
+    except ValueError:
+        raise ValueError(f"budget '{value}' must look like 600, 90s, 10m or 1.5h") from None
+    if not seconds > 0:
+        raise ValueError(f"budget '{value}' must be positive")
+    return seconds
+
+
+class TuneConfig(StrictModel):
+    budget: str | float | None = Field(None, description="time for the search, e.g. 10m, 600s, 1h; None: no search, "
+                               "data-shaped defaults only")
+    trials: int | None = Field(None, ge=1, description="most two-tower trials; None: as many as the budget allows")
+    metric: TuneMetric = Field("NDCG@10", description="validation metric every family is chosen on")
+    families: list[Literal["two_tower", "ease", "item_knn", "als"]] = Field(
+        default_factory=lambda: list(TUNE_FAMILIES), description="what the search tunes")
+    baseline_share: float = Field(0.2, gt=0, lt=1, description="share of the budget spent on the baselines")
+    seed: int = 0
+
+    @field_validator("budget")
+    @classmethod
+    def _check_budget(cls, value: str | float | None) -> str | float | None:
+        if value is not None:
+            budget_seconds(value)
+        return value
+
+    @property
+    def budget_seconds(self) -> float | None:
+        return budget_seconds(self.budget) if self.budget is not None else None
+
+
 class RunConfig(StrictModel):
     name: str = "foryou"
     output_dir: Path = Path("runs/foryou")
@@ -233,6 +274,7 @@ class RunConfig(StrictModel):
     index: IndexConfig = Field(default_factory=IndexConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     ranking: RankingConfig = Field(default_factory=RankingConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
 
     @property
     def prepared_dir(self) -> Path:

@@ -34,8 +34,10 @@ from foryou.rerank.stage import (
     fit_ranking_stage,
     recent_popularity,
 )
-from foryou.serving.bundle import save_bundle
+from foryou.serving.bundle import read_manifest, save_bundle
 from foryou.training.callbacks import EpochRecord, use_tracking
+from foryou.tuning.search import TuneResult, run_search, write_tuned_config
+from foryou.tuning.shape import with_shaped_defaults
 
 logger = logging.getLogger(__name__)
 
@@ -72,16 +74,22 @@ def load_or_prepare(config: RunConfig, progress: bool = True) -> Dataset:
     return result.dataset
 
 
-def train_two_tower(config: RunConfig, dataset: Dataset, progress: bool = True) -> TrainedTwoTower:
-    """Early-stop on validation NDCG@10 (fit on train), then refit on train + valid for the best epoch count."""
+def train_two_tower(config: RunConfig, dataset: Dataset, progress: bool = True,
+                    searched: TuneResult | None = None) -> TrainedTwoTower:
+    """Early-stop on validation NDCG@10 (fit on train), then refit on train + valid for the best epoch count.
+    A search's best two-tower (fitted on train with these settings) stands in for the first fit."""
 
     def build(epochs: int) -> TwoTower:
         return configured_two_tower(config, epochs, progress)
 
     start = time.perf_counter()
-    tuned = _closing_tracker(build(config.train.epochs).fit(dataset.restricted_to("train"),
-                                                                  validate=validation_ndcg(dataset)))
-    tuning_seconds = time.perf_counter() - start
+    if searched is not None and searched.two_tower is not None and searched.metric == "NDCG@10":
+        tuned = searched.two_tower
+        tuning_seconds = searched.seconds
+    else:
+        tuned = _closing_tracker(build(config.train.epochs).fit(dataset.restricted_to("train"),
+                                                                validate=validation_ndcg(dataset)))
+        tuning_seconds = time.perf_counter() - start
     best = max(tuned.history, key=lambda record: record.valid_ndcg or 0.0)
     logger.info("best validation NDCG@10 %.4f at epoch %d; refitting on train + valid", best.valid_ndcg, best.epoch)
     start = time.perf_counter()
@@ -190,7 +198,7 @@ class FittedRanking:
 
 def evaluate_and_report(
     config: RunConfig, dataset: Dataset, trained: TrainedTwoTower, baselines: dict[str, tuple[Recommender, float]],
-    ranking: FittedRanking | None = None,
+    ranking: FittedRanking | None = None, searched: TuneResult | None = None,
 ) -> tuple[list[ModelReport], Path]:
     """Test-split evaluation of every model (and the ranking stage's strategies) side by side, written as
     report.md / report.html in output_dir."""
@@ -215,7 +223,9 @@ def evaluate_and_report(
         training_history={TwoTower.name: history},
         embeddings={TwoTower.name: trained.model.item_embeddings()},
         item_popularity=item_user_counts(dataset.events("train", "valid"), dataset.n_items),
-        sections=ranking.sections() if ranking is not None else {},
+        sections={**(ranking.sections() if ranking is not None else {}),
+                  **(searched.sections() if searched is not None else {})},
+        images=searched.images(config.output_dir) if searched is not None else {},
     )
     log_test_metrics(config, reports, markdown_path)
     return reports, markdown_path
@@ -250,6 +260,7 @@ class EvaluationRun:
     reports: list[ModelReport]
     report_path: Path
     ranking: FittedRanking | None = None
+    searched: TuneResult | None = None
 
 
 @dataclass
@@ -260,27 +271,39 @@ class PipelineResult:
     evaluation: EvaluationRun
     bundle_path: Path
     validation_ndcg: dict[str, float]  # per strategy the bundle may default to
+    default_strategy: str  # what the bundle serves when a request names none
 
 
 def run_training(config: RunConfig, progress: bool = True) -> tuple[TrainedTwoTower, Path]:
     """`foryou train`: the (prepared or reused) dataset, the tuned and refitted two-tower, saved."""
     dataset = load_or_prepare(config, progress=progress)
-    trained = train_two_tower(config, dataset, progress=progress)
+    trained = train_two_tower(with_shaped_defaults(config, dataset), dataset, progress=progress)
     return trained, save_trained(trained, config.output_dir)
 
 
+def run_tuning(config: RunConfig, dataset: Dataset | None = None, progress: bool = True) -> tuple[TuneResult, Path]:
+    """`foryou tune`: the search within `tune.budget` from the data-shaped defaults; writes the chosen settings
+    as a complete YAML (and the search's table and plot) into output_dir."""
+    dataset = dataset if dataset is not None else load_or_prepare(config, progress=progress)
+    result = run_search(with_shaped_defaults(config, dataset), dataset, progress=False)
+    path = write_tuned_config(result, config.output_dir)
+    logger.info("chosen settings written to %s", path)
+    return result, path
+
+
 def run_evaluation(config: RunConfig, dataset: Dataset | None = None, trained: TrainedTwoTower | None = None,
-                   progress: bool = True) -> EvaluationRun:
+                   progress: bool = True, searched: TuneResult | None = None) -> EvaluationRun:
     """`foryou evaluate`: the saved two-tower (trained now when absent) and every baseline on the test split."""
     dataset = dataset if dataset is not None else load_or_prepare(config, progress=progress)
+    config = with_shaped_defaults(config, dataset)
     trained = trained if trained is not None else load_trained(config.output_dir)
     if trained is None:
         trained = train_two_tower(config, dataset, progress=progress)
         save_trained(trained, config.output_dir)
     baselines = fit_baselines(config, dataset)
     ranking = fit_ranking(config, dataset, trained, baselines, progress) if config.ranking.enabled else None
-    reports, path = evaluate_and_report(config, dataset, trained, baselines, ranking)
-    return EvaluationRun(trained, baselines, reports, path, ranking)
+    reports, path = evaluate_and_report(config, dataset, trained, baselines, ranking, searched)
+    return EvaluationRun(trained, baselines, reports, path, ranking, searched)
 
 
 def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
@@ -289,9 +312,12 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
     prepared = prepare_dataset(config, progress=progress)
     write_prepared(prepared, config.prepared_dir)
     dataset = prepared.dataset
-    trained = train_two_tower(config, dataset, progress=progress)
+    config = with_shaped_defaults(config, dataset)
+    searched = run_tuning(config, dataset, progress)[0] if config.tune.budget is not None else None
+    config = searched.config if searched is not None else config
+    trained = train_two_tower(config, dataset, progress=progress, searched=searched)
     save_trained(trained, config.output_dir)
-    evaluation = run_evaluation(config, dataset, trained, progress=progress)
+    evaluation = run_evaluation(config, dataset, trained, progress=progress, searched=searched)
     served = {SERVED_BASELINES[name]: model for name, (model, _) in evaluation.baselines.items()
               if name in SERVED_BASELINES}
     metrics = {report.name: {key: value for key, value in report.result.summary.items() if _is_number(value)}
@@ -304,7 +330,7 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
     bundle = save_bundle(config.output_dir / BUNDLE_DIR, trained.model, popularity_fallback(dataset), served,
                          dataset, config, metrics, validation, stage)
     logger.info("bundle written to %s", bundle)
-    return PipelineResult(prepared, evaluation, bundle, validation)
+    return PipelineResult(prepared, evaluation, bundle, validation, read_manifest(bundle)["default_strategy"])
 
 
 def served_validation_ndcg(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower,

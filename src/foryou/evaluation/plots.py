@@ -100,3 +100,19 @@ def training_curves(history: Sequence[Mapping[str, float | None]], metric_key: s
 def _value(row: Mapping[str, float | None], key: str) -> float:
     value = row.get(key)
     return np.nan if value is None else float(value)
+
+
+def trials_over_time(trials: pd.DataFrame, metric: str, path: Path) -> Path:
+    """A search's trials (columns family, finished_s, value, state): each a dot at the time it ended, and each
+    family's best so far as a step line."""
+    figure, axis = plt.subplots(figsize=(7.0, 3.6))
+    for family, rows in trials.sort_values("finished_s").groupby("family", sort=False):
+        minutes = rows["finished_s"].to_numpy() / 60
+        points = axis.scatter(minutes, rows["value"], s=14, label=family,
+                              marker="o" if family == "two_tower" else "s")
+        axis.step(minutes, np.maximum.accumulate(rows["value"].to_numpy()), where="post",
+                  color=points.get_facecolor()[0], linewidth=1)
+    axis.set_xlabel("minutes since the search began")
+    axis.set_ylabel(f"validation {metric}")
+    axis.legend(fontsize=8)
+    return _save(figure, path)

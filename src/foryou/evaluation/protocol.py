@@ -77,9 +77,15 @@ def evaluate(
 
 def validation_ndcg(dataset: Dataset) -> Callable[[Recommender], float]:
     """The early-stopping score of a model fitted on `dataset`'s train split: NDCG@10 on its "valid" split."""
+    return validation_metric(dataset, "NDCG@10")
+
+
+def validation_metric(dataset: Dataset, metric: str) -> Callable[[Recommender], float]:
+    """`metric` ("NDCG@10", "HR@10", "MRR@10", ...) on the "valid" split of a model fitted on train."""
+    k = int(metric.split("@")[1])
 
     def score(model: Recommender) -> float:
-        return float(evaluate(model, dataset, split="valid", ks=(10,), beyond_accuracy=False).summary["NDCG@10"])
+        return float(evaluate(model, dataset, split="valid", ks=(k,), beyond_accuracy=False).summary[metric])
 
     return score
 

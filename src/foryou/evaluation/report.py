@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 _EMPTY_HISTORY: Mapping[str, Sequence[Mapping[str, float | None]]] = {}
 _EMPTY_EMBEDDINGS: Mapping[str, np.ndarray] = {}
 _EMPTY_SECTIONS: Mapping[str, pd.DataFrame] = {}
+_EMPTY_IMAGES: Mapping[str, Path] = {}
 
 
 @dataclass
@@ -55,13 +56,15 @@ def write_report(
     embeddings: Mapping[str, np.ndarray] = _EMPTY_EMBEDDINGS,
     item_popularity: np.ndarray | None = None,
     sections: Mapping[str, pd.DataFrame] = _EMPTY_SECTIONS,
+    images: Mapping[str, Path] = _EMPTY_IMAGES,
 ) -> tuple[Path, Path]:
     """Write report.md, report.html and their PNGs into `out_dir`; returns (markdown path, html path).
 
     training_history: model name -> one dict per epoch with "loss" and a validation "...NDCG@10" key.
     embeddings: name -> (n, d) vectors for norm / cosine diagnostics. item_popularity: (n_items,) training
     users per item, for the popularity-of-recommendations plot. sections: heading -> table, appended after the
-    models (e.g. the ranking stage's validation scores and feature importance).
+    models (e.g. the ranking stage's validation scores and feature importance). images: caption -> a PNG in
+    `out_dir`, shown after the sections (e.g. the search's trials over time).
     """
     if not results:
         raise ValueError("write_report needs at least one ModelReport")
@@ -73,6 +76,7 @@ def write_report(
     blocks += _segment_blocks(out_dir, results, k)
     for heading, table in sections.items():
         blocks += [_Block("h2", heading), _Block("table", table=table)]
+    blocks += [_Block("image", caption, image=path) for caption, path in images.items()]
     if item_popularity is not None:
         blocks += _popularity_blocks(out_dir, results, k, item_popularity)
     blocks += _embedding_blocks(out_dir, embeddings)

@@ -1,0 +1,1 @@
+"""Good settings without hand-tuning: defaults derived from the data's shape, and a time-budgeted search."""

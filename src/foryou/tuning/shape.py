@@ -1,0 +1,88 @@
+"""Two-tower defaults that follow the data's shape: what `foryou pipeline` trains when nobody tunes anything.
+
+Every rule reads the train split only and is documented in configs/reference.yaml (section `tune`). A setting
+the user's config names explicitly (in YAML or with --set) is never replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from foryou.config import RunConfig
+from foryou.data import schema as S
+from foryou.data.dataset import Dataset
+
+logger = logging.getLogger(__name__)
+
+HISTORY_WINDOWS = (10, 20, 50, 100, 200)  # max_history: the smallest of these that covers 3 users in 4
+SMALL_LOG_EVENTS = 200_000  # up to this many train events an epoch may visit every event (whole_history)
+STEPS_PER_EPOCH = 40  # batch size: the largest power of two that still gives this many steps per epoch
+BATCH_RANGE = (16, 256)
+TEXT_COVERAGE = 0.5  # below this share of items with text, the frozen text embedding is mostly noise
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What the rules read: sizes of the train split, history lengths and text coverage of the catalog."""
+
+    users: int
+    items: int
+    train_events: int
+    history_p50: float
+    history_p75: float
+    text_coverage: float  # share of items with a non-empty text field; 0 when the catalog has no text field
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> DataShape:
+        train = dataset.events("train")
+        lengths = train.groupby(S.USER_IDX).size().to_numpy() if len(train) else np.zeros(1)
+        return cls(users=int(dataset.n_users), items=int(dataset.n_items), train_events=len(train),
+                   history_p50=float(np.percentile(lengths, 50)), history_p75=float(np.percentile(lengths, 75)),
+                   text_coverage=_text_coverage(dataset))
+
+
+def _text_coverage(dataset: Dataset) -> float:
+    fields = [name for name in dataset.item_fields.text if name in dataset.items.columns]
+    if not fields or dataset.n_items == 0:
+        return 0.0
+    filled = np.zeros(len(dataset.items), dtype=bool)
+    for name in fields:
+        filled |= dataset.items[name].fillna("").astype(str).str.strip().str.len().to_numpy() > 0
+    return float(filled.mean())
+
+
+def shaped_settings(shape: DataShape) -> dict[str, dict[str, Any]]:
+    """Section -> setting -> value for a log of this shape (the rules of configs/reference.yaml)."""
+    max_history = next((size for size in HISTORY_WINDOWS if size >= shape.history_p75), HISTORY_WINDOWS[-1])
+    whole_history = shape.train_events <= SMALL_LOG_EVENTS
+    windows = (shape.train_events / max_history + shape.users) if whole_history else shape.users
+    batch = 2 ** int(np.floor(np.log2(max(windows / STEPS_PER_EPOCH, 1.0))))
+    batch = int(np.clip(batch, *BATCH_RANGE))
+    return {
+        "model": {"max_history": max_history, "use_text": shape.text_coverage >= TEXT_COVERAGE},
+        "loss": {"kind": "full_softmax", "temperature": 0.1},
+        "train": {"whole_history": whole_history, "batch_size": batch,
+                  "learning_rate": 3e-3 if batch <= 32 else 1e-3,
+                  "weight_average": 0.99 if whole_history else 0.0,
+                  "epochs": 80, "patience": 10 if whole_history else 8},
+    }
+
+
+def with_shaped_defaults(config: RunConfig, dataset: Dataset) -> RunConfig:
+    """`config` with every shaped setting it does not set explicitly replaced by the rule's value (logged)."""
+    shape = DataShape.of(dataset)
+    updates: dict[str, Any] = {}
+    applied: dict[str, Any] = {}
+    for section, settings in shaped_settings(shape).items():
+        current = getattr(config, section)
+        chosen = {key: value for key, value in settings.items() if key not in current.model_fields_set}
+        if chosen:
+            updates[section] = current.model_copy(update=chosen)
+            applied.update({f"{section}.{key}": value for key, value in chosen.items()})
+    if applied:
+        logger.info("data shape %s -> defaults %s", asdict(shape), applied)
+    return config.model_copy(update=updates)

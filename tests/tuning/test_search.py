@@ -1,0 +1,136 @@
+"""The time-budgeted search: validation only, the chosen settings written back whole, budget cuts, pruning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from foryou.cli import app
+from foryou.config import RunConfig, load_config
+from foryou.data.dataset import Dataset
+from foryou.data.prepare import prepare_dataset
+from foryou.errors import ConfigError
+from foryou.evaluation import protocol
+from foryou.models.baselines import MostPop
+from foryou.tuning.search import TUNED_CONFIG, _Search, run_search, write_tuned_config
+from foryou.tuning.space import two_tower_start, with_params
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two taste groups of 12 items; 50 users with 6-9 purchases each."""
+    root = tmp_path_factory.mktemp("tune")
+    rng = np.random.default_rng(0)
+    lines = ["user,sku,ts"]
+    for user in range(50):
+        offset = 0 if user % 2 == 0 else 12
+        for step, item in enumerate(rng.choice(12, 6 + user % 4, replace=False)):
+            lines.append(f"u{user},i{offset + item},{1_700_000_000 + 3600 * step}")
+    (root / "events.csv").write_text("\n".join(lines) + "\n")
+    (root / "items.csv").write_text("sku,title,side\n" + "".join(
+        f"i{item},item {item},{'left' if item < 12 else 'right'}\n" for item in range(24)))
+    path = root / "run.yaml"
+    path.write_text(f"""
+name: tune-test
+output_dir: {root / 'run'}
+data:
+  source: generic
+  interactions: {{path: {root / 'events.csv'}, columns: {{user_id: user, item_id: sku, timestamp: ts}},
+                  event_type: purchase}}
+  items: {{path: {root / 'items.csv'}, columns: {{item_id: sku}}, categorical: [side]}}
+model: {{use_text: false, embedding_dim: 16}}
+train: {{epochs: 4}}
+tracking: {{mlflow: true, tracking_uri: {root / 'mlruns'}, experiment: tune-test}}
+""")
+    return path
+
+
+@pytest.fixture(scope="module")
+def dataset(shop: Path) -> Dataset:
+    return prepare_dataset(load_config(shop), progress=False).dataset
+
+
+def test_budget_is_required_and_parsed(shop: Path, dataset: Dataset) -> None:
+    assert load_config(shop, ["tune.budget=10m"]).tune.budget_seconds == 600
+    assert load_config(shop, ["tune.budget=45"]).tune.budget_seconds == 45
+    with pytest.raises(ConfigError, match="tune.budget"):
+        load_config(shop, ["tune.budget=soon"])
+    with pytest.raises(ValueError, match="tune.budget is not set"):
+        run_search(load_config(shop), dataset)
+
+
+def test_search_reads_validation_only_and_writes_back_what_won(
+        shop: Path, dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    splits: list[str] = []
+    evaluate = protocol.evaluate
+
+    def recording(model: Any, data: Dataset, split: str = "test", **options: Any) -> Any:
+        splits.append(split)
+        return evaluate(model, data, split, **options)
+
+    monkeypatch.setattr(protocol, "evaluate", recording)
+    config = load_config(shop, ["tune.budget=12s", "tune.trials=3"])
+    result = run_search(config, dataset)
+    assert splits and set(splits) == {"valid"}  # the test split is never read
+    families = {record.family for record in result.trials}
+    assert families == {"ease", "item_knn", "als", "two_tower"}
+    assert sum(record.family == "two_tower" for record in result.trials) <= 3
+    best = result.best()
+    for family, record in best.items():
+        assert record.value == max(r.value for r in result.trials if r.family == family)
+        assert with_params(result.config, record.params) == result.config  # the winner's settings are the config's
+    assert result.config.tune.budget is None  # the written config runs without a second search
+    path = write_tuned_config(result, tmp_path)
+    assert path.name == TUNED_CONFIG
+    assert load_config(path) == result.config
+
+
+def test_first_trial_is_the_configured_settings_and_a_spent_budget_cuts_it(shop: Path, dataset: Dataset) -> None:
+    config = load_config(shop, ["tune.budget=0.001s", "tune.families=[two_tower]", "train.epochs=50"])
+    result = run_search(config, dataset)
+    (trial,) = result.trials  # the deadline passed during the first epoch: one trial, cut after it
+    assert trial.state == "cut" and trial.epochs == 1
+    assert trial.params == two_tower_start(config)
+    assert result.two_tower is None  # a cut trial's weights are not a finished fit
+    assert result.config.model_dump(exclude={"tune"}) == config.model_dump(exclude={"tune"})
+
+
+def test_a_weak_epoch_is_pruned(shop: Path, dataset: Dataset) -> None:
+    search = _Search(load_config(shop), dataset, start=0.0, progress=False)
+
+    class Trial:
+        reports: list[tuple[float, int]] = []
+
+        def report(self, value: float, step: int) -> None:
+            self.reports.append((value, step))
+
+        def should_prune(self) -> bool:
+            return True
+
+    scores: list[float] = []
+    hook = search._hook(Trial(), scores, deadline=float("inf"))  # type: ignore[arg-type]
+    with pytest.raises(optuna.TrialPruned):
+        hook(MostPop().fit(dataset.restricted_to("train")))  # type: ignore[arg-type]  # any fitted model scores
+    assert Trial.reports == [(scores[0], 1)]
+
+
+def test_cli_tune_logs_a_parent_run_with_a_child_per_trial(shop: Path) -> None:
+    result = CliRunner().invoke(app, ["tune", str(shop), "--budget", "6s", "--set", "tune.trials=2",
+                                      "--set", "tracking.experiment=tune-cli", "-q"])
+    assert result.exit_code == 0, result.output
+    config = load_config(shop)
+    tuned = load_config(config.output_dir / TUNED_CONFIG)
+    assert isinstance(tuned, RunConfig) and tuned.tune.budget is None
+    import mlflow
+
+    mlflow.set_tracking_uri(f"file:{config.tracking.tracking_uri}")
+    runs = mlflow.search_runs(experiment_names=["tune-cli"])
+    parents = runs[runs["tags.mlflow.runName"] == "tune-test-tune"]
+    assert len(parents) == 1
+    children = runs[runs["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]]
+    assert len(children) >= 4 and set(children["params.family"]) >= {"ease", "item_knn", "als", "two_tower"}
