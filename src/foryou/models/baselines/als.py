@@ -65,8 +65,8 @@ class ALS(Recommender):
         )
 
     def _fit(self, dataset: Dataset) -> None:
-        solver = self._solver()
         with threadpool_limits(1, "blas"):  # implicit parallelises itself; a BLAS pool on top only contends
+            solver = self._solver()  # (built inside: implicit checks the BLAS pool when it is constructed)
             solver.fit(dataset.user_item_matrix(binary=True), show_progress=False)
         self.user_factors = np.asarray(solver.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(solver.item_factors, dtype=np.float32)
@@ -82,7 +82,8 @@ class ALS(Recommender):
         matrix = check_histories(histories, self.n_items)
         assert self.item_factors is not None
         if self._fold_in is None:  # one solver per fit: it caches Y^T Y, the bulk of a fold-in's cost
-            self._fold_in = self._solver()
+            with threadpool_limits(1, "blas"):
+                self._fold_in = self._solver()
             self._fold_in.item_factors = self.item_factors
         vectors = self._fold_in.recalculate_user(np.arange(matrix.shape[0]), matrix)
         return np.asarray(vectors, dtype=np.float32).reshape(matrix.shape[0], -1) @ self.item_factors.T

@@ -5,12 +5,14 @@ Supports `score_histories`: a new user's score is the sum of the similarities of
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from implicit.nearest_neighbours import CosineRecommender
+from implicit.utils import ParameterWarning
 
 from foryou.data.dataset import Dataset
 from foryou.models.baselines.history import ItemItemRecommender, interaction_item_vectors
@@ -34,7 +36,9 @@ class ItemKNN(ItemItemRecommender):
 
     def _fit(self, dataset: Dataset) -> None:
         knn = CosineRecommender(K=self.neighbours, num_threads=self.num_threads)
-        knn.fit(dataset.user_item_matrix(binary=True), show_progress=False)
+        with warnings.catch_warnings():  # implicit converts its own transposed COO copy and warns about it
+            warnings.simplefilter("ignore", ParameterWarning)
+            knn.fit(dataset.user_item_matrix(binary=True), show_progress=False)
         self.similarity = sp.csr_matrix(knn.similarity, dtype=np.float32)
 
     def item_item(self) -> np.ndarray | sp.spmatrix:

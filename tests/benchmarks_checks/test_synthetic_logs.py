@@ -1,0 +1,75 @@
+"""The synthetic shapes of benchmarks/synthetic_logs.py: a config a new user would write, that foryou prepares into
+the shape the defaults benchmark relies on (short histories, ratings, repeats). Small scales keep it to seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from benchmarks.synthetic_logs import SHAPES, write_shape
+
+from foryou.config import load_config
+from foryou.data import schema as S
+from foryou.data.dataset import Dataset
+from foryou.data.prepare import prepare_dataset
+
+SCALE = 0.1
+
+
+def prepared(shape: str, folder: Path) -> Dataset:
+    return prepare_dataset(load_config(write_shape(shape, folder, seed=1, scale=SCALE)), progress=False).dataset
+
+
+def events_per_user(dataset: Dataset) -> np.ndarray:
+    return dataset.interactions.groupby(S.USER_IDX).size().to_numpy()
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_config_holds_only_the_data_mapping(shape: str, tmp_path: Path) -> None:
+    raw = yaml.safe_load(write_shape(shape, tmp_path, scale=SCALE).read_text())
+    assert set(raw) == {"name", "output_dir", "data"}  # no model / train settings: every default is exercised
+    assert raw["data"]["source"] == "generic"
+    config = load_config(tmp_path / "config.yaml")
+    assert config.data.items is not None and config.data.items.text == ["title"]
+
+
+def test_same_seed_same_files(tmp_path: Path) -> None:
+    write_shape("tiny", tmp_path / "a", seed=3, scale=SCALE)
+    write_shape("tiny", tmp_path / "b", seed=3, scale=SCALE)
+    for name in ("interactions.csv", "items.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_tiny_has_short_histories(tmp_path: Path) -> None:
+    dataset = prepared("tiny", tmp_path)
+    per_user = events_per_user(dataset)
+    assert dataset.n_users == 150 and dataset.n_items == 60  # at least 60 items: no cluster runs out
+    assert per_user.min() >= 3 and per_user.max() <= 10
+    assert not dataset.interactions.duplicated([S.USER_IDX, S.ITEM_IDX]).any()  # purchases without repeats
+    assert set(dataset.interactions[S.EVENT_TYPE]) == {S.PURCHASE}
+
+
+def test_dense_holds_ratings(tmp_path: Path) -> None:
+    dataset = prepared("dense", tmp_path)
+    values = dataset.interactions[S.VALUE]
+    assert dataset.n_users == 60 and dataset.n_items == 170
+    assert len(dataset.interactions) > 3_000  # about 85 of the 170 items rated per user at this scale
+    assert set(dataset.interactions[S.EVENT_TYPE]) == {S.RATING}
+    assert set(values.unique()) <= {1.0, 2.0, 3.0, 4.0, 5.0} and values.nunique() >= 4
+    assert len(dataset.items) == dataset.n_items and dataset.items["category"].nunique() > 1
+
+
+def test_sessions_are_long_with_repeats(tmp_path: Path) -> None:
+    dataset = prepared("sessions", tmp_path)
+    per_user = events_per_user(dataset)
+    assert dataset.n_users == 100
+    assert per_user.min() >= 50 and per_user.max() <= 300
+    assert dataset.interactions.duplicated([S.USER_IDX, S.ITEM_IDX]).mean() > 0.3  # re-views and re-buys
+    assert set(dataset.interactions[S.EVENT_TYPE]) == {S.VIEW, S.PURCHASE}
+
+
+def test_unknown_shape_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="tiny"):
+        write_shape("huge", tmp_path)
