@@ -63,6 +63,18 @@ def test_pipeline_writes_report_and_bundle(finished_run: Path) -> None:
     assert meta["model"] == "two_tower" and 0.0 <= meta["test_metrics"]["two_tower"]["NDCG@10"] <= 1.0
 
 
+def test_report_shows_the_strategy_the_bundle_serves(finished_run: Path) -> None:
+    report = (finished_run / "report.md").read_text()
+    table = report.split("## Served strategy", 1)[1].split("\n\n", 2)[1]
+    rows = [line.strip("|").split("|") for line in table.splitlines()[2:]]
+    valid = {row[0].strip(): float(row[1]) for row in rows}
+    served = [row[0].strip() for row in rows if row[3].strip() == "yes"]
+    meta = json.loads((finished_run / "bundle" / "bundle.json").read_text())
+    assert served == [meta["default_strategy"]]
+    assert valid[served[0]] == max(valid.values())  # nothing measured better on validation is left unserved
+    assert {"two_tower", "ease", "collab", "item_knn", "popular", "reranked_lgbm"} <= set(valid)
+
+
 def test_bundle_round_trip_gives_the_same_recommendations(finished_run: Path) -> None:
     bundle = load_bundle(finished_run / "bundle")
     again = load_bundle(finished_run / "bundle")

@@ -34,7 +34,7 @@ from foryou.rerank.stage import (
     fit_ranking_stage,
     recent_popularity,
 )
-from foryou.serving.bundle import read_manifest, save_bundle
+from foryou.serving.bundle import best_on_validation, read_manifest, save_bundle
 from foryou.training.callbacks import EpochRecord, use_tracking
 from foryou.tuning.search import TuneResult, run_search, write_tuned_config
 from foryou.tuning.shape import with_shaped_defaults
@@ -199,9 +199,10 @@ class FittedRanking:
 def evaluate_and_report(
     config: RunConfig, dataset: Dataset, trained: TrainedTwoTower, baselines: dict[str, tuple[Recommender, float]],
     ranking: FittedRanking | None = None, searched: TuneResult | None = None,
+    validation: dict[str, float] | None = None,
 ) -> tuple[list[ModelReport], Path]:
     """Test-split evaluation of every model (and the ranking stage's strategies) side by side, written as
-    report.md / report.html in output_dir."""
+    report.md / report.html in output_dir; with `validation` (NDCG@10 per strategy), the served choice too."""
     def test_metrics(model: Recommender) -> EvaluationResult:
         options = config.evaluation
         return evaluate(model, dataset, "test", ks=options.ks, batch_size=options.batch_size,
@@ -224,11 +225,30 @@ def evaluate_and_report(
         embeddings={TwoTower.name: trained.model.item_embeddings()},
         item_popularity=item_user_counts(dataset.events("train", "valid"), dataset.n_items),
         sections={**(ranking.sections() if ranking is not None else {}),
+                  **(served_section(config, validation, reports) if validation else {}),
                   **(searched.sections() if searched is not None else {})},
         images=searched.images(config.output_dir) if searched is not None else {},
     )
     log_test_metrics(config, reports, markdown_path)
     return reports, markdown_path
+
+
+def served_section(config: RunConfig, validation: dict[str, float],
+                   reports: list[ModelReport]) -> dict[str, pd.DataFrame]:
+    """Report table: every strategy a bundle may default to, its validation and test NDCG@10, and the one
+    served (the best on validation unless `serving.default_strategy` names one)."""
+    served = config.serving.default_strategy or best_on_validation(list(validation), validation)
+    tested = {report.name: report.result.summary.get("NDCG@10") for report in reports}
+    model_of = {strategy: name for name, strategy in SERVED_BASELINES.items()} | {"popular": "recent_pop"}
+    rows = [{"strategy": name, "valid NDCG@10": f"{value:.4f}",
+             "test NDCG@10": _metric(tested.get(model_of.get(name, name))),
+             "served by default": "yes" if name == served else ""}
+            for name, value in sorted(validation.items(), key=lambda pair: -pair[1])]
+    return {"Served strategy (chosen on validation NDCG@10, each fitted on train)": pd.DataFrame(rows)}
+
+
+def _metric(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def log_test_metrics(config: RunConfig, reports: list[ModelReport], report_path: Path) -> None:
@@ -259,6 +279,7 @@ class EvaluationRun:
     baselines: dict[str, tuple[Recommender, float]]
     reports: list[ModelReport]
     report_path: Path
+    validation_ndcg: dict[str, float]  # per strategy a bundle may default to, each fitted on train
     ranking: FittedRanking | None = None
     searched: TuneResult | None = None
 
@@ -302,8 +323,11 @@ def run_evaluation(config: RunConfig, dataset: Dataset | None = None, trained: T
         save_trained(trained, config.output_dir)
     baselines = fit_baselines(config, dataset)
     ranking = fit_ranking(config, dataset, trained, baselines, progress) if config.ranking.enabled else None
-    reports, path = evaluate_and_report(config, dataset, trained, baselines, ranking, searched)
-    return EvaluationRun(trained, baselines, reports, path, ranking, searched)
+    validation = served_validation_ndcg(config, dataset, trained, ranking.fitted_on_train if ranking else None)
+    if ranking is not None:
+        validation.update(ranking.stage.validation_ndcg)
+    reports, path = evaluate_and_report(config, dataset, trained, baselines, ranking, searched, validation)
+    return EvaluationRun(trained, baselines, reports, path, validation, ranking, searched)
 
 
 def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
@@ -322,11 +346,8 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
               if name in SERVED_BASELINES}
     metrics = {report.name: {key: value for key, value in report.result.summary.items() if _is_number(value)}
                for report in evaluation.reports}
-    validation = served_validation_ndcg(config, dataset, trained,
-                                        evaluation.ranking.fitted_on_train if evaluation.ranking else None)
+    validation = evaluation.validation_ndcg
     stage = evaluation.ranking.stage if evaluation.ranking is not None else None
-    if stage is not None:
-        validation.update(stage.validation_ndcg)
     bundle = save_bundle(config.output_dir / BUNDLE_DIR, trained.model, popularity_fallback(dataset), served,
                          dataset, config, metrics, validation, stage)
     logger.info("bundle written to %s", bundle)
