@@ -217,11 +217,11 @@ class RankingConfig(StrictModel):
 
 
 TuneMetric = Literal["NDCG@10", "HR@10", "MRR@10"]
-TUNE_FAMILIES = ("two_tower", "ease", "item_knn", "als")
+TuneFamily = Literal["two_tower", "ease", "item_knn", "als"]
 BUDGET_UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
-def budget_seconds(value: str | float | int) -> float:
+def budget_seconds(value: str | float) -> float:
     """'90s', '10m', '1.5h' or a number of seconds -> seconds (> 0)."""
     text = str(value).strip().lower()
     unit = text[-1] if text and text[-1] in BUDGET_UNITS else "s"
@@ -240,8 +240,8 @@ class TuneConfig(StrictModel):
                                "data-shaped defaults only")
     trials: int | None = Field(None, ge=1, description="most two-tower trials; None: as many as the budget allows")
     metric: TuneMetric = Field("NDCG@10", description="validation metric every family is chosen on")
-    families: list[Literal["two_tower", "ease", "item_knn", "als"]] = Field(
-        default_factory=lambda: list(TUNE_FAMILIES), description="what the search tunes")
+    families: list[TuneFamily] = Field(default_factory=lambda: list(get_args(TuneFamily)),
+                                       description="what the search tunes")
     baseline_share: float = Field(0.2, gt=0, lt=1, description="share of the budget spent on the baselines")
     seed: int = 0
 

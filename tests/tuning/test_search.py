@@ -104,7 +104,8 @@ def test_a_weak_epoch_is_pruned(shop: Path, dataset: Dataset) -> None:
     search = _Search(load_config(shop), dataset, start=0.0, progress=False)
 
     class Trial:
-        reports: list[tuple[float, int]] = []
+        def __init__(self) -> None:
+            self.reports: list[tuple[float, int]] = []
 
         def report(self, value: float, step: int) -> None:
             self.reports.append((value, step))
@@ -113,10 +114,11 @@ def test_a_weak_epoch_is_pruned(shop: Path, dataset: Dataset) -> None:
             return True
 
     scores: list[float] = []
-    hook = search._hook(Trial(), scores, deadline=float("inf"))  # type: ignore[arg-type]
+    trial = Trial()
+    hook = search._hook(trial, scores, deadline=float("inf"))  # type: ignore[arg-type]
     with pytest.raises(optuna.TrialPruned):
         hook(MostPop().fit(dataset.restricted_to("train")))  # type: ignore[arg-type]  # any fitted model scores
-    assert Trial.reports == [(scores[0], 1)]
+    assert trial.reports == [(scores[0], 1)]
 
 
 def test_cli_tune_logs_a_parent_run_with_a_child_per_trial(shop: Path) -> None:

@@ -108,11 +108,19 @@ class ItemTower(nn.Module):
 
     def forward(self, items: Tensor, extra: Tensor | None = None) -> Tensor:
         """items (b,) item indices, extra (b, d) or None (added before normalising) -> (b, d) unit vectors."""
-        content = self._content(self._catalog_content(items)) if self.has_content else None
-        ids = self.ids[items]
+        return self._catalog_output(self._catalog_content(items), self.ids[items], extra)
+
+    def all_items(self, extra: Tensor | None = None) -> Tensor:
+        """(n_items, embedding_dim): every catalog item, read from the buffers as they are (no per-step copy of
+        the frozen text matrix); extra (n_items, d) or None."""
+        return self._catalog_output(self._catalog_content(None), self.ids, extra)
+
+    def _catalog_output(self, content: ItemContent, ids: Tensor, extra: Tensor | None) -> Tensor:
+        """Catalog rows: their content and tower ids, with id dropout while training."""
+        vectors = self._content(content) if self.has_content else None
         if self.training and self.id_dropout > 0 and self.id_embedding is not None:
             ids = ids.masked_fill(torch.rand(ids.shape, device=ids.device) < self.id_dropout, UNKNOWN_ID)
-        return self._output(content, ids, extra)
+        return self._output(vectors, ids, extra)
 
     def encode(self, content: ItemContent, ids: Tensor, extra: Tensor | None = None) -> Tensor:
         """Items given by their own content arrays (not catalog rows) and tower ids (b,), where UNKNOWN_ID (0)
@@ -134,13 +142,16 @@ class ItemTower(nn.Module):
         gate = torch.sigmoid(self.gate(torch.cat([content, id_vector], dim=-1)))  # type: ignore[misc]
         return gate * content + (1 - gate) * id_vector
 
-    def _catalog_content(self, items: Tensor) -> ItemContent:
-        """The content arrays of catalog rows `items`, read from the tower's buffers."""
+    def _catalog_content(self, items: Tensor | None) -> ItemContent:
+        """The content arrays of catalog rows `items` (None: every row), read from the tower's buffers."""
+        def rows(values: Tensor) -> Tensor:
+            return values if items is None else values[items]
+
         return ItemContent(
-            text=self.text_values[items] if self.text is not None else None,
-            categorical=[getattr(self, f"cat_{position}")[items] for position in range(len(self.categorical))],
-            numeric=self.numeric_values[items] if self.numeric is not None else None,
-            bands=self.band_values[items] if self.numeric is not None else None,
+            text=rows(self.text_values) if self.text is not None else None,
+            categorical=[rows(getattr(self, f"cat_{position}")) for position in range(len(self.categorical))],
+            numeric=rows(self.numeric_values) if self.numeric is not None else None,
+            bands=rows(self.band_values) if self.numeric is not None else None,
         )
 
     def _content(self, content: ItemContent) -> Tensor:
@@ -157,7 +168,3 @@ class ItemTower(nn.Module):
             band_ids = torch.where(bands > 0, bands + offsets, torch.zeros_like(bands))
             parts.append(self.numeric(content.numeric) + self.bands(band_ids).sum(1))
         return torch.stack(parts).sum(0)
-
-    def all_items(self, extra: Tensor | None = None) -> Tensor:
-        """(n_items, embedding_dim): every catalog item; extra (n_items, d) or None."""
-        return self(torch.arange(len(self.ids), device=self.ids.device), extra)

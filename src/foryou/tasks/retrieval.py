@@ -1,7 +1,8 @@
 """The retrieval task: InfoNCE over query and item vectors, full-catalog or sampled, in the style of TFRS.
 
 Towers only encode; this module owns the loss, the negatives and the logQ correction.
-- full softmax: cross-entropy of every query against the whole catalog (exact; best when the catalog fits).
+- full softmax: cross-entropy of every query against the whole catalog (exact; best when the catalog fits),
+  computed in cache-sized row blocks so that the (queries x catalog) logits are never held in memory.
 - sampled softmax: the positives of the batch (in-batch negatives, positive on the diagonal) plus `num_negatives`
   shared items drawn uniformly or by popularity (mixed by `popularity_negative_fraction`). With logQ correction
   each candidate's logit loses log(expected number of draws of that item), which makes the sampled loss an
@@ -11,6 +12,7 @@ Towers only encode; this module owns the loss, the negatives and the logQ correc
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +23,7 @@ from foryou.config import LossConfig
 
 ItemEncoder = Callable[[Tensor], Tensor]
 _MIN_PROBABILITY = 1e-12
+_BLOCK_ELEMENTS = 1 << 20  # logits per block of the full softmax: 4 MB, cache-sized
 
 
 class RetrievalTask:
@@ -54,12 +57,11 @@ class RetrievalTask:
 
         bias (n_items,) is a per-item logit offset; allowed (n_items,) bool keeps only those items as candidates.
         """
-        logits = queries @ catalog.T / self.config.temperature
-        if bias is not None:
-            logits = logits + bias
+        offset = bias
         if allowed is not None:
-            logits = logits.masked_fill(~allowed, float("-inf"))
-        return _weighted_mean(F.cross_entropy(logits.float(), targets, reduction="none"), weights)
+            offset = (bias if bias is not None else catalog.new_zeros(len(catalog))).masked_fill(~allowed, float("-inf"))
+        losses = softmax_cross_entropy(queries / self.config.temperature, catalog, targets, offset)
+        return _weighted_mean(losses, weights)
 
     def sampled_softmax(
         self, queries: Tensor, targets: Tensor, encode_items: ItemEncoder, weights: Tensor | None = None
@@ -115,6 +117,57 @@ class RetrievalTask:
             in_batch = n_sampled * self.negative_probability(candidates[:n_in_batch])
         sampled = n_sampled * self.negative_probability(candidates[n_in_batch:])
         return torch.log(torch.cat([in_batch, sampled]).clamp_min(_MIN_PROBABILITY))
+
+
+def softmax_cross_entropy(queries: Tensor, catalog: Tensor, targets: Tensor, offset: Tensor | None = None) -> Tensor:
+    """(n,) cross-entropy of logits queries @ catalog.T + offset against targets (n,): queries (n, d), catalog
+    (m, d), offset (m,) or None. Computed over row blocks that stay in cache and are recomputed in the backward
+    pass, so the (n, m) logits are never held: time and memory stay linear in m, without the page faults and
+    passes over n x m memory that a materialised matrix costs on CPU (the full-softmax step's largest cost)."""
+    return _ChunkedSoftmaxCrossEntropy.apply(queries, catalog, targets, offset)
+
+
+class _ChunkedSoftmaxCrossEntropy(torch.autograd.Function):
+    """Exact softmax cross-entropy in blocks of ~`_BLOCK_ELEMENTS` logits (fp32, also under CUDA autocast)."""
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
+    def forward(ctx: Any, queries: Tensor, catalog: Tensor, targets: Tensor, offset: Tensor | None) -> Tensor:
+        log_norm = torch.empty(len(queries), dtype=queries.dtype, device=queries.device)
+        for rows in _blocks(len(queries), len(catalog)):
+            log_norm[rows] = torch.logsumexp(_logits(queries[rows], catalog, offset), dim=1)
+        ctx.save_for_backward(queries, catalog, targets, offset, log_norm)
+        picked = (queries * catalog[targets]).sum(1)
+        return log_norm - (picked if offset is None else picked + offset[targets])
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        """d loss / d logits = grad * (softmax - one_hot(target)); the one-hot part is added once at the end."""
+        queries, catalog, targets, offset, log_norm = ctx.saved_tensors
+        grad_queries = torch.empty_like(queries)
+        grad_catalog = torch.zeros_like(catalog)
+        grad_offset = None if offset is None else torch.zeros_like(offset)
+        for rows in _blocks(len(queries), len(catalog)):
+            probs = _logits(queries[rows], catalog, offset).sub_(log_norm[rows, None]).exp_().mul_(grad[rows, None])
+            torch.mm(probs, catalog, out=grad_queries[rows])
+            grad_catalog.addmm_(probs.T, queries[rows])
+            if grad_offset is not None:
+                grad_offset += probs.sum(0)
+        grad_queries -= grad[:, None] * catalog[targets]
+        grad_catalog.index_add_(0, targets, queries * -grad[:, None])
+        if grad_offset is not None:
+            grad_offset.index_add_(0, targets, -grad)
+        return grad_queries, grad_catalog, None, grad_offset
+
+
+def _logits(queries: Tensor, catalog: Tensor, offset: Tensor | None) -> Tensor:
+    return queries @ catalog.T if offset is None else torch.addmm(offset, queries, catalog.T)
+
+
+def _blocks(n_rows: int, n_columns: int) -> list[slice]:
+    size = max(1, _BLOCK_ELEMENTS // max(n_columns, 1))
+    return [slice(start, start + size) for start in range(0, n_rows, size)]
 
 
 def _weighted_mean(losses: Tensor, weights: Tensor | None) -> Tensor:

@@ -26,6 +26,7 @@ from foryou.evaluation.plots import trials_over_time
 from foryou.evaluation.protocol import validation_metric
 from foryou.models.registry import build_baselines
 from foryou.models.two_tower import TwoTower
+from foryou.training.callbacks import EpochRecord, use_tracking
 from foryou.tuning.space import (
     baseline_start,
     suggest_baseline,
@@ -33,7 +34,6 @@ from foryou.tuning.space import (
     two_tower_start,
     with_params,
 )
-from foryou.training.callbacks import EpochRecord, use_tracking
 
 logger = logging.getLogger(__name__)
 
@@ -130,9 +130,9 @@ def run_search(config: RunConfig, dataset: Dataset, progress: bool = False) -> T
     best_tower = result.best().get("two_tower")
     if best_tower is not None and best_tower.state == "complete":  # else the chosen settings were cut short
         result.two_tower, result.two_tower_history = search.best_model, search.best_history
-    for family, record in result.best().items():
-        logger.info("tune: best %s valid %s %.4f after %d trials: %s", family, config.tune.metric, record.value,
-                    sum(r.family == family for r in search.records), record.params)
+    for name, record in result.best().items():
+        logger.info("tune: best %s valid %s %.4f after %d trials: %s", name, config.tune.metric, record.value,
+                    sum(r.family == name for r in search.records), record.params)
     return result
 
 

@@ -92,11 +92,12 @@ def suggest_baseline(trial: optuna.Trial, family: str, base: RunConfig) -> dict[
 
 def baseline_start(family: str, base: RunConfig) -> dict[str, Any]:
     current = base.baselines
-    return {"ease": {"baselines.ease_l2": current.ease_l2},
-            "item_knn": {"baselines.item_knn_neighbours": current.item_knn_neighbours},
-            "als": {"baselines.als_factors": current.als_factors,
-                    "baselines.als_regularization": current.als_regularization,
-                    "baselines.als_alpha": current.als_alpha}}[family]
+    starts: dict[str, dict[str, Any]] = {
+        "ease": {"baselines.ease_l2": current.ease_l2},
+        "item_knn": {"baselines.item_knn_neighbours": current.item_knn_neighbours},
+        "als": {"baselines.als_factors": current.als_factors, "baselines.als_regularization": current.als_regularization,
+                "baselines.als_alpha": current.als_alpha}}
+    return starts[family]
 
 
 def with_params(base: RunConfig, params: dict[str, Any]) -> RunConfig:
