@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,19 @@ def test_cli_tune_logs_a_parent_run_with_a_child_per_trial(shop: Path) -> None:
     assert len(parents) == 1
     children = runs[runs["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]]
     assert len(children) >= 4 and set(children["params.family"]) >= {"ease", "item_knn", "als", "two_tower"}
+
+
+def test_pipeline_with_a_budget_trains_what_the_search_chose(shop: Path, tmp_path: Path) -> None:
+    output = tmp_path / "run"
+    result = CliRunner().invoke(app, ["pipeline", str(shop), "--budget", "8s", "-q",
+                                      "--set", f"output_dir={output}", "--set", "tracking.mlflow=false",
+                                      "--set", "tune.trials=2"])
+    assert result.exit_code == 0, result.output
+    tuned = load_config(output / TUNED_CONFIG)
+    meta = json.loads((output / "bundle" / "bundle.json").read_text())
+    bundled = meta["config"]
+    for section in ("model", "loss", "train", "baselines"):  # the bundle was trained with the chosen settings
+        assert bundled[section] == tuned.model_dump(mode="json")[section], section
+    report = (output / "report.md").read_text()
+    assert "## Search (" in report and "tuning_trials.png" in report and (output / "tuning_trials.png").exists()
+    assert f"served by default: {meta['default_strategy']}" in " ".join(result.output.split())  # rich wraps lines
