@@ -70,6 +70,7 @@ class ItemTower(nn.Module):
 
     ids: Tensor
     text_values: Tensor
+    text_center: Tensor
     numeric_values: Tensor
     band_values: Tensor
 
@@ -102,7 +103,16 @@ class ItemTower(nn.Module):
     def _text_part(self, inputs: ItemInputs, config: ModelConfig) -> nn.Module | None:
         if not config.use_text or inputs.text is None or inputs.text.shape[1] == 0:
             return None
-        self.register_buffer("text_values", torch.as_tensor(inputs.text, dtype=torch.float32), persistent=False)
+        text = torch.as_tensor(inputs.text, dtype=torch.float32)
+        self.register_buffer("text_values", text, persistent=False)
+        # Sentence embeddings share one large common direction (e5's pairwise cosines are ~0.9): the MLP reads
+        # them centred on the catalog's mean and scaled to unit mean norm, so the differences between items are
+        # what it sees from the first step. Both come from the catalog's inputs, so a loaded model recomputes them.
+        present = text.abs().sum(1) > 0
+        center = text[present].mean(0) if bool(present.any()) else torch.zeros(text.shape[1])
+        spread = float((text[present] - center).norm(dim=1).mean()) if bool(present.any()) else 1.0
+        self.register_buffer("text_center", center, persistent=False)
+        self.text_scale = 1.0 / max(spread, 1e-6)
         return nn.Sequential(nn.Linear(inputs.text.shape[1], config.hidden_dim), nn.GELU(),
                              nn.Dropout(config.dropout), nn.Linear(config.hidden_dim, config.embedding_dim))
 
@@ -158,7 +168,8 @@ class ItemTower(nn.Module):
         """-> (b, embedding_dim): the sum of the text, categorical and numeric parts (before the gate)."""
         parts = []
         if self.text is not None and content.text is not None:
-            parts.append(self.text(content.text))
+            present = (content.text != 0).any(dim=1, keepdim=True)  # a missing text stays a zero input
+            parts.append(self.text((content.text - self.text_center) * (self.text_scale * present)))
         for bag, values in zip(self.categorical, content.categorical):
             parts.append(bag(values))
         if self.numeric is not None and self.bands is not None and content.numeric is not None:
