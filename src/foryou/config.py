@@ -20,6 +20,13 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class VectorFile(StrictModel):
+    """Precomputed vectors kept outside the table (e.g. CLIP image embeddings): an (n, d) .npy and its ids."""
+
+    path: Path = Field(description="a .npy array of n rows")
+    ids: Path = Field(description="a text file of n ids, one per line, in the array's row order")
+
+
 class TableMapping(StrictModel):
     """One input table for the generic adapter: where it is and which source column is which canonical one."""
 
@@ -30,6 +37,8 @@ class TableMapping(StrictModel):
     categorical: list[str] = Field(default_factory=list)
     numeric: list[str] = Field(default_factory=list)
     vector: list[str] = Field(default_factory=list)
+    vector_files: dict[str, VectorFile] = Field(default_factory=dict, description="field name -> .npy + ids file; "
+                                                "each becomes a vector field (ids without a row get none)")
     list_separator: str | None = Field(None, description="split categorical strings on this into lists")
     event_type: str | None = Field(None, description="constant event type when the table has no such column")
     timestamp_unit: Literal["auto", "s", "ms", "iso"] = "auto"

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from foryou.config import DataConfig, TableMapping
+from foryou.config import DataConfig, TableMapping, VectorFile
 from foryou.data import schema as S
 from foryou.data.adapters.common import (
     AdapterOptions,
@@ -140,6 +140,10 @@ def _entities(name: str, key: str, mapping: TableMapping,
         record_drop(dropped, f"non-numeric values in {name} column '{column}' (set to NaN)", int(bad.sum()))
     for column in fields.vector:
         table[column] = [_vector(v, mapping.path, column) for v in raw.loc[ok, column]]
+    for column, source in mapping.vector_files.items():
+        vectors = _vector_file(source, f"data.{name}.vector_files.{column}")
+        table[column] = [vectors.get(entity) for entity in table[key]]
+        fields.vector.append(column)
     table, removed = keep_last_per_id(table, key)
     record_drop(dropped, f"duplicate {key}s in {Path(mapping.path).name} (last kept)", removed)
     return table, fields, quarantine
@@ -150,6 +154,22 @@ def _categorical(values: pd.Series, separator: str | None) -> pd.Series:
         return values.where(values.isna(), values.astype("str"))
     return pd.Series([[part.strip() for part in str(v).split(separator) if part.strip()]
                       if isinstance(v, str) else [] for v in values], index=values.index, dtype=object)
+
+
+def _vector_file(source: VectorFile, where: str) -> dict[str, list[float]]:
+    """id -> list of floats from an (n, d) .npy and its n ids (a repeated id: its last row); a mismatch or a bad
+    array names the file."""
+    try:
+        array = np.load(source.path, allow_pickle=False)
+        ids = [line.strip() for line in Path(source.ids).read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise DataFileError(f"{where}: cannot read {source.path} / {source.ids}: {exc}") from exc
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
+        raise DataFileError(f"{where}: {source.path} holds a {array.dtype} array of shape {array.shape}, "
+                            "expected (n, d) numbers")
+    if len(ids) != len(array):
+        raise DataFileError(f"{where}: {source.ids} has {len(ids)} ids for the {len(array)} rows of {source.path}")
+    return {entity: [float(x) for x in row] for entity, row in zip(ids, array, strict=True)}
 
 
 def _vector(value: Any, path: Path, column: str) -> list[float] | None:
