@@ -144,7 +144,18 @@ def cases(args: argparse.Namespace) -> list[tuple[str, Path | None, SharedSet | 
             else:
                 logger.info("skip %s: %s not found", name, SHARED / shared.folder)
     chosen += [(Path(config).stem, Path(config).resolve(), None) for config in args.configs]
-    return [case for case in chosen if not args.only or case[0] in args.only]
+    if args.only:  # in the order asked for
+        return sorted((case for case in chosen if case[0] in args.only), key=lambda case: args.only.index(case[0]))
+    return chosen
+
+
+def earlier_outcomes(names: set[str]) -> list[Outcome]:
+    """The rows of defaults.json for datasets other than `names` (for --append)."""
+    path = RESULTS / "defaults.json"
+    if not path.exists():
+        return []
+    rows = json.loads(path.read_text())["results"]
+    return [Outcome(**row) for row in rows if row["dataset"] not in names]
 
 
 def write_results(outcomes: list[Outcome], command: str, budget: str | None) -> None:
@@ -188,17 +199,21 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=ROOT / "runs" / "defaults",
                         help="synthetic data, run outputs and logs go here")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic shapes")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the rows of defaults.json for datasets this run leaves out")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     budget = None if args.budget.lower() == "none" else args.budget
     work = args.work_dir.resolve()
-    outcomes = []
-    for name, config, shared in cases(args):
+    chosen = cases(args)
+    kept = earlier_outcomes({name for name, _, _ in chosen}) if args.append else []
+    outcomes: list[Outcome] = []
+    for name, config, shared in chosen:
         config = config or write_shape(name, work / name / "data", seed=args.seed)
         outcomes.append(run_case(name, config, work / name, budget, shared))
         logger.info("%s", json.dumps(asdict(outcomes[-1]) | {"error": None}))
         # after every dataset: a long run stopped part-way still leaves the rows it finished
-        write_results(outcomes, shlex.join(["python", "benchmarks/defaults.py", *sys.argv[1:]]), budget)
+        write_results([*kept, *outcomes], shlex.join(["python", "benchmarks/defaults.py", *sys.argv[1:]]), budget)
     logger.info("wrote %s", RESULTS / "defaults.md")
     if any(o.floor_met is not True for o in outcomes):
         sys.exit(1)
