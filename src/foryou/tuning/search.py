@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from foryou.evaluation.plots import trials_over_time
 from foryou.evaluation.protocol import validation_metric
 from foryou.models.registry import build_baselines
 from foryou.models.two_tower import TwoTower
-from foryou.training.callbacks import EpochRecord, use_tracking
+from foryou.training.callbacks import use_tracking
 from foryou.tuning.space import (
     baseline_start,
     suggest_baseline,
@@ -66,7 +66,6 @@ class TuneResult:
     trials: list[TrialRecord]
     seconds: float
     two_tower: TwoTower | None = None  # the best trial's model (early-stopped on validation, best weights)
-    two_tower_history: list[EpochRecord] = field(default_factory=list)
 
     def best(self) -> dict[str, TrialRecord]:
         """The best trial per family."""
@@ -129,7 +128,7 @@ def run_search(config: RunConfig, dataset: Dataset, progress: bool = False) -> T
     result = TuneResult(chosen, search.records, time.monotonic() - start)
     best_tower = result.best().get("two_tower")
     if best_tower is not None and best_tower.state == "complete":  # else the chosen settings were cut short
-        result.two_tower, result.two_tower_history = search.best_model, search.best_history
+        result.two_tower = search.best_model
     for name, record in result.best().items():
         logger.info("tune: best %s valid %s %.4f after %d trials: %s", name, config.tune.metric, record.value,
                     sum(r.family == name for r in search.records), record.params)
@@ -145,7 +144,6 @@ class _Search:
         self.train = dataset.restricted_to("train")
         self.records: list[TrialRecord] = []
         self.best_model: TwoTower | None = None
-        self.best_history: list[EpochRecord] = []
         self.best_value = float("-inf")
 
     def best_records(self) -> dict[str, TrialRecord]:
@@ -196,7 +194,7 @@ class _Search:
                 return max(scores)
             value = max(scores)
             if value > self.best_value:  # keep the fitted best: the pipeline need not fit it again
-                self.best_model, self.best_history, self.best_value = model, list(model.history), value
+                self.best_model, self.best_value = model, value
             self._record("two_tower", trial.number, "complete", value, params, len(scores), began)
             return value
 
