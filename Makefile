@@ -10,7 +10,7 @@ setup: $(STAMP)
 	@scripts/install-system-deps.sh
 
 # torch is pinned here so that pip takes the local CPU build instead of a multi-GB CUDA download.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
