@@ -68,12 +68,7 @@ class TuneResult:
     two_tower: TwoTower | None = None  # the best trial's model (early-stopped on validation, best weights)
 
     def best(self) -> dict[str, TrialRecord]:
-        """The best trial per family."""
-        best: dict[str, TrialRecord] = {}
-        for record in self.trials:
-            if record.family not in best or record.value > best[record.family].value:
-                best[record.family] = record
-        return best
+        return best_per_family(self.trials)
 
     def table(self) -> pd.DataFrame:
         """Report table: per family the number of trials, how they ended, the best value and its settings."""
@@ -102,6 +97,15 @@ class TuneResult:
         return {"search: trials over time": path}
 
 
+def best_per_family(records: list[TrialRecord]) -> dict[str, TrialRecord]:
+    """The best trial of each family (the earlier one on a tie)."""
+    best: dict[str, TrialRecord] = {}
+    for record in records:
+        if record.family not in best or record.value > best[record.family].value:
+            best[record.family] = record
+    return best
+
+
 def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
@@ -122,7 +126,7 @@ def run_search(config: RunConfig, dataset: Dataset, progress: bool = False) -> T
             search.baseline(family, deadline=start + share * (index + 1))
         if "two_tower" in config.tune.families:
             search.two_tower(deadline=start + budget)
-    chosen = with_params(config, {key: value for record in search.best_records().values()
+    chosen = with_params(config, {key: value for record in best_per_family(search.records).values()
                                   for key, value in record.params.items()})
     chosen = chosen.model_copy(update={"tune": chosen.tune.model_copy(update={"budget": None})})
     result = TuneResult(chosen, search.records, time.monotonic() - start)
@@ -145,9 +149,6 @@ class _Search:
         self.records: list[TrialRecord] = []
         self.best_model: TwoTower | None = None
         self.best_value = float("-inf")
-
-    def best_records(self) -> dict[str, TrialRecord]:
-        return TuneResult(self.config, self.records, 0.0).best()
 
     def _study(self, pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
         sampler = optuna.samplers.TPESampler(seed=self.config.tune.seed, n_startup_trials=4)
