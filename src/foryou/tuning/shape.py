@@ -1,6 +1,6 @@
 """Two-tower defaults that follow the data's shape: what `foryou pipeline` trains when nobody tunes anything.
 
-Every rule reads the train split only and is documented in configs/reference.yaml (section `tune`). A setting
+Every rule reads the train split only and is documented at the end of configs/reference.yaml. A setting
 the user's config names explicitly (in YAML or with --set) is never replaced.
 """
 
