@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,multilingual]'
+	$(BIN)/pip install --quiet -e '.[dev,multilingual,spark]'
 	touch $(STAMP)
 
 # The demo's write key is demo-key unless FORYOU_API_KEYS is set; reads need no key.

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages some tests and benchmarks need: a PostgreSQL server (store tests), wrk (HTTP
-# load benchmark), Chromium and its driver (browser tests). Only the missing ones, and never fails the set-up:
+# load benchmark), Chromium and its driver (browser tests), a Java runtime (the Spark engine's tests). Only the missing ones, and never fails the set-up:
 # when it cannot install them it prints one line naming what is missing (those tests are skipped) and exits 0.
 set -u
 
-PACKAGES=(postgresql wrk chromium chromium-driver)
+PACKAGES=(postgresql wrk chromium chromium-driver default-jre-headless)
 
 # True when the package's program is usable (the store tests also look under /usr/lib/postgresql/*/bin).
 present() {
@@ -12,6 +12,7 @@ present() {
     postgresql)
       command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null ;;
     chromium-driver) command -v chromedriver >/dev/null 2>&1 ;;
+    default-jre-headless) command -v java >/dev/null 2>&1 ;;
     *) command -v "$1" >/dev/null 2>&1 || dpkg -s "$1" >/dev/null 2>&1 ;;
   esac
 }

@@ -64,6 +64,8 @@ def validate(config: ConfigArg, overrides: SetOption = None, quiet: QuietOption 
 @app.command()
 def prepare(config: ConfigArg,
             out: Annotated[Path | None, typer.Option(help="output folder (default: <output_dir>/prepared)")] = None,
+            engine: Annotated[str | None, typer.Option(
+                help="pandas (this process) or spark (spark.master, local[*] by default); sets data.engine")] = None,
             overrides: SetOption = None, quiet: QuietOption = False) -> None:
     """Prepare the data of CONFIG: write the dataset (Parquet), quarantine.csv and report.json; print the report."""
     from foryou.config import load_config
@@ -73,7 +75,7 @@ def prepare(config: ConfigArg,
     _setup_logging()
 
     def action() -> Path:
-        run_config = load_config(config, overrides)
+        run_config = load_config(config, [*(overrides or []), *([f"data.engine={engine}"] if engine else [])])
         result = prepare_dataset(run_config, progress=not quiet)
         written = write_prepared(result, out or run_config.prepared_dir)
         Console().print(render_report(result.report))

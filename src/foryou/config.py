@@ -47,6 +47,8 @@ class TableMapping(StrictModel):
 
 class DataConfig(StrictModel):
     source: str = Field(description="adapter name: movielens, amazon, retailrocket, hm, uci_online_retail, plush, generic")
+    engine: Literal["pandas", "spark"] = Field("pandas", description="what runs `prepare`: pandas in this process, "
+                                               "or Spark on `spark.master` (same outputs; needs foryou[spark])")
     path: Path | None = Field(None, description="file or folder the adapter reads (not used by generic)")
     options: dict[str, Any] = Field(default_factory=dict, description="adapter-specific options")
     interactions: TableMapping | None = None
@@ -61,6 +63,18 @@ class DataConfig(StrictModel):
         if self.source != "generic" and self.path is None:
             raise ValueError(f"data.path is required for data.source '{self.source}'")
         return self
+
+
+class SparkConfig(StrictModel):
+    """Where Spark jobs run (`foryou prepare --engine spark`, `baselines.als_engine: spark`)."""
+
+    master: str = Field("local[*]", description="local[*] (every core of this machine) or a cluster's master URL")
+    app_name: str = "foryou"
+    driver_memory: str = Field("4g", description="spark.driver.memory; the prepared tables are collected here")
+    shuffle_partitions: int = Field(8, ge=1, description="spark.sql.shuffle.partitions (raise it on a cluster)")
+    checkpoint_dir: str | None = Field(None, description="where iterative jobs (ALS) cut their lineage; None: a "
+                                       "temporary folder, fine on local[*]; on a cluster, a shared path (hdfs://, s3a://)")
+    conf: dict[str, str] = Field(default_factory=dict, description="any other Spark setting, e.g. spark.executor.memory")
 
 
 class EventsConfig(StrictModel):
@@ -173,6 +187,8 @@ class BaselinesConfig(StrictModel):
     als_regularization: float = 0.01
     als_alpha: float = 10.0
     als_iterations: int = 15
+    als_engine: Literal["implicit", "spark"] = Field(
+        "implicit", description="implicit: in process; spark: Spark MLlib ALS on `spark.master` (needs foryou[spark])")
 
 
 class EvaluationConfig(StrictModel):
@@ -284,6 +300,7 @@ class RunConfig(StrictModel):
     serving: ServingConfig = Field(default_factory=ServingConfig)
     ranking: RankingConfig = Field(default_factory=RankingConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
 
     @property
     def prepared_dir(self) -> Path:

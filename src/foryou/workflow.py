@@ -142,7 +142,7 @@ def fit_baselines(config: RunConfig, dataset: Dataset) -> dict[str, tuple[Recomm
     """Every enabled baseline fitted on train + valid with its configured settings, with its fit seconds."""
     fitted = {}
     train_valid = dataset.restricted_to("train", "valid")
-    for name, model in build_baselines(config.baselines).items():
+    for name, model in build_baselines(config.baselines, spark=config.spark).items():
         start = time.perf_counter()
         model.fit(train_valid)
         fitted[name] = (model, time.perf_counter() - start)
@@ -156,8 +156,8 @@ def fit_ranking(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower,
     start = time.perf_counter()
 
     def window(data: Dataset, tower: TwoTower | None = None) -> SourceModels:
-        fitted = {name: model.fit(data) for name, model in build_baselines(config.baselines).items()
-                  if name in ITEM_ITEM_SOURCES}
+        baselines = build_baselines(config.baselines, spark=config.spark)
+        fitted = {name: model.fit(data) for name, model in baselines.items() if name in ITEM_ITEM_SOURCES}
         tower = tower or configured_two_tower(config, trained.best_epoch, progress, mlflow=False).fit(data)
         return SourceModels.fit(data, tower, fitted, recent_popularity(data), config.ranking.last_n)
 
@@ -363,7 +363,7 @@ def served_validation_ndcg(config: RunConfig, dataset: Dataset, trained: Trained
     scores = {TwoTower.name: max(record.valid_ndcg or 0.0 for record in trained.tuning_history)}
     train = dataset.restricted_to("train")
     fitted = dict(fitted_on_train or {})
-    for name, model in build_baselines(config.baselines).items():
+    for name, model in build_baselines(config.baselines, spark=config.spark).items():
         if name in SERVED_BASELINES:
             scores[SERVED_BASELINES[name]] = score(fitted[name] if name in fitted else model.fit(train))
     scores["popular"] = score(fitted["recent_pop"] if "recent_pop" in fitted else recent_popularity(train))

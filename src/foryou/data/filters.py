@@ -38,11 +38,23 @@ def _apply(frame: pd.DataFrame, key: str, minimum: int, name: str) -> tuple[pd.D
     kept = frame.loc[~removed]
     step = FilterStep(name, int(removed.sum()), len(weak), len(kept))
     if kept.empty:
-        raise EmptyDatasetError(
-            f"filter {name} removed every remaining interaction ({step.removed_rows} rows of "
-            f"{step.removed_entities} {key.split('_')[0]}s); lower filters.min_{key.split('_')[0]}_interactions "
-            "or check the data")
+        raise emptied_error(step, key)
     return kept, step
+
+
+def emptied_error(step: FilterStep, key: str) -> EmptyDatasetError:
+    """The error for a filter application that left no interaction, naming the setting to lower."""
+    entity = key.split("_")[0]
+    return EmptyDatasetError(
+        f"filter {step.name} removed every remaining interaction ({step.removed_rows} rows of "
+        f"{step.removed_entities} {entity}s); lower filters.min_{entity}_interactions or check the data")
+
+
+def filter_names(config: FiltersConfig, pass_number: int) -> tuple[str, str]:
+    """The manifest names of the item and user filter in one pass (numbered when iterative)."""
+    suffix = f" (pass {pass_number})" if config.iterative else ""
+    return (f"min_item_interactions={config.min_item_interactions}{suffix}",
+            f"min_user_interactions={config.min_user_interactions}{suffix}")
 
 
 def filter_min_interactions(interactions: pd.DataFrame,
@@ -57,11 +69,9 @@ def filter_min_interactions(interactions: pd.DataFrame,
     passes = 0
     while True:
         passes += 1
-        suffix = f" (pass {passes})" if config.iterative else ""
-        frame, item_step = _apply(frame, S.ITEM_ID, config.min_item_interactions,
-                                  f"min_item_interactions={config.min_item_interactions}{suffix}")
-        frame, user_step = _apply(frame, S.USER_ID, config.min_user_interactions,
-                                  f"min_user_interactions={config.min_user_interactions}{suffix}")
+        item_name, user_name = filter_names(config, passes)
+        frame, item_step = _apply(frame, S.ITEM_ID, config.min_item_interactions, item_name)
+        frame, user_step = _apply(frame, S.USER_ID, config.min_user_interactions, user_name)
         steps += [item_step, user_step]
         if not config.iterative or (item_step.removed_rows == 0 and user_step.removed_rows == 0):
             break

@@ -49,7 +49,12 @@ class PrepareResult:
 
 
 def prepare_dataset(config: RunConfig, progress: bool = True) -> PrepareResult:
-    """Run every preparation step in memory (nothing is written; see `write_prepared`)."""
+    """Run every preparation step (nothing is written; see `write_prepared`) on `data.engine`: pandas in this
+    process, or Spark (`foryou.data.spark`), which gives the same tables."""
+    if config.data.engine == "spark":
+        from foryou.data.spark.prepare import prepare_with_spark
+
+        return prepare_with_spark(config, progress)
     return _prepare(config, progress, hash_inputs=True)
 
 
@@ -80,47 +85,48 @@ def _prepare(config: RunConfig, progress: bool, hash_inputs: bool) -> PrepareRes
 
     try:
         tables = get_adapter(config.data.source)(config.data)
-        _source_steps(tables, steps)
-        item_fields, user_fields = _field_roles(tables, config.features)
+        source_steps(tables, steps, len(tables.interactions))
+        item_fields, user_fields = field_roles(tables, config.features)
         advance("read source", tables.interactions)
         events, quarantine = _clean(tables, config, steps)
         advance("clean", events)
         events = _weigh(events, config, steps)
         advance("weights", events)
         events, removed = deduplicate(events, config.events.dedup)
-        _step(steps, f"duplicates (dedup={config.events.dedup})", removed, events)
+        record_step(steps, f"duplicates (dedup={config.events.dedup})", removed, len(events))
         advance("dedup", events)
         events = _filter(events, config, steps)
         advance("filters", events)
         events = split_interactions(events, config.split.strategy, config.split.ratios,
                                     config.split.time_cut, config.split.valid_cut)
         advance("split", events)
-        dataset = _index(events, tables, item_fields, user_fields, config, steps, hash_inputs)
+        dataset = index_events(events, tables, len(tables.interactions), (item_fields, user_fields), config, steps,
+                               hash_inputs)
         advance("index")
     finally:
         bar.close()
     return PrepareResult(dataset, quarantine, build_report(dataset, quarantine))
 
 
-def _step(steps: list[dict[str, Any]], name: str, removed: int, remaining: pd.DataFrame | None,
-          applies: bool = True) -> None:
+def record_step(steps: list[dict[str, Any]], name: str, removed: int, remaining: int | None,
+                applies: bool = True) -> None:
+    """Append one manifest step: what it removed and how many interactions remain (None: not counted)."""
     if applies:
-        steps.append({"step": name, "removed": int(removed),
-                      "remaining": None if remaining is None else len(remaining)})
+        steps.append({"step": name, "removed": int(removed), "remaining": remaining})
 
 
-def _source_steps(tables: SourceTables, steps: list[dict[str, Any]]) -> None:
+def source_steps(tables: SourceTables, steps: list[dict[str, Any]], source_rows: int) -> None:
     """The adapter's own rules and quarantine, recorded first (they act on source rows, before any event)."""
     for rule, count in tables.dropped.items():
-        _step(steps, f"source: {rule}", count, None)
-    _step(steps, "source: malformed rows quarantined", len(tables.quarantine), tables.interactions)
+        record_step(steps, f"source: {rule}", count, None)
+    record_step(steps, "source: malformed rows quarantined", len(tables.quarantine), source_rows)
 
 
 def _clean(tables: SourceTables, config: RunConfig,
            steps: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     file = tables.inputs[0] if tables.inputs else config.data.source
     events, bad = validate_interactions(tables.interactions, file, value_required(config.events))
-    _step(steps, "malformed interactions quarantined", len(bad), events)
+    record_step(steps, "malformed interactions quarantined", len(bad), len(events))
     quarantine = concat_quarantine([tables.quarantine, bad])
     if events.empty:
         raise EmptyDatasetError(f"no valid interactions: the source gave {len(tables.interactions)} and cleaning "
@@ -131,7 +137,7 @@ def _clean(tables: SourceTables, config: RunConfig,
 def _weigh(events: pd.DataFrame, config: RunConfig, steps: list[dict[str, Any]]) -> pd.DataFrame:
     threshold = config.events.rating_threshold
     events, removed = apply_event_weights(events, config.events)
-    _step(steps, f"ratings below rating_threshold={threshold}", removed, events,
+    record_step(steps, f"ratings below rating_threshold={threshold}", removed, len(events),
           config.events.rating_mode == "threshold")
     if events.empty:
         raise EmptyDatasetError(f"events.rating_threshold={threshold} removed every interaction ({removed} ratings "
@@ -142,12 +148,11 @@ def _weigh(events: pd.DataFrame, config: RunConfig, steps: list[dict[str, Any]])
 def _filter(events: pd.DataFrame, config: RunConfig, steps: list[dict[str, Any]]) -> pd.DataFrame:
     events, filter_steps = filter_min_interactions(events, config.filters)
     for fstep in filter_steps:
-        _step(steps, fstep.name, fstep.removed_rows, None)
-        steps[-1]["remaining"] = fstep.remaining_rows
+        record_step(steps, fstep.name, fstep.removed_rows, fstep.remaining_rows)
     return events
 
 
-def _field_roles(tables: SourceTables, features: FeaturesConfig) -> tuple[FieldRoles, FieldRoles]:
+def field_roles(tables: SourceTables, features: FeaturesConfig) -> tuple[FieldRoles, FieldRoles]:
     """The adapter's roles, with the ones set in `features` (None = keep the adapter's) replacing them."""
     items = FieldRoles(**tables.item_fields.to_dict())
     columns = list(tables.items.columns) if tables.items is not None else []
@@ -195,8 +200,10 @@ def _entity_table(ids: np.ndarray, catalog: pd.DataFrame | None, key: str, index
     return table, stats
 
 
-def _index(events: pd.DataFrame, tables: SourceTables, item_fields: FieldRoles, user_fields: FieldRoles,
-           config: RunConfig, steps: list[dict[str, Any]], hash_inputs: bool) -> Dataset:
+def index_events(events: pd.DataFrame, tables: SourceTables, source_rows: int, fields: tuple[FieldRoles, FieldRoles],
+                 config: RunConfig, steps: list[dict[str, Any]], hash_inputs: bool) -> Dataset:
+    """The dataset: ids indexed in sorted order, rows sorted by (user, time, source order), the manifest."""
+    item_fields, user_fields = fields
     user_ids = np.sort(events[S.USER_ID].unique().astype(object))
     item_ids = np.sort(events[S.ITEM_ID].unique().astype(object))
     items, item_stats = _entity_table(item_ids, tables.items, S.ITEM_ID, S.ITEM_IDX, item_fields)
@@ -206,7 +213,7 @@ def _index(events: pd.DataFrame, tables: SourceTables, item_fields: FieldRoles, 
         S.ITEM_IDX: pd.Index(item_ids).get_indexer(events[S.ITEM_ID]).astype(np.int64)})
     frame = frame.sort_values([S.USER_IDX, S.TIMESTAMP, S.SOURCE_ORDER], kind="stable")
     frame = frame.loc[:, list(INTERACTION_OUTPUT)].reset_index(drop=True)
-    counts = {"source_interactions": len(tables.interactions), "interactions": len(frame),
+    counts = {"source_interactions": source_rows, "interactions": len(frame),
               "users": len(users), "items": len(items),
               **{split: int((frame[S.SPLIT] == split).sum()) for split in S.SPLITS},
               "items_without_metadata": item_stats["without_metadata"],

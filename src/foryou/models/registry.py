@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from foryou.config import BaselinesConfig
+from foryou.config import BaselinesConfig, SparkConfig
 from foryou.models.base import Recommender
 from foryou.models.baselines import ALS, EASE, ItemKNN, MostPop, RecentPop
+from foryou.models.baselines.spark_als import SparkALS
 
 # Constructor-argument grids per baseline name; the benchmark fits each point on train and keeps the best on
 # validation. Small on purpose: 2 CPU cores.
@@ -32,20 +33,19 @@ BASELINE_CLASSES: dict[str, type[Recommender]] = {
 }
 
 
-def build_baselines(config: BaselinesConfig, seed: int = 0) -> dict[str, Recommender]:
-    """The enabled baselines, unfitted, keyed by name in the order `config.enabled` lists them."""
+def build_baselines(config: BaselinesConfig, seed: int = 0,
+                    spark: SparkConfig | None = None) -> dict[str, Recommender]:
+    """The enabled baselines, unfitted, keyed by name in the order `config.enabled` lists them; ALS on Spark
+    (`spark`, default local) when `config.als_engine` says so."""
+    als_settings: dict[str, Any] = {"factors": config.als_factors, "regularization": config.als_regularization,
+                    "alpha": config.als_alpha, "iterations": config.als_iterations, "seed": seed}
     factories = {
         "most_pop": lambda: MostPop(),
         "recent_pop": lambda: RecentPop(half_life_days=config.recent_pop_half_life_days),
         "item_knn": lambda: ItemKNN(neighbours=config.item_knn_neighbours),
         "ease": lambda: EASE(l2=config.ease_l2),
-        "als": lambda: ALS(
-            factors=config.als_factors,
-            regularization=config.als_regularization,
-            alpha=config.als_alpha,
-            iterations=config.als_iterations,
-            seed=seed,
-        ),
+        "als": lambda: (SparkALS(**als_settings, spark=spark) if config.als_engine == "spark"
+                        else ALS(**als_settings)),
     }
     return {name: factories[name]() for name in config.enabled}
 

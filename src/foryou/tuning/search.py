@@ -163,7 +163,7 @@ class _Search:
             began = time.monotonic()
             params = suggest_baseline(trial, family, self.config)
             model = build_baselines(with_params(self.config, params).baselines.model_copy(
-                update={"enabled": [family]}))[family]
+                update={"enabled": [family]}), spark=self.config.spark)[family]
             value = self.score(model.fit(self.train))
             self._record(family, trial.number, "complete", value, params, 0, began)
             return value

@@ -35,9 +35,9 @@ from foryou.data.adapters.common import (
     to_numbers,
 )
 from foryou.data.quarantine import concat_quarantine
-from foryou.data.readers import detect_format, read_table, require_columns
+from foryou.data.readers import TableFormat, detect_format, read_table, require_columns
 from foryou.data.schema import FieldRoles, SourceTables
-from foryou.data.timeparse import parse_timestamps
+from foryou.data.timeparse import TimestampUnit, parse_timestamps
 from foryou.errors import ConfigError, DataFileError
 
 INTERACTION_KEYS = (S.USER_ID, S.ITEM_ID, S.TIMESTAMP, S.EVENT_TYPE, S.VALUE)
@@ -53,8 +53,14 @@ def load(config: DataConfig) -> SourceTables:
     parse_options(GenericOptions, config.options, "generic")
     if config.interactions is None:
         raise ConfigError("data.interactions is required when data.source is 'generic'")
-    dropped: dict[str, int] = {}
     interactions, quarantine = _interactions(config.interactions, config.timezone)
+    return with_entities(config, interactions, quarantine)
+
+
+def with_entities(config: DataConfig, interactions: pd.DataFrame, quarantine: pd.DataFrame) -> SourceTables:
+    """The source tables: parsed interactions (and their quarantine) with the mapped items / users read here."""
+    assert config.interactions is not None
+    dropped: dict[str, int] = {}
     parts, inputs = [quarantine], [str(config.interactions.path)]
     tables: dict[str, Any] = {}
     for name, key, mapping in (("items", S.ITEM_ID, config.items), ("users", S.USER_ID, config.users)):
@@ -72,16 +78,26 @@ def load(config: DataConfig) -> SourceTables:
 
 def _read(name: str, mapping: TableMapping, key: str) -> tuple[pd.DataFrame, int]:
     """The table and the file row number of its first record (2 for CSV with a header, else 1)."""
+    fmt = checked_format(name, mapping, key)
+    frame = read_table(mapping.path, fmt, sep=mapping.csv_separator)
+    return frame, first_record_row(fmt)
+
+
+def checked_format(name: str, mapping: TableMapping, key: str) -> TableFormat:
+    """The table's file format (csv, parquet, jsonl) once its `columns` keys are known canonical names."""
     unknown = [c for c in mapping.columns if c not in (INTERACTION_KEYS if name == "interactions" else (key,))]
     if unknown:
         allowed = ", ".join(INTERACTION_KEYS if name == "interactions" else (key,))
         raise ConfigError(f"data.{name}.columns.{unknown[0]}: unknown canonical name; use one of {allowed}")
     try:
-        fmt = detect_format(mapping.path) if mapping.format == "auto" else mapping.format
+        return detect_format(mapping.path) if mapping.format == "auto" else mapping.format
     except DataFileError as exc:
         raise DataFileError(f"data.{name}.path: {exc}") from exc
-    frame = read_table(mapping.path, fmt, sep=mapping.csv_separator)
-    return frame, 2 if fmt == "csv" else 1
+
+
+def first_record_row(fmt: str) -> int:
+    """The file row number of a table's first record: 2 under a CSV header, else 1."""
+    return 2 if fmt == "csv" else 1
 
 
 def _source(mapping: TableMapping, canonical: str) -> str:
@@ -90,22 +106,36 @@ def _source(mapping: TableMapping, canonical: str) -> str:
 
 def _interactions(mapping: TableMapping, timezone: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     raw, first_row = _read("interactions", mapping, S.ITEM_ID)
+    return parse_interaction_rows(raw, mapping, timezone, first_row, mapping.timestamp_unit)
+
+
+def interaction_reasons(mapping: TableMapping) -> list[str]:
+    """The quarantine reasons of interaction rows, in the order the checks run (a row gets the first it fails)."""
+    return [f"empty user id ({_source(mapping, S.USER_ID)})", f"empty item id ({_source(mapping, S.ITEM_ID)})",
+            f"unparseable timestamp ({_source(mapping, S.TIMESTAMP)})",
+            f"non-numeric value ({_source(mapping, S.VALUE)})", f"empty event type ({_source(mapping, S.EVENT_TYPE)})"]
+
+
+def parse_interaction_rows(raw: pd.DataFrame, mapping: TableMapping, timezone: str, first_row: int,
+                           unit: TimestampUnit) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(canonical interactions, quarantine) of raw source rows whose index is their record number.
+
+    Row-local, so the Spark engine runs it on each partition of a large file and gets the pandas engine's rows.
+    """
     required = [S.USER_ID, S.ITEM_ID, S.TIMESTAMP]
     optional = [k for k in (S.EVENT_TYPE, S.VALUE) if k in mapping.columns or k in raw.columns]
     names = {_source(mapping, k): k for k in [*required, *optional]}
     require_columns(raw, names, mapping.path, label="interactions file", meanings=names)
     users, items = clean_ids(raw[_source(mapping, S.USER_ID)]), clean_ids(raw[_source(mapping, S.ITEM_ID)])
-    time_column = _source(mapping, S.TIMESTAMP)
-    timestamp, bad_time = parse_timestamps(raw[time_column], mapping.timestamp_unit, timezone)
+    timestamp, bad_time = parse_timestamps(raw[_source(mapping, S.TIMESTAMP)], unit, timezone)
     value, bad_value = (to_numbers(raw[_source(mapping, S.VALUE)]) if S.VALUE in optional
                         else (pd.Series(np.nan, index=raw.index), pd.Series(False, index=raw.index)))
     events = _event_types(raw, mapping, S.EVENT_TYPE in optional)
-    checks = [(users.isna(), f"empty user id ({_source(mapping, S.USER_ID)})"),
-              (items.isna(), f"empty item id ({_source(mapping, S.ITEM_ID)})"),
-              (bad_time, f"unparseable timestamp ({time_column})"),
-              (bad_value, f"non-numeric value ({_source(mapping, S.VALUE)})")]
+    reasons = interaction_reasons(mapping)
+    checks = [(users.isna(), reasons[0]), (items.isna(), reasons[1]), (bad_time, reasons[2]),
+              (bad_value, reasons[3])]
     if isinstance(events, pd.Series):
-        checks.append((events.isna(), f"empty event type ({_source(mapping, S.EVENT_TYPE)})"))
+        checks.append((events.isna(), reasons[4]))
     ok, quarantine = screen_rows(raw, checks, mapping.path, first_row=first_row)
     chosen = events[ok] if isinstance(events, pd.Series) else events
     frame = build_interactions(users[ok], items[ok], timestamp[ok], chosen, value[ok], raw.index[ok].to_numpy())
