@@ -43,6 +43,7 @@ from foryou.models.sequences import (
 from foryou.models.user_tower import History, UserFeatureTower, build_user_tower
 from foryou.tasks.dat import AugmentedVectors, dat_loss
 from foryou.tasks.retrieval import RetrievalTask
+from foryou.training import distributed
 from foryou.training.callbacks import Callback, EpochRecord, MLflowCallback
 from foryou.training.trainer import Trainer, resolve_device, seed_everything
 
@@ -193,16 +194,21 @@ class TwoTower(Recommender):
         return module
 
     def _train(self, item_counts: np.ndarray) -> None:
+        """Under torchrun every rank draws the same shuffled batches of batch_size / N windows (same seed) and the
+        Trainer trains each on every N-th; sampled softmax gathers all ranks' positives as negatives, full softmax
+        scores each rank's own queries against the whole catalog (replicated; DDP averages the gradients)."""
         assert self.module is not None and self.histories is not None
         trainer = Trainer(self.train_config, self._callbacks(), progress=self.progress)
-        device = trainer.device
+        device, world = trainer.device, trainer.world
         self.module.to(device)
-        task = RetrievalTask(self.loss_config, item_counts, seed=self.train_config.seed)
+        gather = distributed.gather_batch if world.size > 1 else None
+        task = RetrievalTask(self.loss_config, item_counts, seed=self.train_config.seed, gather=gather)
         rng = np.random.default_rng(self.train_config.seed)
         histories = self.histories
+        batch_size = distributed.per_rank_batch_size(self.train_config.batch_size, world.size)
 
         def batches(epoch: int) -> Any:
-            return training_batches(histories, self.model_config.max_history, self.train_config.batch_size, rng,
+            return training_batches(histories, self.model_config.max_history, batch_size, rng,
                                     self.train_config.whole_history)
 
         def step(batch: TrainingBatch) -> Tensor:

@@ -7,6 +7,13 @@ Towers only encode; this module owns the loss, the negatives and the logQ correc
   shared items drawn uniformly or by popularity (mixed by `popularity_negative_fraction`). With logQ correction
   each candidate's logit loses log(expected number of draws of that item), which makes the sampled loss an
   unbiased stand-in for the full softmax; a negative equal to the row's positive (an accidental hit) is masked.
+
+Data-parallel training (torchrun, N processes, each with batch_size / N windows): sampled softmax takes a
+`gather` that collects every process's positives (with gradients), so each row's in-batch negatives are the whole
+global batch, as in one process, and logQ counts the gathered batch size. Full softmax needs nothing: each
+process scores its own queries against the whole catalog, which every process holds (the catalog is re-encoded
+from the shared weights each step, so replicating it costs compute, not communication), and DDP averages the
+gradients.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from torch import Tensor
 from foryou.config import LossConfig
 
 ItemEncoder = Callable[[Tensor], Tensor]
+# (targets (n,), vectors (n, d)) of this process's batch -> every process's (m,), (m, d), and where ours start
+BatchGather = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, int]]
 _MIN_PROBABILITY = 1e-12
 _BLOCK_ELEMENTS = 1 << 20  # logits per block of the full softmax: 4 MB, cache-sized
 
@@ -29,9 +38,12 @@ _BLOCK_ELEMENTS = 1 << 20  # logits per block of the full softmax: 4 MB, cache-s
 class RetrievalTask:
     """Computes the retrieval loss; holds the item popularity used for popularity negatives and logQ."""
 
-    def __init__(self, config: LossConfig, item_counts: np.ndarray, seed: int = 0) -> None:
-        """`item_counts` (n_items,): training target counts per item, the popularity distribution."""
+    def __init__(self, config: LossConfig, item_counts: np.ndarray, seed: int = 0,
+                 gather: BatchGather | None = None) -> None:
+        """`item_counts` (n_items,): training target counts per item, the popularity distribution; `gather`:
+        with several training processes, collects their batch positives (`distributed.gather_batch`)."""
         self.config = config
+        self.gather = gather
         counts = torch.as_tensor(np.asarray(item_counts, dtype=np.float64))
         if counts.ndim != 1 or len(counts) == 0:
             raise ValueError("item_counts must be a non-empty 1-d array with one count per item")
@@ -66,33 +78,40 @@ class RetrievalTask:
     def sampled_softmax(
         self, queries: Tensor, targets: Tensor, encode_items: ItemEncoder, weights: Tensor | None = None
     ) -> Tensor:
-        """InfoNCE over the batch positives and shared sampled negatives; the label of row i is column i."""
+        """InfoNCE over the batch positives (every process's, with `gather`) and shared sampled negatives."""
         negatives = self.sample_negatives(self.config.num_negatives).to(targets.device)
-        candidates = torch.cat([targets, negatives])
-        logits = self.candidate_logits(queries, targets, encode_items(candidates), candidates, len(negatives))
-        return _weighted_mean(F.cross_entropy(logits.float(), torch.arange(len(targets), device=targets.device),
-                                              reduction="none"), weights)
+        positives, vectors, first = targets, encode_items(targets), 0
+        if self.gather is not None:
+            positives, vectors, first = self.gather(targets, vectors)
+        candidates = torch.cat([positives, negatives])
+        labels = torch.arange(first, first + len(targets), device=targets.device)
+        logits = self.candidate_logits(queries, targets, torch.cat([vectors, encode_items(negatives)]), candidates,
+                                       len(negatives), labels)
+        return _weighted_mean(F.cross_entropy(logits.float(), labels, reduction="none"), weights)
 
     def candidate_logits(
-        self, queries: Tensor, targets: Tensor, candidate_vectors: Tensor, candidates: Tensor, n_sampled: int
+        self, queries: Tensor, targets: Tensor, candidate_vectors: Tensor, candidates: Tensor, n_sampled: int,
+        labels: Tensor | None = None,
     ) -> Tensor:
-        """Logits (n, n + k) of queries (n, d) against candidates (n + k, d): batch positives, then sampled.
+        """Logits (n, m + k) of queries (n, d) against candidates (m + k, d): m batch positives, then k sampled.
 
-        The label of row i is column i. Without in-batch negatives the other rows' positives are masked out.
-        With logQ correction each column loses log(expected draws): n * popularity for the batch positives
-        (with in-batch negatives; otherwise the sampler's own k * q), k * q for the sampled ones.
+        The m batch positives are the n rows' own (m = n) or, gathered over processes, every process's; labels
+        (n,) is the column of each row's positive (None: column i for row i). Without in-batch negatives the
+        other positives are masked out. With logQ correction each column loses log(expected draws):
+        m * popularity for the batch positives (with in-batch negatives; otherwise the sampler's own k * q),
+        k * q for the sampled ones.
         """
-        n = len(targets)
+        n_batch = len(candidates) - n_sampled
         logits = queries @ candidate_vectors.T / self.config.temperature
         if self.config.logq_correction:
-            logits = logits - self._log_expected_draws(candidates, n, n_sampled).to(logits.dtype)
-        rows = torch.arange(n, device=targets.device)
+            logits = logits - self._log_expected_draws(candidates, n_batch, n_sampled).to(logits.dtype)
+        rows = torch.arange(len(targets), device=targets.device)
         masked = torch.zeros_like(logits, dtype=torch.bool)
         if self.config.remove_accidental_hits:
             masked |= candidates.unsqueeze(0) == targets.unsqueeze(1)
         if not self.config.in_batch_negatives:
-            masked[:, :n] = True
-        masked[rows, rows] = False
+            masked[:, :n_batch] = True
+        masked[rows, rows if labels is None else labels] = False
         return logits.masked_fill(masked, float("-inf"))
 
     def sample_negatives(self, count: int) -> Tensor:

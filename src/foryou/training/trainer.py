@@ -2,6 +2,11 @@
 
 The model supplies three callables: `batches(epoch)` yields batches, `step_loss(batch)` returns the loss
 tensor of one batch, `validate()` returns validation NDCG@10 (or is None: train exactly `epochs` epochs).
+
+Under torchrun (a world of N processes, see `distributed`) every rank runs this same loop: it takes every N-th
+of `batches(epoch)` (the model makes them 1/N of its batch size, so a step's total batch is unchanged), the
+loss runs through DistributedDataParallel (gradients averaged over ranks), rank 0 alone validates, and its
+score and stop decision are broadcast so that every rank keeps the same history and stops at the same epoch.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from foryou.config import TrainConfig
+from foryou.training import distributed
 from foryou.training.averaging import WeightAverage
 from foryou.training.callbacks import Callback, EarlyStopping, EpochRecord
 
@@ -56,9 +62,12 @@ class Trainer:
     def __init__(self, config: TrainConfig, callbacks: list[Callback] | None = None, progress: bool = True) -> None:
         self.config = config
         self.callbacks = list(callbacks or [])
-        self.progress = progress
+        self.world = distributed.current_world()
+        self.progress = progress and self.world.is_main
         self.history: list[EpochRecord] = []
         self.device = resolve_device(config)
+        if self.device.type == "cuda" and self.world.size > 1:
+            self.device = torch.device("cuda", self.world.local_rank)
         if config.num_threads is not None:
             torch.set_num_threads(config.num_threads)
 
@@ -70,6 +79,8 @@ class Trainer:
             callbacks.append(EarlyStopping(self.config.patience))
         optimizer = build_optimizer(module, self.config)
         average = WeightAverage(module, self.config.weight_average) if self.config.weight_average > 0 else None
+        if self.world.size > 1:
+            step_loss = distributed.data_parallel(module, step_loss, self.device)
         for callback in callbacks:
             callback.on_train_start(module)
         try:
@@ -78,7 +89,8 @@ class Trainer:
                 self.history.append(record)
                 for callback in callbacks:
                     callback.on_epoch_end(module, record)  # sees the averaged weights: those are the model
-                if any(callback.should_stop for callback in callbacks) or epoch == self.config.epochs:
+                stop = distributed.broadcast(any(callback.should_stop for callback in callbacks))  # rank 0 decides
+                if stop or epoch == self.config.epochs:
                     break
                 if average is not None:
                     average.swap_out(module)
@@ -93,7 +105,8 @@ class Trainer:
         """One pass over the batches; ends with the averaged weights (if any) in `module`, validated."""
         start, total, count = time.perf_counter(), 0.0, 0
         module.train()
-        bar = tqdm(batches(epoch), desc=f"epoch {epoch}", unit="batch", leave=False, disable=not self.progress)
+        shard = distributed.shard(batches(epoch), self.world)
+        bar = tqdm(shard, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not self.progress)
         for batch in bar:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
                 loss = step_loss(batch)
@@ -109,8 +122,9 @@ class Trainer:
         if average is not None:
             average.swap_in(module)
         with torch.no_grad():
-            valid = float(validate()) if validate is not None else None
-        record = EpochRecord(epoch, total / max(count, 1), valid, seconds)
+            valid = float(validate()) if validate is not None and self.world.is_main else None
+        valid = distributed.broadcast(valid)
+        record = EpochRecord(epoch, distributed.mean_over_ranks(total / max(count, 1)), valid, seconds)
         logger.info("epoch %d: loss %.4f, valid NDCG@10 %s, %.1f s", epoch, record.loss,
                     "-" if valid is None else f"{valid:.4f}", seconds)
         return record

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from foryou.cli import app
 from foryou.config import RunConfig, config_from_dict, load_config
+from foryou.data import schema as S
 from foryou.data.prepare import PrepareResult, prepare_dataset
 from foryou.errors import EmptyDatasetError
 
@@ -32,10 +33,10 @@ SPARK = {"master": "local[2]", "shuffle_partitions": 4}
 runner = CliRunner()
 
 
-def on_spark(config: RunConfig) -> RunConfig:
+def on_spark(config: RunConfig, **conf: str) -> RunConfig:
     spark_config = config.model_copy(deep=True)
     spark_config.data.engine = "spark"
-    spark_config.spark = spark_config.spark.model_validate(SPARK)
+    spark_config.spark = spark_config.spark.model_validate({**SPARK, "conf": conf})
     return spark_config
 
 
@@ -113,6 +114,16 @@ def test_generated_logs_every_split_dedup_and_filter(tmp_path: Path, suffix: str
     pandas_result, spark_result = both_engines(generated_config(path, **sections))
     assert pandas_result.dataset.manifest.counts["test"] > 0
     assert_same(pandas_result, spark_result)
+
+
+def test_a_log_read_in_many_partitions_keeps_file_order(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    generated_log(path)
+    config = generated_config(path, events={"dedup": "none"})
+    # ~16 KB splits: the file is read as a dozen partitions, whose record numbers must follow on in file order
+    many = prepare_dataset(on_spark(config, **{"spark.sql.files.maxPartitionBytes": "16384"}), progress=False)
+    assert_same(prepare_dataset(config, progress=False), many)
+    assert many.dataset.interactions[S.SOURCE_ORDER].max() == len(pd.read_csv(path)) - 1
 
 
 def test_named_adapter_read_on_the_driver() -> None:
