@@ -99,7 +99,7 @@ def test_weight_average_is_validated_and_training_resumes_from_the_raw_weights()
     before_step: list[float] = []
 
     def loss(batch: int) -> torch.Tensor:
-        before_step.append(float(module.weight))
+        before_step.append(float(module.weight.detach()))
         return (module.weight.sum() - 10.0) ** 2
 
     validated: list[float] = []
