@@ -23,12 +23,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality import RESULTS, available_datasets  # noqa: E402
+from quality import RESULTS, available_datasets
 
-from foryou.config import RunConfig  # noqa: E402
-from foryou.data.prepare import prepare_dataset  # noqa: E402
-from foryou.evaluation.protocol import evaluate  # noqa: E402
-from foryou.models.registry import build_baselines  # noqa: E402
+from foryou.config import RunConfig
+from foryou.data.prepare import prepare_dataset
+from foryou.evaluation.protocol import evaluate
+from foryou.models.registry import build_baselines
 
 logger = logging.getLogger("spark_als")
 ENGINES = ("implicit", "spark")
@@ -89,10 +89,10 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def markdown(payload: dict[str, Any]) -> str:
-    lines = ["# ALS: Spark MLlib vs implicit", "", f"`{payload['command']}` on {payload['machine']}; "
+    lines = ["# ALS: Spark MLlib vs implicit", "", (f"`{payload['command']}` on {payload['machine']}; "
              "fit on train + valid with the benchmark config's ALS settings, test NDCG@10 over the seeds "
              "(mean ± std). Fit seconds include Spark's per-job overhead (JVM, a shuffle per iteration), which "
-             "dominates at this size.", "",
+             "dominates at this size."), "",
              "| dataset | implicit | Spark MLlib | gap | 2 x std | within noise | fit s implicit / Spark |",
              "|---|---|---|---|---|---|---|"]
     for row in payload["summary"]:
