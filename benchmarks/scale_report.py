@@ -102,12 +102,13 @@ def train_notes(first: dict[str, Any]) -> list[str]:
              "negatives + in-batch) and the row's batch size. samples = next-event targets; CPU s/step counts "
              "every thread (2 threads: up to 2x s/step). setup = histories, item features and the module before the "
              "first step. catalog pass = the item tower over every catalog item, forward + backward, timed alone "
-             "after the steps (median of 3). Epoch estimates = steps per epoch x s/step (last window: "
+             "after the steps (median of 3): not part of a sampled-softmax step, which encodes only the distinct "
+             "items it reads (histories, targets, negatives); a full-softmax step pays it. Epoch estimates = "
+             "steps per epoch x s/step (last window: "
              "train.whole_history false, what the shaped defaults pick at this size; whole history: every event a "
              "target)."), "",
-            ("Every step encodes the whole catalog through the item tower (sampled softmax samples the loss's "
-             "negatives, not the catalog encoding), so s/step grows with the catalog and a larger batch amortises "
-             "it. Full softmax is not run: it adds a (targets x catalog) logit matrix per step (about 1 GB per 250 "
+            ("A step's cost grows with the batch (its histories, targets and negatives), not with the catalog. "
+             "Full softmax is not run: it adds a (targets x catalog) logit matrix per step (about 1 GB per 250 "
              "targets at 1M items) and is not what one trains at this size, although the data-shaped default "
              "loss is full softmax: set loss.kind: sampled_softmax on a large catalog."), ""]
 

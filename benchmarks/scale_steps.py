@@ -107,8 +107,8 @@ def train_throughput(config_path: Path, prepared: Path, batch_size: int, steps: 
 
 
 def catalog_seconds(model: TwoTower, repeats: int) -> dict[str, float]:
-    """Median seconds of the whole-catalog item-tower pass every training step starts with (training mode), and
-    of it with its backward: the part of a step that grows with the catalog, not with the batch."""
+    """Median seconds of the whole-catalog item-tower pass (training mode), and of it with its backward: what a
+    full-softmax step adds at this catalog size (a sampled-softmax step encodes only the items it reads)."""
     assert model.module is not None
     module = model.module.train()
     forward, both = [], []

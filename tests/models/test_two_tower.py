@@ -181,3 +181,39 @@ def test_mlflow_tracking_logs_every_epoch(tmp_path: Path) -> None:
     model.tracker.close()
     run = mlflow.get_run(model.tracker.run_id)
     assert run.data.params["model.user_tower"] == "transformer" and "train_loss" in run.data.metrics
+
+
+def test_a_sampled_softmax_step_encodes_only_its_items_and_gives_the_catalog_loss() -> None:
+    """Sampled softmax encodes the step's distinct items (histories, targets, negatives), not the whole catalog;
+    without dropout both give the same vectors and the same loss."""
+    from foryou.models.sequences import training_batches
+    from foryou.models.two_tower import EncodedItems
+    from foryou.tasks.retrieval import RetrievalTask
+
+    loss = {"kind": "sampled_softmax", "num_negatives": 5}
+    model = _model(model={"id_dropout": 0.0, "dat": {"enabled": True}}, loss=loss, train={"epochs": 1})
+    model.fit(tiny_dataset().restricted_to("train"))
+    module = model.module
+    assert module is not None and model.histories is not None
+    module.eval()
+    picked = torch.tensor([3, 0, 3, 12, 7])
+    with torch.no_grad():
+        encoded = EncodedItems(module, picked)
+        assert len(encoded.vectors) == 4  # 3 appears twice: encoded once
+        torch.testing.assert_close(encoded[torch.tensor([12, 3, 0])], module.catalog()[torch.tensor([12, 3, 0])])
+
+    plain = _model(model={"id_dropout": 0.0}, loss=loss, train={"epochs": 1})
+    plain.fit(tiny_dataset().restricted_to("train"))
+    assert plain.module is not None and plain.histories is not None
+    plain.module.eval()
+    batch = next(training_batches(plain.histories, 8, 6, np.random.default_rng(0)))
+    counts = np.bincount(plain.histories.items, minlength=len(ITEMS))
+    with torch.no_grad():
+        step_loss = plain._batch_loss(batch, RetrievalTask(plain.loss_config, counts, seed=3), torch.device("cpu"))
+        catalog = plain.module.catalog()
+        valid = batch.targets >= 0
+        queries = plain.module.users(catalog, batch.history, batch.users)[valid]
+        weights = batch.target_weights[valid] if plain.loss_config.weight_by_event else None
+        reference = RetrievalTask(plain.loss_config, counts, seed=3).sampled_softmax(
+            queries, batch.targets[valid], catalog.__getitem__, weights)
+    torch.testing.assert_close(step_loss, reference)

@@ -52,6 +52,23 @@ SCORE_BATCH = 256
 UNKNOWN_VALUE = 1  # categorical codes: 0 = padding, 1 = unknown value, 2.. = known values
 
 
+class EncodedItems:
+    """The item vectors of one training step: the distinct items it reads, encoded once, indexed like the
+    catalog tensor (`encoded[item_indices]`) without encoding the rest of the catalog."""
+
+    def __init__(self, module: TwoTowerModule, items: Tensor) -> None:
+        distinct = torch.unique(items)
+        self.vectors = module.items(distinct)
+        self.rows = torch.full((len(module.known),), -1, dtype=torch.long, device=items.device)
+        self.rows[distinct] = torch.arange(len(distinct), device=items.device)
+
+    def __getitem__(self, items: Tensor) -> Tensor:
+        return self.vectors[self.rows[items]]
+
+
+ItemLookup = Tensor | EncodedItems
+
+
 class TwoTowerModule(nn.Module):
     """The towers (and DAT augmented vectors): encodes, never computes a loss."""
 
@@ -79,13 +96,22 @@ class TwoTowerModule(nn.Module):
             extra = self.item_augment(self.augmented.items.weight) * self.known.unsqueeze(1)
         return self.item_tower.all_items(extra)
 
+    def items(self, items: Tensor) -> Tensor:
+        """(m, d) vectors of the catalog rows `items`, as `catalog()` encodes them: what a sampled-softmax step
+        needs, so that a step costs the batch's items rather than the whole catalog."""
+        extra = None
+        if self.augmented is not None and self.item_augment is not None:
+            extra = self.item_augment(self.augmented.items(items)) * self.known[items].unsqueeze(1)
+        return self.item_tower(items, extra)
+
     def bias(self) -> Tensor | None:
         """(n_items,) logit offset of every catalog item (0 for items without training events), or None."""
         return None if self.item_bias is None else self.item_bias * self.known
 
-    def users(self, catalog: Tensor, history: History, users: Tensor | None) -> Tensor:
-        """(b, L, d) user vectors at every position; users (b,) user indices (None: unseen users)."""
-        return self.user_tower(catalog[history.items], history, self.user_extra(users, len(history.items)))
+    def users(self, item_vectors: ItemLookup, history: History, users: Tensor | None) -> Tensor:
+        """(b, L, d) user vectors at every position; item_vectors: the catalog or the step's `EncodedItems`;
+        users (b,) user indices (None: unseen users)."""
+        return self.user_tower(item_vectors[history.items], history, self.user_extra(users, len(history.items)))
 
     def user_augmented(self, users: Tensor | None, count: int) -> Tensor | None:
         """(b, d) augmented user vectors (index 0 = unseen user), or None without DAT."""
@@ -222,22 +248,29 @@ class TwoTower(Recommender):
     def _batch_loss(self, batch: TrainingBatch, task: RetrievalTask, device: torch.device) -> Tensor:
         assert self.module is not None
         module, history = self.module, batch.history.to(device)
-        catalog = module.catalog()
-        users = batch.users.to(device)
-        per_position = module.users(catalog, history, users)
-        valid = batch.targets.to(device) >= 0
-        queries, targets = per_position[valid], batch.targets.to(device)[valid]
-        weights = batch.target_weights.to(device)[valid] if self.loss_config.weight_by_event else None
+        all_targets = batch.targets.to(device)
+        valid = all_targets >= 0
+        items: ItemLookup
         if self.loss_config.kind == "full_softmax":
-            # items never seen in training are not negatives either: their vectors come from content alone
-            loss = task.full_softmax(queries, targets, catalog, weights, bias=module.bias(), allowed=module.known)
+            items, negatives = module.catalog(), None
         else:
-            loss = task.sampled_softmax(queries, targets, lambda items: catalog[items], weights)
+            # sampled softmax reads only the histories', targets' and negatives' vectors: encode those, not the catalog
+            negatives = task.sample_negatives(self.loss_config.num_negatives).to(device)
+            items = EncodedItems(module, torch.cat([history.items.flatten(), all_targets[valid], negatives]))
+        users = batch.users.to(device)
+        per_position = module.users(items, history, users)
+        queries, targets = per_position[valid], all_targets[valid]
+        weights = batch.target_weights.to(device)[valid] if self.loss_config.weight_by_event else None
+        if isinstance(items, Tensor):
+            # items never seen in training are not negatives either: their vectors come from content alone
+            loss = task.full_softmax(queries, targets, items, weights, bias=module.bias(), allowed=module.known)
+        else:
+            loss = task.sampled_softmax(queries, targets, items.__getitem__, weights, negatives)
         if module.augmented is not None:
             rows = users.unsqueeze(1).expand_as(valid)[valid]
             categories = None if self.categories is None else torch.as_tensor(self.categories, device=device)[targets]
             loss = loss + dat_loss(self.model_config.dat, module.user_augmented(rows, len(rows)),  # type: ignore[arg-type]
-                                   module.augmented.items(targets), queries, catalog[targets], categories,
+                                   module.augmented.items(targets), queries, items[targets], categories,
                                    0, weights)
         return loss
 

@@ -76,10 +76,13 @@ class RetrievalTask:
         return _weighted_mean(losses, weights)
 
     def sampled_softmax(
-        self, queries: Tensor, targets: Tensor, encode_items: ItemEncoder, weights: Tensor | None = None
+        self, queries: Tensor, targets: Tensor, encode_items: ItemEncoder, weights: Tensor | None = None,
+        negatives: Tensor | None = None,
     ) -> Tensor:
-        """InfoNCE over the batch positives (every process's, with `gather`) and shared sampled negatives."""
-        negatives = self.sample_negatives(self.config.num_negatives).to(targets.device)
+        """InfoNCE over the batch positives (every process's, with `gather`) and shared sampled negatives;
+        `negatives`: drawn beforehand with `sample_negatives` (a caller that encodes them with the batch), or None."""
+        if negatives is None:
+            negatives = self.sample_negatives(self.config.num_negatives).to(targets.device)
         positives, vectors, first = targets, encode_items(targets), 0
         if self.gather is not None:
             positives, vectors, first = self.gather(targets, vectors)
