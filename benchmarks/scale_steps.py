@@ -30,6 +30,7 @@ import faiss
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 import foryou.models.two_tower as two_tower_module
 from foryou.config import IndexConfig, load_config
@@ -37,6 +38,7 @@ from foryou.data.dataset import Dataset
 from foryou.index import build_index, ivf_nlist
 from foryou.models.sequences import TrainingBatch, training_windows
 from foryou.models.two_tower import TwoTower
+from foryou.training.trainer import build_optimizer
 from foryou.tuning.shape import with_shaped_defaults
 from index import recall, synthetic_catalog
 from index import settings as index_settings  # benchmarks/ (the script's folder) is on sys.path
@@ -91,12 +93,13 @@ def train_throughput(config_path: Path, prepared: Path, batch_size: int, steps: 
                         "steps": -(-len(starts) // batch_size)}
     per_step = seconds / steps
     catalog = catalog_seconds(model, CATALOG_REPEATS)
+    update = optimizer_seconds(model, CATALOG_REPEATS)
     return {"device": resolved(model),
             "threads": torch.get_num_threads(), "batch_size": batch_size, "steps_timed": steps,
             "warmup_steps": warmup, "train_users": dataset.n_users, "catalog_items": dataset.n_items,
             "train_events": len(dataset.interactions), "load_s": round(load_seconds, 1),
             "setup_s": round(marks[0][0] - fit_start, 1), "s_per_step": round(per_step, 3),
-            "cpu_s_per_step": round(cpu_seconds / steps, 3), **catalog,
+            "cpu_s_per_step": round(cpu_seconds / steps, 3), **catalog, **update,
             "targets_per_step": round(targets / steps, 1), "samples_per_s": round(targets / seconds, 1),
             "epoch_last_window": {**epoch[False], "estimated_s": round(epoch[False]["steps"] * per_step)},
             "epoch_whole_history": {**epoch[True], "estimated_s": round(epoch[True]["steps"] * per_step)},
@@ -122,6 +125,27 @@ def catalog_seconds(model: TwoTower, repeats: int) -> dict[str, float]:
         module.zero_grad(set_to_none=True)
     return {"catalog_forward_s": round(float(np.median(forward)), 3),
             "catalog_forward_backward_s": round(float(np.median(both)), 3)}
+
+
+def optimizer_seconds(model: TwoTower, repeats: int) -> dict[str, float | int]:
+    """Median seconds of one AdamW step over the whole module (dense gradients, as every training step has),
+    and how many parameters sit in embedding tables: the part of a step that grows with the catalog and the
+    user count, not with the batch."""
+    assert model.module is not None
+    module = model.module
+    optimizer = build_optimizer(module, model.train_config)
+    for parameter in module.parameters():
+        parameter.grad = torch.zeros_like(parameter)
+    optimizer.step()  # allocates the moment buffers
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    tables = sum(m.weight.numel() for m in module.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag)))
+    return {"optimizer_step_s": round(float(np.median(times)), 3),
+            "parameters": sum(parameter.numel() for parameter in module.parameters()),
+            "embedding_table_parameters": tables}
 
 
 def resolved(model: TwoTower) -> str:

@@ -34,6 +34,15 @@ def test_large_log_trains_on_last_windows_in_larger_batches() -> None:
                                  "weight_average": 0.0, "epochs": 80, "patience": 8}
 
 
+def test_a_catalog_above_100k_items_trains_with_sampled_softmax() -> None:
+    at_limit = DataShape(users=50_000, items=100_000, train_events=1_000_000, history_p50=10, history_p75=20,
+                         text_coverage=0.0)
+    above = DataShape(**{**at_limit.__dict__, "items": 100_001})
+    assert shaped_settings(at_limit)["loss"] == {"kind": "full_softmax", "temperature": 0.1}
+    assert shaped_settings(above)["loss"] == {"kind": "sampled_softmax", "temperature": 0.1}
+    assert shaped_settings(RETAIL)["loss"]["kind"] == "full_softmax"
+
+
 def test_tiny_catalog_with_short_histories_and_little_text() -> None:
     settings = shaped_settings(TINY)
     assert settings["model"] == {"max_history": 10, "use_text": False}

@@ -23,6 +23,7 @@ SMALL_LOG_EVENTS = 200_000  # up to this many train events an epoch may visit ev
 STEPS_PER_EPOCH = 40  # batch size: the largest power of two that still gives this many steps per epoch
 BATCH_RANGE = (16, 256)
 TEXT_COVERAGE = 0.5  # below this share of items with text, the frozen text embedding is mostly noise
+FULL_SOFTMAX_ITEMS = 100_000  # above this catalog size a full-softmax step costs a catalog pass: sample instead
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ def shaped_settings(shape: DataShape) -> dict[str, dict[str, Any]]:
     batch = int(np.clip(batch, *BATCH_RANGE))
     return {
         "model": {"max_history": max_history, "use_text": shape.text_coverage >= TEXT_COVERAGE},
-        "loss": {"kind": "full_softmax", "temperature": 0.1},
+        "loss": {"kind": "full_softmax" if shape.items <= FULL_SOFTMAX_ITEMS else "sampled_softmax",
+                 "temperature": 0.1},
         "train": {"whole_history": whole_history, "batch_size": batch,
                   "learning_rate": 3e-3 if batch <= 32 else 1e-3,
                   "weight_average": 0.99 if whole_history else 0.0,
