@@ -81,11 +81,11 @@ def train_section(rows: dict[str, Any]) -> list[str]:
     if "skipped" in rows:
         return [*lines, f"Skipped: {rows['skipped']}", ""]
     measured = {key: row for key, row in rows.items() if "samples_per_s" in row}
-    header = ["device, batch", "status", "s/step", "CPU s/step", "catalog pass s", "AdamW step s", "targets/step",
+    header = ["device, batch", "status", "s/step", "CPU s/step", "catalog pass s", "optimizer s/step", "targets/step",
               "samples/s", "setup s", "est. epoch (last window)", "est. epoch (whole history)", "peak tree RSS MB",
               "load avg before / after"]
     body = [[key, row["status"], row.get("s_per_step"), row.get("cpu_s_per_step"), catalog(row),
-             row.get("optimizer_step_s", "-"), row.get("targets_per_step"), row.get("samples_per_s"), row.get("setup_s"),
+             row.get("optimizer_s_per_step", "-"), row.get("targets_per_step"), row.get("samples_per_s"), row.get("setup_s"),
              epoch(row.get("epoch_last_window")), epoch(row.get("epoch_whole_history")), row.get("peak_tree_rss_MB"),
              load(row)] for key, row in rows.items()]
     lines += table(header, body)
@@ -103,15 +103,15 @@ def train_notes(first: dict[str, Any]) -> list[str]:
              "every thread (2 threads: up to 2x s/step). setup = histories, item features and the module before the "
              "first step. catalog pass = the item tower over every catalog item, forward + backward, timed alone "
              "after the steps (median of 3): not part of a sampled-softmax step, which encodes only the distinct "
-             "items it reads (histories, targets, negatives); a full-softmax step pays it. AdamW step = one "
-             f"optimizer update of all {first.get('parameters', 0):,} parameters "
-             f"({first.get('embedding_table_parameters', 0):,} in embedding tables), timed alone after the steps "
-             "(median of 3); every step makes one, dense. Epoch estimates = steps per epoch x s/step (last window: "
+             "items it reads (histories, targets, negatives); a full-softmax step pays it. optimizer s/step = the "
+             "mean time of the timed steps' optimizer updates, part of s/step: "
+             f"{first.get('parameters', 0):,} parameters, {first.get('embedding_table_parameters', 0):,} in "
+             "embedding tables, the item-id table "
+             + ("sparse (SparseAdam updates the rows a step read, AdamW the rest)" if first.get("sparse_id_table")
+                else "dense (AdamW updates every row every step)") + ". Epoch estimates = steps per epoch x s/step (last window: "
              "train.whole_history false, what the shaped defaults pick at this size; whole history: every event a "
              "target)."), "",
-            ("A sampled-softmax step encodes the batch's items, not the catalog; what it still pays per step "
-             "whatever the batch is the dense AdamW update of every parameter, embedding tables included (items and "
-             "users), so s/step hardly moves with the batch and a larger batch trains more samples per second. "
+            ("A sampled-softmax step encodes the batch's items, not the catalog, and updates the id rows it read. "
              "Full softmax is not run: it adds a (targets x catalog) logit matrix per step (about 1 GB per 250 "
              "targets at 1M items) and is not what one trains at this size: the data-shaped defaults pick sampled "
              "softmax above 100,000 items."), ""]

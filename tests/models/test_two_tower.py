@@ -217,3 +217,15 @@ def test_a_sampled_softmax_step_encodes_only_its_items_and_gives_the_catalog_los
         reference = RetrievalTask(plain.loss_config, counts, seed=3).sampled_softmax(
             queries, batch.targets[valid], catalog.__getitem__, weights)
     torch.testing.assert_close(step_loss, reference)
+
+
+def test_sampled_softmax_makes_the_id_table_sparse_and_full_softmax_keeps_it_dense() -> None:
+    """A sampled-softmax step reads a few id rows: its table gets row gradients (SparseAdam updates only those);
+    full softmax reads every row each step, so its table stays dense. Both train and rank."""
+    for kind, sparse in (("sampled_softmax", True), ("full_softmax", False)):
+        model = _model(loss={"kind": kind, "num_negatives": 5}, train={"epochs": 2})
+        model.fit(tiny_dataset().restricted_to("train"))
+        assert model.module is not None and model.module.item_tower.id_embedding is not None
+        assert model.module.item_tower.id_embedding.sparse is sparse
+        scores = model.score_users(np.array([0, 1]))
+        assert scores.shape == (2, len(ITEMS)) and np.isfinite(scores).all()

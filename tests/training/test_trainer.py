@@ -58,8 +58,23 @@ def test_early_stopping_ignores_epochs_without_validation() -> None:
 def test_embedding_tables_get_no_weight_decay() -> None:
     module = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 2))
     optimizer = build_optimizer(module, TrainConfig(weight_decay=0.1))
-    decays = sorted((group["weight_decay"], sum(p.numel() for p in group["params"])) for group in optimizer.param_groups)
+    [adamw] = optimizer.optimizers
+    decays = sorted((group["weight_decay"], sum(p.numel() for p in group["params"])) for group in adamw.param_groups)
     assert decays == [(0.0, 40), (0.1, 10)]  # embedding 10 x 4; linear 4 x 2 + 2
+
+
+def test_a_sparse_table_updates_only_the_rows_a_step_read() -> None:
+    table, head = nn.Embedding(10, 4, sparse=True), nn.Linear(4, 1)
+    optimizer = build_optimizer(nn.ModuleList([table, head]), TrainConfig(weight_decay=0.1))
+    assert [type(o).__name__ for o in optimizer.optimizers] == ["AdamW", "SparseAdam"]
+    before_table, before_head = table.weight.detach().clone(), head.weight.detach().clone()
+    head(table(torch.tensor([2, 7, 7]))).sum().backward()
+    optimizer.step()
+    changed = (table.weight.detach() != before_table).any(dim=1)
+    assert changed.nonzero().flatten().tolist() == [2, 7]
+    assert not torch.equal(head.weight.detach(), before_head)
+    optimizer.zero_grad()
+    assert table.weight.grad is None and head.weight.grad is None
 
 
 def test_device_auto_and_unavailable_cuda() -> None:

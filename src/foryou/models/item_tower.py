@@ -74,13 +74,14 @@ class ItemTower(nn.Module):
     numeric_values: Tensor
     band_values: Tensor
 
-    def __init__(self, inputs: ItemInputs, known: np.ndarray, config: ModelConfig) -> None:
-        """`known` (n_items,) bool: items with training events get their own id embedding, others the unknown id."""
+    def __init__(self, inputs: ItemInputs, known: np.ndarray, config: ModelConfig, sparse_ids: bool = False) -> None:
+        """`known` (n_items,) bool: items with training events get their own id embedding, others the unknown id;
+        `sparse_ids`: the id table's gradient holds only the rows a step read (for steps that read few of them)."""
         super().__init__()
         dim, self.id_dropout = config.embedding_dim, config.id_dropout
         ids = np.where(known, np.arange(1, inputs.n_items + 1), UNKNOWN_ID)
         self.register_buffer("ids", torch.as_tensor(ids, dtype=torch.long), persistent=False)
-        self.id_embedding = nn.Embedding(inputs.n_items + 1, dim) if config.use_id else None
+        self.id_embedding = nn.Embedding(inputs.n_items + 1, dim, sparse=sparse_ids) if config.use_id else None
         self.text = self._text_part(inputs, config)
         self.categorical = nn.ModuleList()
         for position, (values, cardinality) in enumerate(zip(inputs.categorical, inputs.cardinalities)):

@@ -75,9 +75,9 @@ class TwoTowerModule(nn.Module):
     known: Tensor  # (n_items,) bool buffer: items with training events
 
     def __init__(self, inputs: ItemInputs, known: np.ndarray, n_users: int, n_event_types: int,
-                 config: ModelConfig, user_features: UserFeatureTower | None = None) -> None:
+                 config: ModelConfig, user_features: UserFeatureTower | None = None, sparse_ids: bool = False) -> None:
         super().__init__()
-        self.item_tower = ItemTower(inputs, known, config)
+        self.item_tower = ItemTower(inputs, known, config, sparse_ids)
         self.user_tower = build_user_tower(config, n_event_types)
         self.register_buffer("known", torch.as_tensor(known, dtype=torch.bool), persistent=False)
         # a learned popularity prior per item with training events; new items have none (0)
@@ -214,8 +214,9 @@ class TwoTower(Recommender):
             cardinalities = [int(size) for size in self.user_arrays["cardinalities"]]
             user_features = UserFeatureTower([self.user_arrays[f"cat_{i}"] for i in range(len(cardinalities))],
                                              cardinalities, self.user_arrays["numeric"], self.model_config.embedding_dim)
+        # a sampled-softmax step reads a few thousand of the catalog's id rows: update those, not the whole table
         module = TwoTowerModule(self.inputs, self.known, n_users, len(self.type_index) + 1, self.model_config,
-                                user_features)
+                                user_features, sparse_ids=self.loss_config.kind == "sampled_softmax")
         self.categories = _major_categories(self.inputs) if self.model_config.dat.enabled else None
         return module
 

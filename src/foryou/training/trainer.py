@@ -1,4 +1,4 @@
-"""The training loop, model-agnostic: AdamW, seeds, device and threads, AMP on CUDA, weight averaging, tqdm, callbacks.
+"""The training loop, model-agnostic: AdamW (SparseAdam for sparse tables), seeds, device and threads, AMP on CUDA, weight averaging, tqdm, callbacks.
 
 The model supplies three callables: `batches(epoch)` yields batches, `step_loss(batch)` returns the loss
 tensor of one batch, `validate()` returns validation NDCG@10 (or is None: train exactly `epochs` epochs).
@@ -45,15 +45,41 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_optimizer(module: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW with embedding tables in their own group without weight decay (large, sparse-updated tables)."""
-    embedding_ids = {id(m.weight) for m in module.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))}
+class Optimizers:
+    """Several optimizers stepped as one: the training loop sees a single `zero_grad` / `step`."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        self.optimizers = optimizers
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for optimizer in self.optimizers:
+            optimizer.step()
+
+
+def build_optimizer(module: nn.Module, config: TrainConfig) -> Optimizers:
+    """AdamW with embedding tables in their own group without weight decay; tables built with `sparse=True`
+    (a gradient of only the rows a step read) get SparseAdam, which updates those rows alone, so that a step
+    on a large catalog costs its batch rather than a pass over the whole table."""
+    tables = [m for m in module.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))]
+    sparse_ids = {id(m.weight) for m in tables if m.sparse}
+    dense_table_ids = {id(m.weight) for m in tables if not m.sparse}
     params = [p for p in module.parameters() if p.requires_grad]
     groups = [
-        {"params": [p for p in params if id(p) in embedding_ids], "weight_decay": 0.0},
-        {"params": [p for p in params if id(p) not in embedding_ids], "weight_decay": config.weight_decay},
+        {"params": [p for p in params if id(p) in dense_table_ids], "weight_decay": 0.0},
+        {"params": [p for p in params if id(p) not in dense_table_ids | sparse_ids],
+         "weight_decay": config.weight_decay},
     ]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.learning_rate)
+    optimizers: list[torch.optim.Optimizer] = []
+    if any(g["params"] for g in groups):
+        optimizers.append(torch.optim.AdamW([g for g in groups if g["params"]], lr=config.learning_rate))
+    sparse = [p for p in params if id(p) in sparse_ids]
+    if sparse:
+        optimizers.append(torch.optim.SparseAdam(sparse, lr=config.learning_rate))
+    return Optimizers(optimizers)
 
 
 class Trainer:
@@ -99,7 +125,7 @@ class Trainer:
                 callback.on_train_end(module)
         return self.history
 
-    def _epoch(self, module: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
+    def _epoch(self, module: nn.Module, optimizer: Optimizers, epoch: int,
                batches: Callable[[int], Iterable[Any]], step_loss: Callable[[Any], torch.Tensor],
                validate: Callable[[], float] | None, average: WeightAverage | None) -> EpochRecord:
         """One pass over the batches; ends with the averaged weights (if any) in `module`, validated."""
