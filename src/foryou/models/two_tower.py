@@ -214,11 +214,16 @@ class TwoTower(Recommender):
             cardinalities = [int(size) for size in self.user_arrays["cardinalities"]]
             user_features = UserFeatureTower([self.user_arrays[f"cat_{i}"] for i in range(len(cardinalities))],
                                              cardinalities, self.user_arrays["numeric"], self.model_config.embedding_dim)
-        # a sampled-softmax step reads a few thousand of the catalog's id rows: update those, not the whole table
         module = TwoTowerModule(self.inputs, self.known, n_users, len(self.type_index) + 1, self.model_config,
-                                user_features, sparse_ids=self.loss_config.kind == "sampled_softmax")
+                                user_features, sparse_ids=self._sparse_ids())
         self.categories = _major_categories(self.inputs) if self.model_config.dat.enabled else None
         return module
+
+    def _sparse_ids(self) -> bool:
+        """A sampled-softmax step reads a few thousand of the catalog's id rows: its table takes row gradients
+        and only those rows are updated. Kept dense under DDP on CUDA: NCCL's sparse all-reduce is not relied on."""
+        nccl = distributed.current_world().size > 1 and resolve_device(self.train_config).type == "cuda"
+        return self.loss_config.kind == "sampled_softmax" and not nccl
 
     def _train(self, item_counts: np.ndarray) -> None:
         """Under torchrun every rank draws the same shuffled batches of batch_size / N windows (same seed) and the
