@@ -91,18 +91,21 @@ class TwoTowerModule(nn.Module):
     def catalog(self) -> Tensor:
         """(n_items, d) item vectors of the whole catalog; items without training events get no DAT vector (it
         was never trained), so they are encoded from content alone, as `TwoTower.encode_items` encodes them."""
-        extra = None
-        if self.augmented is not None and self.item_augment is not None:
-            extra = self.item_augment(self.augmented.items.weight) * self.known.unsqueeze(1)
-        return self.item_tower.all_items(extra)
+        return self.item_tower.all_items(self._item_extra(None))
 
     def items(self, items: Tensor) -> Tensor:
         """(m, d) vectors of the catalog rows `items`, as `catalog()` encodes them: what a sampled-softmax step
         needs, so that a step costs the batch's items rather than the whole catalog."""
-        extra = None
-        if self.augmented is not None and self.item_augment is not None:
-            extra = self.item_augment(self.augmented.items(items)) * self.known[items].unsqueeze(1)
-        return self.item_tower(items, extra)
+        return self.item_tower(items, self._item_extra(items))
+
+    def _item_extra(self, items: Tensor | None) -> Tensor | None:
+        """DAT's added vectors of catalog rows `items` (None: every row; zero for items without training
+        events), or None without DAT."""
+        if self.augmented is None or self.item_augment is None:
+            return None
+        if items is None:
+            return self.item_augment(self.augmented.items.weight) * self.known.unsqueeze(1)
+        return self.item_augment(self.augmented.items(items)) * self.known[items].unsqueeze(1)
 
     def bias(self) -> Tensor | None:
         """(n_items,) logit offset of every catalog item (0 for items without training events), or None."""
