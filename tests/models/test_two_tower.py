@@ -187,7 +187,7 @@ def test_a_sampled_softmax_step_encodes_only_its_items_and_gives_the_catalog_los
     """Sampled softmax encodes the step's distinct items (histories, targets, negatives), not the whole catalog;
     without dropout both give the same vectors and the same loss."""
     from foryou.models.sequences import training_batches
-    from foryou.models.two_tower import EncodedItems
+    from foryou.models.towers import EncodedItems
     from foryou.tasks.retrieval import RetrievalTask
 
     loss = {"kind": "sampled_softmax", "num_negatives": 5}
