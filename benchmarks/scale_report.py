@@ -85,7 +85,8 @@ def train_section(rows: dict[str, Any]) -> list[str]:
               "samples/s", "setup s", "est. epoch (last window)", "est. epoch (whole history)", "peak tree RSS MB",
               "load avg before / after"]
     body = [[key, row["status"], row.get("s_per_step"), row.get("cpu_s_per_step"), catalog(row),
-             row.get("optimizer_s_per_step", "-"), row.get("targets_per_step"), row.get("samples_per_s"), row.get("setup_s"),
+             row.get("optimizer_s_per_step", "-"), row.get("targets_per_step"), row.get("samples_per_s"),
+             row.get("setup_s"),
              epoch(row.get("epoch_last_window")), epoch(row.get("epoch_whole_history")), row.get("peak_tree_rss_MB"),
              load(row)] for key, row in rows.items()]
     lines += table(header, body)
@@ -108,8 +109,8 @@ def train_notes(first: dict[str, Any]) -> list[str]:
              f"{first.get('parameters', 0):,} parameters, {first.get('embedding_table_parameters', 0):,} in "
              "embedding tables, the item-id table "
              + ("sparse (SparseAdam updates the rows a step read, AdamW the rest)" if first.get("sparse_id_table")
-                else "dense (AdamW updates every row every step)") + ". Epoch estimates = steps per epoch x s/step (last window: "
-             "train.whole_history false, what the shaped defaults pick at this size; whole history: every event a "
+                else "dense (AdamW updates every row every step)")
+             + ". Epoch estimates = steps per epoch x s/step (last window: train.whole_history false, what the shaped defaults pick at this size; whole history: every event a "
              "target)."), "",
             ("A sampled-softmax step encodes the batch's items, not the catalog, and updates the id rows it read. "
              "Full softmax is not run: it adds a (targets x catalog) logit matrix per step (about 1 GB per 250 "

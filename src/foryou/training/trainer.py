@@ -1,4 +1,5 @@
-"""The training loop, model-agnostic: AdamW (SparseAdam for sparse tables), seeds, device and threads, AMP on CUDA, weight averaging, tqdm, callbacks.
+"""The training loop, model-agnostic: AdamW (SparseAdam for sparse tables), seeds, device and threads, AMP on
+CUDA, weight averaging, tqdm, callbacks.
 
 The model supplies three callables: `batches(epoch)` yields batches, `step_loss(batch)` returns the loss
 tensor of one batch, `validate()` returns validation NDCG@10 (or is None: train exactly `epochs` epochs).
