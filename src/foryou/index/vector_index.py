@@ -83,14 +83,15 @@ class VectorIndex:
             self._index.add(vectors)
             self._row_labels = np.concatenate([self._row_labels, labels])
             self._label_rows.update(zip(labels.tolist(), range(first_row, first_row + len(labels))))
-            self._compact_if_needed()
+            self._live_selector = None  # the cached bitmap ends before the new rows: they would be skipped
+            self.compact()
 
     def remove(self, ids: np.ndarray) -> None:
         """Take labels out of every future result; labels not in the index are ignored."""
         labels = as_labels(ids, "ids")
         with self._lock:
             self._bury(self._rows_of(labels))
-            self._compact_if_needed()
+            self.compact()
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """Stored vectors (n, d) float32 of labels `ids` (n,), in that order; unknown labels raise UnknownIdError."""
@@ -205,22 +206,23 @@ class VectorIndex:
         self._tombstones += len(rows)
         self._live_selector = None
 
-    def _compact_if_needed(self) -> None:
-        """Rebuild from the live vectors once tombstones pass COMPACT_FRACTION of the rows (IVF keeps its
-        trained centroids); searches wait meanwhile."""
-        rows = self._index.ntotal
-        if self._tombstones <= COMPACT_FRACTION * rows:
-            return
-        logger.info("rebuilding the %s index: %d of %d rows are tombstones", self.kind, self._tombstones, rows)
-        live = np.flatnonzero(self._row_labels >= 0)
-        vectors = self._index.reconstruct_batch(live) if len(live) else np.empty((0, self.dim), np.float32)
-        labels = self._row_labels[live]
-        self._index.reset()
-        self._index.add(vectors)
-        self._row_labels = labels
-        self._label_rows = dict(zip(labels.tolist(), range(len(labels))))
-        self._tombstones = 0
-        self._live_selector = None
+    def compact(self, min_fraction: float = COMPACT_FRACTION) -> None:
+        """Rebuild from the live vectors once tombstones pass `min_fraction` of the rows (IVF keeps its trained
+        centroids); searches wait meanwhile. Every write calls it with the default; 0 forces a rebuild."""
+        with self._lock:
+            rows = self._index.ntotal
+            if self._tombstones == 0 or self._tombstones <= min_fraction * rows:
+                return
+            logger.info("rebuilding the %s index: %d of %d rows are tombstones", self.kind, self._tombstones, rows)
+            live = np.flatnonzero(self._row_labels >= 0)
+            vectors = self._index.reconstruct_batch(live) if len(live) else np.empty((0, self.dim), np.float32)
+            labels = self._row_labels[live]
+            self._index.reset()
+            self._index.add(vectors)
+            self._row_labels = labels
+            self._label_rows = dict(zip(labels.tolist(), range(len(labels))))
+            self._tombstones = 0
+            self._live_selector = None
 
     def _ann_top_k(self, queries: np.ndarray, k: int, rows: np.ndarray | None,
                    denied_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
