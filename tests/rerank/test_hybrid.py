@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from foryou.errors import NotFittedError
-from foryou.evaluation.metrics import ndcg_at_k
 from foryou.rerank.hybrid import (
     HybridBlend,
-    group_ndcg,
     normalised_scores,
     reciprocal_rank_fusion,
     source_names,
@@ -58,37 +55,6 @@ def test_reciprocal_rank_fusion_by_hand() -> None:
     np.testing.assert_allclose(reciprocal_rank_fusion(frame), [1 / 61 + 1 / 63, 1 / 62, 1 / 61])
     np.testing.assert_allclose(reciprocal_rank_fusion(frame, ["a"]), [1 / 61, 1 / 62, 0.0])
     np.testing.assert_allclose(reciprocal_rank_fusion(frame, k=1.0), [1 / 2 + 1 / 4, 1 / 3, 1 / 2])
-
-
-def test_group_ndcg_by_hand() -> None:
-    one = np.zeros(3, dtype=np.int64)
-    # the positive first -> 1.0; third -> 1 / log2(4) = 0.5; third with at = 2 -> outside the list -> 0
-    assert group_ndcg(np.array([0.9, 0.8, 0.7]), np.array([1, 0, 0]), one) == 1.0
-    assert group_ndcg(np.array([0.9, 0.8, 0.7]), np.array([0, 0, 1]), one) == pytest.approx(0.5)
-    assert group_ndcg(np.array([0.9, 0.8, 0.7]), np.array([0, 0, 1]), one, at=2) == 0.0
-    # equal scores keep row order: the positive in row 1 is second -> 1 / log2(3); NaN scores go last
-    assert group_ndcg(np.ones(3), np.array([0, 1, 0]), one) == pytest.approx(1 / math.log2(3))
-    assert group_ndcg(np.array([NAN, 0.1]), np.array([0, 1]), np.zeros(2)) == 1.0
-    # group 0: positive third -> 0.5; group 1: positive first -> 1.0; group 2 has no positive -> ignored
-    scores = np.array([0.9, 0.8, 0.7, 0.2, 0.1, 0.5, 0.4])
-    labels = np.array([0, 0, 1, 1, 0, 0, 0])
-    groups = np.array([0, 0, 0, 1, 1, 2, 2])
-    assert group_ndcg(scores, labels, groups) == pytest.approx(0.75)
-    # two positives, first and third: (1 + 1/2) / (1 + 1/log2(3))
-    assert group_ndcg(np.array([0.9, 0.8, 0.7]), np.array([1, 0, 1]), one) == pytest.approx(
-        1.5 / (1 + 1 / math.log2(3)))
-
-
-def test_group_ndcg_matches_the_metric_per_user() -> None:
-    rng = np.random.default_rng(0)
-    n_groups, size = 50, 30
-    scores = rng.integers(0, 8, n_groups * size).astype(np.float64)  # many ties
-    labels = (rng.random(n_groups * size) < 0.05).astype(np.int64)
-    groups = np.repeat(rng.permutation(n_groups), size)  # contiguous, in no particular order
-    ranked = np.argsort(-scores.reshape(n_groups, size), axis=1, kind="stable")
-    targets = [np.flatnonzero(row) for row in labels.reshape(n_groups, size)]
-    expected = np.nanmean(ndcg_at_k(ranked, targets, 10))
-    assert group_ndcg(scores, labels, groups) == pytest.approx(expected)
 
 
 def good_bad_frame() -> pd.DataFrame:
@@ -143,8 +109,6 @@ def test_fit_needs_labels_with_a_positive() -> None:
         HybridBlend().fit(frame.drop(columns="label"))
     with pytest.raises(ValueError, match="positive"):
         HybridBlend().fit(frame.assign(label=0))
-    with pytest.raises(ValueError, match="positive"):
-        group_ndcg(np.ones(2), np.zeros(2), np.zeros(2))
 
 
 def test_unknown_sources_are_named() -> None:

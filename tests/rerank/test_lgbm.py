@@ -10,7 +10,8 @@ import pytest
 
 from foryou.errors import NotFittedError
 from foryou.evaluation.metrics import ndcg_at_k
-from foryou.rerank.lgbm import BIAS, LGBMRanker, group_sizes
+from foryou.rerank.lgbm import BIAS, LGBMRanker
+from foryou.rerank.ranker import group_sizes
 
 GROUP = 20
 

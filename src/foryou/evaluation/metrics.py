@@ -89,6 +89,37 @@ def ndcg_at_k(ranked: np.ndarray, targets: Sequence[np.ndarray], k: int) -> np.n
     return _undefined_where_empty(dcg / np.maximum(idcg, 1e-12), n_targets)
 
 
+def grouped_ndcg(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: int = 10) -> float:
+    """`ndcg_at_k` over a scored frame (a ranker's candidates): mean NDCG@k over the groups (users) with a positive.
+
+    scores, labels (> 0: relevant, binary gain), groups (n,) (ids need not be contiguous). Rows rank per group by
+    descending score, ties in row order, NaN last. One stable lexsort over all rows (a 1M-row frame in ~0.2 s), so
+    rankers can early-stop and blends can be tuned on it without a Python loop over users.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    relevant = np.asarray(labels) > 0
+    groups = np.asarray(groups)
+    if not len(scores) == len(relevant) == len(groups):
+        raise ValueError(f"{len(scores)} scores, {len(relevant)} labels and {len(groups)} group ids: need one each")
+    if k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if not relevant.any():
+        raise ValueError("no group has a positive label: NDCG is undefined")
+    order = np.lexsort((-scores, groups))  # by group, then score; stable, so equal scores keep row order
+    sorted_groups = groups[order]
+    new_group = np.r_[True, sorted_groups[1:] != sorted_groups[:-1]]
+    group_of = np.cumsum(new_group) - 1  # (n,) 0-based group number of each sorted row
+    starts = np.flatnonzero(new_group)
+    position = np.arange(len(order)) - starts[group_of]
+    relevant = relevant[order]
+    hits = relevant & (position < k)
+    gains = np.bincount(group_of[hits], weights=_discounts(k)[position[hits]], minlength=len(starts))
+    positives = np.bincount(group_of, weights=relevant, minlength=len(starts)).astype(np.int64)
+    judged = positives > 0
+    ideal = np.concatenate([[0.0], np.cumsum(_discounts(k))])  # ideal[m]: DCG of m positives on top
+    return float(np.mean(gains[judged] / ideal[np.minimum(positives[judged], k)]))
+
+
 def mrr_at_k(ranked: np.ndarray, targets: Sequence[np.ndarray], k: int) -> np.ndarray:
     """1 / rank of the first hit within the top k, 0 when none."""
     hits = hit_matrix(_check_k(ranked, k), targets)
@@ -124,14 +155,18 @@ def catalog_coverage(ranked: np.ndarray, k: int, n_items: int) -> float:
     return float(len(np.unique(top[top >= 0])) / n_items)
 
 
-def _pairwise_mean(ranked: np.ndarray, k: int, vectors: np.ndarray, pair_value: str) -> np.ndarray:
+def _pairwise_mean(ranked: np.ndarray, k: int, vectors: np.ndarray, pair_value: str,
+                   measurable: np.ndarray | None = None) -> np.ndarray:
     """Mean over the item pairs of each list of a pair function of `vectors` rows; NaN for < 2 items.
 
     pair_value "disjoint": 1 when two binary category rows share nothing; "cosine_distance": 1 - dot of
-    unit rows. Shapes: ranked (b, K), vectors (n_items, w).
+    unit rows. Shapes: ranked (b, K), vectors (n_items, w); measurable (n_items,) bool: items outside it are
+    left out of every pair (None: all items count).
     """
     top = _check_k(ranked, k)
     valid = top >= 0
+    if measurable is not None:
+        valid &= measurable[np.where(valid, top, 0)]
     out = np.full(len(top), np.nan)
     width = max(vectors.shape[1], 1)
     chunk = max(1, _CHUNK_FLOATS // (max(top.shape[1], 1) * width))
@@ -175,10 +210,15 @@ def intra_list_diversity_categories(ranked: np.ndarray, k: int, item_categories:
 
 
 def intra_list_diversity_embeddings(ranked: np.ndarray, k: int, item_embeddings: np.ndarray) -> np.ndarray:
-    """Per list, the mean over item pairs of 1 - cosine(item embeddings); item_embeddings is (n_items, d)."""
+    """Per list, the mean over item pairs of 1 - cosine(item embeddings); item_embeddings is (n_items, d).
+
+    An all-zero row (an item without content) has no direction: its pairs are left out rather than counted
+    as maximally diverse, and a list with fewer than two such items gets NaN (not measured).
+    """
     vectors = np.asarray(item_embeddings, dtype=np.float64)
-    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    return _pairwise_mean(ranked, k, unit, "cosine_distance")
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.maximum(norms, 1e-12)
+    return _pairwise_mean(ranked, k, unit, "cosine_distance", measurable=norms[:, 0] > 1e-12)
 
 
 def novelty(ranked: np.ndarray, k: int, item_popularity: np.ndarray, n_train_users: int) -> np.ndarray:

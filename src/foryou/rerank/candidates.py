@@ -122,7 +122,13 @@ class _HistorySource:
         self._tie_order = tie_break_order(dataset.n_items)
 
     def scores(self, user_idx: np.ndarray) -> np.ndarray:
-        """(b, n_items) float32; -inf where the source has no evidence (never proposed)."""
+        """(b, n_items) float32 of fitted users; -inf where the source has no evidence (never proposed)."""
+        if self.recent is None:
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(dataset) first")
+        return self.scores_recent(self.recent[np.asarray(user_idx, dtype=np.int64)])
+
+    def scores_recent(self, recent: sp.csr_matrix) -> np.ndarray:
+        """(b, n_items) from recent-item rows (as `recent_items_matrix` or `recent_row` make), for any history."""
         raise NotImplementedError
 
     def candidates(self, user_idx: np.ndarray, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -169,10 +175,6 @@ class CooccurrenceSource(_HistorySource):
         self.item_counts = np.asarray(seen.sum(axis=0), dtype=np.float32).ravel()
         return self
 
-    def scores(self, user_idx: np.ndarray) -> np.ndarray:
-        assert self.recent is not None
-        return self.scores_recent(self.recent[user_idx])
-
     def scores_recent(self, recent: sp.csr_matrix) -> np.ndarray:
         """(b, n_items) from recent-item rows (as `recent_items_matrix` or `recent_row` make), for any history."""
         assert self.item_users is not None and self.seen is not None
@@ -204,10 +206,6 @@ class ContentSource(_HistorySource):
                              "dataset's items table, in item_idx order")
         self._fit_history(dataset)
         return self
-
-    def scores(self, user_idx: np.ndarray) -> np.ndarray:
-        assert self.recent is not None
-        return self.scores_recent(self.recent[user_idx])
 
     def scores_recent(self, recent: sp.csr_matrix) -> np.ndarray:
         """(b, n_items) from recent-item rows, for any history."""

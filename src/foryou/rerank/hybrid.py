@@ -19,6 +19,7 @@ from typing_extensions import Self
 
 from foryou.data import schema as S
 from foryou.errors import NotFittedError
+from foryou.evaluation.metrics import grouped_ndcg
 
 logger = logging.getLogger(__name__)
 
@@ -63,36 +64,6 @@ def reciprocal_rank_fusion(frame: pd.DataFrame, sources: Sequence[str] | None = 
         ranks = frame[f"{name}_rank"].to_numpy(np.float64)
         fused[proposed] += 1.0 / (k + ranks[proposed])
     return fused
-
-
-def group_ndcg(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, at: int = 10) -> float:
-    """Mean NDCG@at over the groups (users) with at least one positive (label > 0, binary gain).
-
-    scores, labels, groups (n,) (group ids need not be contiguous). Rows are ranked per group by descending score,
-    ties in row order, NaN scores last. One stable lexsort over all rows: a 1M-row frame takes ~0.2 s.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    relevant = np.asarray(labels) > 0
-    groups = np.asarray(groups)
-    if not len(scores) == len(relevant) == len(groups):
-        raise ValueError(f"{len(scores)} scores, {len(relevant)} labels and {len(groups)} group ids: need one each")
-    if at < 1:
-        raise ValueError(f"at must be a positive integer, got {at!r}")
-    if not relevant.any():
-        raise ValueError("no group has a positive label: NDCG is undefined")
-    order = np.lexsort((-scores, groups))  # by group, then score; stable, so equal scores keep row order
-    sorted_groups = groups[order]
-    new_group = np.r_[True, sorted_groups[1:] != sorted_groups[:-1]]
-    group_of = np.cumsum(new_group) - 1  # (n,) 0-based group number of each sorted row
-    starts = np.flatnonzero(new_group)
-    position = np.arange(len(order)) - starts[group_of]
-    relevant = relevant[order]
-    hits = relevant & (position < at)
-    gains = np.bincount(group_of[hits], weights=1.0 / np.log2(position[hits] + 2.0), minlength=len(starts))
-    positives = np.bincount(group_of, weights=relevant, minlength=len(starts)).astype(np.int64)
-    judged = positives > 0
-    ideal = np.r_[0.0, np.cumsum(1.0 / np.log2(np.arange(at) + 2.0))]  # ideal[m] = DCG of m positives on top
-    return float(np.mean(gains[judged] / ideal[np.minimum(positives[judged], at)]))
 
 
 class HybridBlend:
@@ -149,7 +120,7 @@ def _coordinate_ascent(columns: np.ndarray, labels: np.ndarray, groups: np.ndarr
                        rounds: int) -> tuple[np.ndarray, float]:
     """Weights (n_sources,) from all ones, and their NDCG@10 of the blend columns (n, n_sources) @ weights."""
     weights = np.ones(columns.shape[1], dtype=np.float64)
-    best = group_ndcg(columns @ weights, labels, groups)
+    best = grouped_ndcg(columns @ weights, labels, groups)
     for _ in range(rounds):
         changed = False
         for j in range(len(weights)):
@@ -159,7 +130,7 @@ def _coordinate_ascent(columns: np.ndarray, labels: np.ndarray, groups: np.ndarr
                 trial[j] = value
                 if value == current or not trial.any():
                     continue
-                ndcg = group_ndcg(columns @ trial, labels, groups)
+                ndcg = grouped_ndcg(columns @ trial, labels, groups)
                 if ndcg > best + MIN_GAIN:
                     best, chosen = ndcg, float(value)
             weights[j] = chosen

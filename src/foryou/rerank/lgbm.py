@@ -7,7 +7,6 @@ with the bias, add up to it. Saved as the booster's text model plus a JSON of fe
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,13 +18,13 @@ import pandas as pd
 from typing_extensions import Self
 
 from foryou.errors import NotFittedError
-from foryou.rerank.features import FeatureRows, feature_matrix
+from foryou.rerank.features import FeatureRows
+from foryou.rerank.ranker import FeatureRanker, RankingSet, ranking_arrays
 
 logger = logging.getLogger(__name__)
 
 BIAS = "bias"
 BOOSTER_FILE = "booster.txt"
-META_FILE = "ranker.json"
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "lambdarank",
     "metric": "ndcg",
@@ -37,24 +36,19 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "force_row_wise": True,
 }
 
-# (features rows, labels (n,), group ids (n,)): the shape of a validation set
-RankingSet = tuple[pd.DataFrame, np.ndarray, np.ndarray]
 
-
-class LGBMRanker:
+class LGBMRanker(FeatureRanker):
     """Lambdarank gradient boosting over named features; one group = one user's candidates (contiguous rows)."""
 
     def __init__(self, params: Mapping[str, Any] | None = None, num_boost_round: int = 500,
                  early_stopping_rounds: int = 30, eval_at: int = 10, seed: int = 0, num_threads: int = 0) -> None:
+        super().__init__()
         self.params = {**DEFAULT_PARAMS, "eval_at": [eval_at], "seed": seed, "num_threads": num_threads,
                        **dict(params or {})}
         self.num_boost_round = int(num_boost_round)
         self.early_stopping_rounds = int(early_stopping_rounds)
         self.eval_at = int(eval_at)
-        self.feature_names: list[str] = []
         self.booster: lgb.Booster | None = None
-        self.best_iteration = 0
-        self.best_score: float | None = None
         self.predict_threads = 0  # 0: LightGBM's default (all cores); the service scores one request on one
 
     def fit(self, features: pd.DataFrame, labels: np.ndarray, groups: np.ndarray,
@@ -115,20 +109,16 @@ class LGBMRanker:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         booster.save_model(directory / BOOSTER_FILE, num_iteration=self.best_iteration)
-        meta = {"feature_names": self.feature_names, "params": self.params, "best_iteration": self.best_iteration,
-                "best_score": self.best_score, "num_boost_round": self.num_boost_round,
-                "early_stopping_rounds": self.early_stopping_rounds, "eval_at": self.eval_at}
-        (directory / META_FILE).write_text(json.dumps(meta, indent=2))
+        self._save_meta(directory, {"params": self.params, "num_boost_round": self.num_boost_round,
+                                    "early_stopping_rounds": self.early_stopping_rounds, "eval_at": self.eval_at})
 
     @classmethod
     def load(cls, directory: Path | str) -> LGBMRanker:
         directory = Path(directory)
-        meta = json.loads((directory / META_FILE).read_text())
+        meta = cls._read_meta(directory)
         ranker = cls(meta["params"], meta["num_boost_round"], meta["early_stopping_rounds"], meta["eval_at"])
         ranker.booster = lgb.Booster(model_file=str(directory / BOOSTER_FILE))
-        ranker.feature_names = list(meta["feature_names"])
-        ranker.best_iteration = int(meta["best_iteration"])
-        ranker.best_score = meta["best_score"]
+        ranker._restore_meta(meta)
         return ranker
 
     def _fitted(self) -> lgb.Booster:
@@ -136,28 +126,12 @@ class LGBMRanker:
             raise NotFittedError("LGBMRanker is not fitted: call fit() or load() first")
         return self.booster
 
-    def _matrix(self, features: FeatureRows) -> np.ndarray:
-        """(n, f) float64 in the fitted feature order; a missing column is a ValueError naming it."""
-        return feature_matrix(features, self.feature_names)
-
     def _dataset(self, features: pd.DataFrame, labels: np.ndarray, groups: np.ndarray,
                  reference: lgb.Dataset | None = None) -> lgb.Dataset:
-        labels = np.asarray(labels)
-        if len(labels) != len(features) or len(groups) != len(features):
-            raise ValueError(f"{len(features)} feature rows but {len(labels)} labels and {len(groups)} group ids")
+        labels, sizes = ranking_arrays(features, labels, groups)
         if list(features.columns) != self.feature_names:
             raise ValueError(f"validation features must have the training columns {self.feature_names}")
         return lgb.Dataset(features.to_numpy(dtype=np.float64, na_value=np.nan), label=labels.astype(np.float64),
-                           group=group_sizes(groups), feature_name=self.feature_names, reference=reference,
+                           group=sizes, feature_name=self.feature_names, reference=reference,
                            free_raw_data=False)
 
-
-def group_sizes(groups: np.ndarray) -> np.ndarray:
-    """Per-row query ids (n,) -> sizes of the consecutive runs, in row order; ids must not reappear later."""
-    groups = np.asarray(groups)
-    if not len(groups):
-        return np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    if len(starts) != len(np.unique(groups)):
-        raise ValueError("rows of a group (user) must be contiguous: sort the frame by user_idx first")
-    return np.diff(np.r_[starts, len(groups)])

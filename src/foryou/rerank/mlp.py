@@ -11,7 +11,6 @@ plus mlp.json (feature names, preprocessing statistics, settings, best epoch).
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +23,13 @@ from torch import nn
 from typing_extensions import Self
 
 from foryou.errors import NotFittedError
-from foryou.evaluation.metrics import ndcg_at_k
-from foryou.rerank.features import FeatureRows, feature_matrix
-from foryou.rerank.lgbm import RankingSet, group_sizes
+from foryou.evaluation.metrics import grouped_ndcg
+from foryou.rerank.features import FeatureRows
+from foryou.rerank.ranker import FeatureRanker, RankingSet, ranking_arrays
 
 logger = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "mlp.pt"
-META_FILE = "mlp.json"
 LOG_ABOVE = 100.0  # a column whose training max |value| exceeds this is heavy-tailed: signed log1p first
 STD_FLOOR = 1e-6
 CLIP = 10.0  # z-scores are clipped so that values far outside training (even inf) keep the scores finite
@@ -44,7 +42,7 @@ SETTINGS = ("hidden", "epochs", "learning_rate", "batch_groups", "negatives", "d
 Vectors = tuple[np.ndarray, np.ndarray]
 # per group with a relevant row: (its relevant rows, its irrelevant rows), as row indices
 TrainingGroups = list[tuple[np.ndarray, np.ndarray]]
-# (validation inputs (n, width), labels (n,), group sizes)
+# (validation inputs (n, width), labels (n,), group ids (n,))
 Validation = tuple[torch.Tensor, np.ndarray, np.ndarray]
 
 
@@ -83,23 +81,23 @@ class Preprocessing:
                    np.array(data["std"], np.float64), np.array(data["missing_columns"], bool))
 
 
-class MLPRanker:
+class MLPRanker(FeatureRanker):
     """Scores each candidate row with an MLP trained by a sampled softmax within its group (user)."""
+
+    meta_file = "mlp.json"
 
     def __init__(self, hidden: tuple[int, ...] = (128, 64), epochs: int = 30, learning_rate: float = 1e-3,
                  batch_groups: int = 256, negatives: int = 32, dropout: float = 0.1, patience: int = 4,
                  eval_at: int = 10, seed: int = 0, weight_decay: float = 1e-5) -> None:
+        super().__init__()
         self.hidden = tuple(int(width) for width in hidden)
         self.epochs, self.learning_rate = int(epochs), float(learning_rate)
         self.batch_groups, self.negatives = int(batch_groups), int(negatives)
         self.dropout, self.patience, self.eval_at = float(dropout), int(patience), int(eval_at)
         self.seed, self.weight_decay = int(seed), float(weight_decay)
-        self.feature_names: list[str] = []
         self.preprocessing: Preprocessing | None = None
         self.vector_dim: int | None = None
         self.network: nn.Sequential | None = None
-        self.best_iteration = 0
-        self.best_score: float | None = None
 
     @property
     def uses_vectors(self) -> bool:
@@ -114,7 +112,7 @@ class MLPRanker:
         `patience` epochs without improvement. Deterministic on CPU for a given seed."""
         if (valid_vectors is not None) != (valid is not None and vectors is not None):
             raise ValueError("pass valid_vectors exactly when both valid and vectors are given")
-        labels, sizes = _ranking_arrays(features, labels, groups)
+        labels, sizes = ranking_arrays(features, labels, groups)
         training = _relevant_groups(labels, sizes)
         if not training:
             raise ValueError("no group has a relevant row (label > 0): there is nothing to learn from")
@@ -125,10 +123,10 @@ class MLPRanker:
         inputs = self._inputs(features, vectors, preprocessing)
         validation = None
         if valid is not None:
-            valid_labels, valid_sizes = _ranking_arrays(*valid)
+            valid_labels, _ = ranking_arrays(*valid)
             if not (valid_labels > 0).any():
                 raise ValueError("valid has no relevant row (label > 0): its NDCG is undefined")
-            validation = (self._inputs(valid[0], valid_vectors, preprocessing), valid_labels, valid_sizes)
+            validation = (self._inputs(valid[0], valid_vectors, preprocessing), valid_labels, np.asarray(valid[2]))
         self.network = self._network(inputs.shape[1])
         self._train(self.network, inputs, training, validation)
         return self
@@ -144,24 +142,21 @@ class MLPRanker:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         torch.save(network.state_dict(), directory / WEIGHTS_FILE)
-        meta = {"feature_names": self.feature_names, "preprocessing": preprocessing.to_json(),
-                "settings": {name: getattr(self, name) for name in SETTINGS}, "vector_dim": self.vector_dim,
-                "best_iteration": self.best_iteration, "best_score": self.best_score}
-        (directory / META_FILE).write_text(json.dumps(meta, indent=2))
+        self._save_meta(directory, {"preprocessing": preprocessing.to_json(), "vector_dim": self.vector_dim,
+                                    "settings": {name: getattr(self, name) for name in SETTINGS}})
 
     @classmethod
     def load(cls, directory: Path | str) -> MLPRanker:
         directory = Path(directory)
-        meta = json.loads((directory / META_FILE).read_text())
+        meta = cls._read_meta(directory)
         ranker = cls(**{**meta["settings"], "hidden": tuple(meta["settings"]["hidden"])})
-        ranker.feature_names = list(meta["feature_names"])
+        ranker._restore_meta(meta)
         ranker.preprocessing = Preprocessing.from_json(meta["preprocessing"])
         ranker.vector_dim = meta["vector_dim"]
         width = len(ranker.feature_names) + int(ranker.preprocessing.missing_columns.sum())
         ranker.network = ranker._network(width + 3 * (ranker.vector_dim or 0))
         weights = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
         ranker.network.load_state_dict(weights)
-        ranker.best_iteration, ranker.best_score = int(meta["best_iteration"]), meta["best_score"]
         return ranker
 
     def _fitted(self) -> tuple[nn.Sequential, Preprocessing]:
@@ -188,8 +183,8 @@ class MLPRanker:
             if validation is None:
                 logger.info("mlp ranker: epoch %d, train loss %.4f", epoch, loss)
                 continue
-            valid_inputs, valid_labels, valid_sizes = validation
-            score = _grouped_ndcg(_scores(network, valid_inputs), valid_labels, valid_sizes, self.eval_at)
+            valid_inputs, valid_labels, valid_groups = validation
+            score = grouped_ndcg(_scores(network, valid_inputs), valid_labels, valid_groups, self.eval_at)
             logger.info("mlp ranker: epoch %d, train loss %.4f, valid NDCG@%d %.4f", epoch, loss,
                         self.eval_at, score)
             if self.best_score is None or score > self.best_score:
@@ -238,22 +233,9 @@ class MLPRanker:
             parts += [user, item, user * item]
         return torch.from_numpy(np.hstack(parts))
 
-    def _matrix(self, features: FeatureRows) -> np.ndarray:
-        """(n, f) float64 in the fitted feature order; a missing column is a ValueError naming it."""
-        return feature_matrix(features, self.feature_names)
-
 
 def _signed_log(matrix: np.ndarray, columns: np.ndarray) -> np.ndarray:
     return np.where(columns, np.sign(matrix) * np.log1p(np.abs(matrix)), matrix)
-
-
-def _ranking_arrays(features: pd.DataFrame, labels: np.ndarray,
-                    groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(labels (n,), group sizes), checking that they match the feature rows and groups are contiguous."""
-    labels = np.asarray(labels)
-    if len(labels) != len(features) or len(groups) != len(features):
-        raise ValueError(f"{len(features)} feature rows but {len(labels)} labels and {len(groups)} group ids")
-    return labels, group_sizes(groups)
 
 
 def _group_rows(sizes: np.ndarray) -> list[np.ndarray]:
@@ -287,15 +269,3 @@ def _scores(network: nn.Sequential, inputs: torch.Tensor) -> np.ndarray:
         chunks = [network(inputs[start: start + PREDICT_ROWS]).squeeze(-1)
                   for start in range(0, len(inputs), PREDICT_ROWS)]
     return torch.cat(chunks).numpy().astype(np.float64) if chunks else np.zeros(0, np.float64)
-
-
-def _grouped_ndcg(scores: np.ndarray, labels: np.ndarray, sizes: np.ndarray, k: int) -> float:
-    """Mean NDCG@k over the groups with a relevant row; rows ranked by score, ties by row order."""
-    ranked, targets = [], []
-    for rows in _group_rows(sizes):
-        relevant = np.flatnonzero(labels[rows] > 0)
-        if len(relevant):
-            top = np.argsort(-scores[rows], kind="stable")[:k]
-            ranked.append(np.pad(top, (0, k - len(top)), constant_values=-1))
-            targets.append(relevant)
-    return float(np.mean(ndcg_at_k(np.array(ranked), targets, k)))
