@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import optuna
 import pytest
 from typer.testing import CliRunner
 
 from foryou.cli import app
-from foryou.config import RunConfig, load_config
+from foryou.config import load_config
 from foryou.data.dataset import Dataset
 from foryou.data.prepare import prepare_dataset
 from foryou.errors import ConfigError
 from foryou.evaluation import protocol
-from foryou.models.baselines import MostPop
-from foryou.tuning.search import TUNED_CONFIG, _Search, run_search, write_tuned_config
+from foryou.models.two_tower import TwoTower
+from foryou.tuning.search import (
+    PRUNE_AFTER_EPOCHS,
+    TUNED_CONFIG,
+    TrialRecord,
+    _Search,
+    best_per_family,
+    run_search,
+    write_tuned_config,
+)
 from foryou.tuning.space import two_tower_start, with_params
 
 
@@ -81,14 +89,22 @@ def test_search_reads_validation_only_and_writes_back_what_won(
     families = {record.family for record in result.trials}
     assert families == {"ease", "item_knn", "als", "two_tower"}
     assert sum(record.family == "two_tower" for record in result.trials) <= 3
-    best = result.best()
-    for family, record in best.items():
-        assert record.value == max(r.value for r in result.trials if r.family == family)
+    for record in result.best().values():
         assert with_params(result.config, record.params) == result.config  # the winner's settings are the config's
     assert result.config.tune.budget is None  # the written config runs without a second search
     path = write_tuned_config(result, tmp_path)
     assert path.name == TUNED_CONFIG
     assert load_config(path) == result.config
+
+
+def test_best_per_family_keeps_the_highest_value_and_the_earlier_trial_on_a_tie() -> None:
+    def record(family: str, number: int, value: float) -> TrialRecord:
+        return TrialRecord(family, number, "complete", value, {"n": number}, 0, 0.0, 0.0)
+
+    records = [record("ease", 0, 0.2), record("als", 0, 0.1), record("ease", 1, 0.3), record("als", 1, 0.3),
+               record("ease", 2, 0.3), record("als", 2, 0.05)]
+    # ease: 0.2 < 0.3 (#1) = 0.3 (#2), so #1, the earlier of the tie; als: 0.1 < 0.3 (#1) > 0.05, so #1
+    assert {family: r.number for family, r in best_per_family(records).items()} == {"ease": 1, "als": 1}
 
 
 def test_first_trial_is_the_configured_settings_and_a_spent_budget_cuts_it(shop: Path, dataset: Dataset) -> None:
@@ -101,25 +117,27 @@ def test_first_trial_is_the_configured_settings_and_a_spent_budget_cuts_it(shop:
     assert result.config.model_dump(exclude={"tune"}) == config.model_dump(exclude={"tune"})
 
 
-def test_a_weak_epoch_is_pruned(shop: Path, dataset: Dataset) -> None:
-    search = _Search(load_config(shop), dataset, start=0.0, progress=False)
+def test_the_search_prunes_a_weak_trial_after_the_warmup_and_only_that_one(
+        shop: Path, dataset: Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Validation score per epoch of four trials: two strong ones set the median (0.55), then a weak one, which
+    # the median rule may stop only from epoch PRUNE_AFTER_EPOCHS on, then a strong one that must run to the end.
+    curves = iter([[0.5] * 6, [0.6] * 6, [0.1] * 6, [0.7] * 6])
+    epoch_scores: list[float] = []
 
-    class Trial:
-        def __init__(self) -> None:
-            self.reports: list[tuple[float, int]] = []
+    def fit(model: TwoTower, data: Dataset, validate: Any) -> TwoTower:  # six epochs of the trainer's hook
+        epoch_scores[:] = next(curves)
+        for _ in range(6):
+            validate(model)
+        return model
 
-        def report(self, value: float, step: int) -> None:
-            self.reports.append((value, step))
-
-        def should_prune(self) -> bool:
-            return True
-
-    scores: list[float] = []
-    trial = Trial()
-    hook = search._hook(trial, scores, deadline=float("inf"))  # type: ignore[arg-type]
-    with pytest.raises(optuna.TrialPruned):
-        hook(MostPop().fit(dataset.restricted_to("train")))  # type: ignore[arg-type]  # any fitted model scores
-    assert trial.reports == [(scores[0], 1)]
+    monkeypatch.setattr(TwoTower, "fit", fit)
+    config = load_config(shop, ["tune.trials=4", "tune.families=[two_tower]", "tracking.mlflow=false"])
+    search = _Search(config, dataset, start=time.monotonic(), progress=False)
+    search.score = lambda model: epoch_scores.pop(0)
+    search.two_tower(deadline=time.monotonic() + 600)
+    assert [(r.state, r.epochs, r.value) for r in search.records] == [
+        ("complete", 6, 0.5), ("complete", 6, 0.6), ("pruned", PRUNE_AFTER_EPOCHS, 0.1), ("complete", 6, 0.7)]
+    assert search.best_value == 0.7
 
 
 def test_cli_tune_logs_a_parent_run_with_a_child_per_trial(shop: Path) -> None:
@@ -128,7 +146,7 @@ def test_cli_tune_logs_a_parent_run_with_a_child_per_trial(shop: Path) -> None:
     assert result.exit_code == 0, result.output
     config = load_config(shop)
     tuned = load_config(config.output_dir / TUNED_CONFIG)
-    assert isinstance(tuned, RunConfig) and tuned.tune.budget is None
+    assert tuned.tune.budget is None
     import mlflow
 
     mlflow.set_tracking_uri(f"file:{config.tracking.tracking_uri}")
@@ -137,6 +155,13 @@ def test_cli_tune_logs_a_parent_run_with_a_child_per_trial(shop: Path) -> None:
     assert len(parents) == 1
     children = runs[runs["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]]
     assert len(children) >= 4 and set(children["params.family"]) >= {"ease", "item_knn", "als", "two_tower"}
+    for family, names in {"ease": ["ease_l2"], "item_knn": ["item_knn_neighbours"],
+                          "als": ["als_factors", "als_regularization", "als_alpha"]}.items():
+        # the written config holds the settings of one of the family's best logged trials
+        runs_of = children[children["params.family"] == family]
+        best = runs_of[runs_of["metrics.valid_metric"] == runs_of["metrics.valid_metric"].max()]
+        written = tuple(str(getattr(tuned.baselines, name)) for name in names)
+        assert written in set(zip(*(best[f"params.baselines.{name}"] for name in names))), family
 
 
 def test_pipeline_with_a_budget_trains_what_the_search_chose(shop: Path, tmp_path: Path) -> None:
