@@ -117,6 +117,16 @@ def test_diversity_embeddings() -> None:
     np.testing.assert_allclose(M.intra_list_diversity_embeddings(ranked, 3, embeddings), [2 / 3, 0.0], atol=1e-12)
 
 
+def test_diversity_embeddings_leave_out_items_without_a_vector() -> None:
+    # Item 3 is a zero row (no content): it has no direction, so its pairs are not counted as diverse.
+    # List [0, 1, 3]: only the pair (0, 1) counts -> 0 (2/3 if item 3's pairs counted as 1). List [1, 3]: no
+    # measurable pair -> NaN, not 1.
+    embeddings = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0], [0.0, 0.0]])
+    values = M.intra_list_diversity_embeddings(np.array([[0, 1, 3], [1, 3, -1]]), 3, embeddings)
+    assert values[0] == pytest.approx(0.0)
+    assert math.isnan(values[1])
+
+
 def test_novelty() -> None:
     # 8 training users; item users = [8, 4, 2, 0]. p = 1, 1/2, 1/4, 1/8 (item 3 counted as 1 user).
     # -log2 p = 0, 1, 2, 3. List [0, 3] -> (0 + 3) / 2 = 1.5; list [1, 2, -1] -> (1 + 2) / 2 = 1.5;

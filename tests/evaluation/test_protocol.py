@@ -94,7 +94,7 @@ def test_accuracy_summary_matches_hand_computation(dataset, model) -> None:
 
 
 def test_beyond_accuracy_summary(dataset, model) -> None:
-    summary = evaluate(model, dataset, "test", ks=(1, 3)).summary
+    summary = evaluate(model, dataset, "test", ks=(1, 3), item_embeddings=np.eye(6)).summary
     assert summary["coverage@1"] == pytest.approx(3 / 6)  # {3, 2, 5}
     assert summary["coverage@3"] == pytest.approx(5 / 6)  # {0, 2, 3, 4, 5}
     # Distinct train+valid users per item: [3, 2, 2, 1, 0, 0] over 4 users; top-1 items 3, 2, 5 have
@@ -106,6 +106,8 @@ def test_beyond_accuracy_summary(dataset, model) -> None:
     # Genre-disjoint pairs: u0 [3, 4, 5] 3/3, u1 [2, 5, 3] 2/3 (2 and 3 share b), u2 [5, 4, 0] 3/3 -> 8/9.
     assert summary["diversity_category@3"] == pytest.approx(8 / 9)
     assert summary["diversity_embedding@3"] == pytest.approx(1.0)  # one-hot embeddings: every pair orthogonal
+    # No shared space given: the model's own vectors are not used (they would not compare across models).
+    assert math.isnan(evaluate(model, dataset, "test", ks=(3,)).summary["diversity_embedding@3"])
 
 
 def test_segments_count_activity_cold_items_and_known_targets(dataset, model) -> None:

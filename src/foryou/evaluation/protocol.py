@@ -52,7 +52,9 @@ def evaluate(
     """Rank the whole catalog for every user with a target in `split` and score the lists.
 
     `activity_buckets` are upper bounds on a user's training events ("0", "1-5", "6-20", "21-100", ">100").
-    `item_embeddings` (n_items, d) drives embedding diversity; when None the model's own are used.
+    `item_embeddings` (n_items, d): the one space in which every compared model's embedding diversity is
+    measured (see `diversity_space`); None leaves diversity_embedding unmeasured (NaN), because each model's
+    own vectors would make the numbers incomparable across models.
     Cheap mode for early stopping: `ks=(10,), beyond_accuracy=False`.
     """
     ks = _check_ks(ks)
@@ -69,7 +71,7 @@ def evaluate(
         for name in M.ACCURACY_METRICS:
             summary[f"{name}@{k}"] = float(np.nanmean(per_user[f"{name}@{k}"])) if len(user_idx) else float("nan")
     if beyond_accuracy:
-        _add_beyond_accuracy(summary, per_user, model, dataset, ranked, ks, train, item_embeddings)
+        _add_beyond_accuracy(summary, per_user, dataset, ranked, ks, train, item_embeddings)
     summary["users"] = float(len(user_idx))
     segments = _segments(per_user, model, dataset, ranked, targets, ks, train)
     return EvaluationResult(summary, per_user, segments, ranked)
@@ -203,7 +205,6 @@ def item_category_sets(dataset: Dataset) -> list[set[str]] | None:
 def _add_beyond_accuracy(
     summary: dict[str, float],
     per_user: pd.DataFrame,
-    model: Recommender,
     dataset: Dataset,
     ranked: np.ndarray,
     ks: Sequence[int],
@@ -213,14 +214,14 @@ def _add_beyond_accuracy(
     popularity = item_user_counts(train, dataset.n_items)
     n_train_users = max(int(train[S.USER_IDX].nunique()), 1)
     categories = item_category_sets(dataset)
-    embeddings = model.item_embeddings() if item_embeddings is None else item_embeddings
     for k in ks:
         summary[f"coverage@{k}"] = M.catalog_coverage(ranked, k, dataset.n_items) if len(ranked) else 0.0
         columns = {
             f"novelty@{k}": M.novelty(ranked, k, popularity, n_train_users),
             f"popularity_bias@{k}": M.popularity_bias(ranked, k, popularity),
-            f"diversity_embedding@{k}": M.intra_list_diversity_embeddings(ranked, k, embeddings),
         }
+        columns[f"diversity_embedding@{k}"] = (np.full(len(ranked), np.nan) if item_embeddings is None else
+                                               M.intra_list_diversity_embeddings(ranked, k, item_embeddings))
         if categories is not None:
             columns[f"diversity_category@{k}"] = M.intra_list_diversity_categories(ranked, k, categories)
         for name, values in columns.items():

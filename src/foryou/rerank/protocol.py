@@ -268,7 +268,8 @@ class ScoreMatrix(Recommender):
         return self.scores[np.asarray(user_idx, dtype=np.int64)].copy()
 
     def item_embeddings(self) -> np.ndarray:
-        return np.eye(self.scores.shape[1], 1, dtype=np.float32)
+        raise NotImplementedError("a ScoreMatrix holds ranked scores, not item vectors: measure its diversity in "
+                                  "a space shared by every model (evaluate(..., item_embeddings=...))")
 
 
 def reranked_model(ranker: LGBMRanker, frame: pd.DataFrame, history: Dataset) -> ScoreMatrix:
