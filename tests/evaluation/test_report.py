@@ -26,8 +26,10 @@ def _result(ndcg: float) -> EvaluationResult:
          "NDCG@10": np.nan, "HR@10": np.nan},
     ])
     ranked = np.array([[0, 1, 2], [3, 1, -1], [2, 0, 4]])
-    summary = {**metrics, "coverage@10": 0.8, "users": 3.0}
-    return EvaluationResult(summary, pd.DataFrame({"user_idx": [0, 1, 2]}), segments, ranked)
+    summary = {**metrics, "coverage@10": 0.8, "diversity_embedding@10": np.nan, "users": 3.0}
+    # Every user scores the mean: the bootstrap intervals have no width and a difference is constant.
+    per_user = pd.DataFrame({"user_idx": [0, 1, 2], **{name: [value] * 3 for name, value in metrics.items()}})
+    return EvaluationResult(summary, per_user, segments, ranked)
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +45,9 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
         training_history={"two|tower": history},
         embeddings={"two|tower items": np.random.default_rng(0).normal(size=(5, 4))},
         item_popularity=np.array([5, 4, 3, 0, 1]),
+        baselines=["pop"],
+        served="two|tower",
+        diversity_space="the catalog's content (text)",
     )
     return out, markdown.read_text(), page.read_text()
 
@@ -66,7 +71,20 @@ def test_markdown_tables_hold_the_numbers(written) -> None:
     assert "| NDCG@10 | 0.1000 | 0.3000 |" in markdown
     assert "| users | 3 | 3 |" in markdown
     assert "| 1-5 | 2 | 0.1000 | 0.3000 |" in markdown  # activity bucket: users, then NDCG@10 per model
-    assert "| targets already known (unavoidable miss) | pop | 0 | 0 | - | - |" in markdown
+    assert "| targets already known (unavoidable miss) | pop | 0 | 0 | — | — |" in markdown
+    assert "| diversity_embedding@10 | — | — |" in markdown  # not measured: a dash, never a default
+
+
+def test_every_model_has_intervals_and_paired_tests(written) -> None:
+    _, markdown, _ = written
+    assert "| model | users | NDCG@10 | HR@10 |" in markdown
+    assert "| pop | 3 | 0.1000 [0.1000, 0.1000] | 0.2000 [0.2000, 0.2000] |" in markdown
+    assert "## Paired tests on NDCG@10" in markdown
+    assert "| model | vs best baseline (pop) | vs served (two\\|tower) |" in markdown
+    # two|tower is 0.2 ahead of pop on each of the 3 users: p = 2 * (0 + 1) / (2000 + 1) < 0.001.
+    assert "| pop | — | -0.2000 [-0.2000, -0.2000], p=<0.001 |" in markdown
+    assert "| two\\|tower | +0.2000 [+0.2000, +0.2000], p=<0.001 | — |" in markdown
+    assert "measured for every model in one space: the catalog's content (text)." in markdown
 
 
 def test_html_is_self_contained_and_escaped(written) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from foryou.evaluation import plots
+from foryou.evaluation.comparisons import CONFIDENCE, intervals, paired_table
 from foryou.evaluation.protocol import EvaluationResult
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ def write_report(
     item_popularity: np.ndarray | None = None,
     sections: Mapping[str, pd.DataFrame] = _EMPTY_SECTIONS,
     images: Mapping[str, Path] = _EMPTY_IMAGES,
+    baselines: Sequence[str] = (),
+    served: str | None = None,
+    diversity_space: str | None = None,
 ) -> tuple[Path, Path]:
     """Write report.md, report.html and their PNGs into `out_dir`; returns (markdown path, html path).
 
@@ -64,7 +68,10 @@ def write_report(
     embeddings: name -> (n, d) vectors for norm / cosine diagnostics. item_popularity: (n_items,) training
     users per item, for the popularity-of-recommendations plot. sections: heading -> table, appended after the
     models (e.g. the ranking stage's validation scores and feature importance). images: caption -> a PNG in
-    `out_dir`, shown after the sections (e.g. the search's trials over time).
+    `out_dir`, shown after the sections (e.g. the search's trials over time). baselines: the names of the
+    results that are baselines (the best of them on test NDCG@k is every model's first paired reference);
+    served: the result of the strategy served by default (the second). diversity_space: where
+    diversity_embedding was measured, the same space for every model (None: it was not).
     """
     if not results:
         raise ValueError("write_report needs at least one ModelReport")
@@ -72,7 +79,8 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     k = _main_k(results[0].result.summary)
     blocks = [_Block("h1", title), _Block("h2", "Dataset"), _Block("table", table=_key_values(dataset_summary))]
-    blocks += _model_blocks(out_dir, results, k)
+    blocks += _model_blocks(out_dir, results, k, diversity_space)
+    blocks += _comparison_blocks(results, k, baselines, served)
     blocks += _segment_blocks(out_dir, results, k)
     for heading, table in sections.items():
         blocks += [_Block("h2", heading), _Block("table", table=table)]
@@ -101,7 +109,7 @@ def _key_values(mapping: Mapping[str, Any]) -> pd.DataFrame:
 
 def _format(value: Any) -> str:
     if isinstance(value, (float, np.floating)):
-        return "-" if np.isnan(value) else f"{value:.4f}"
+        return "—" if np.isnan(value) else f"{value:.4f}"
     if isinstance(value, (int, np.integer)):
         return f"{value:,}"
     return str(value)
@@ -111,7 +119,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
-def _model_blocks(out_dir: Path, results: Sequence[ModelReport], k: int) -> list[_Block]:
+def _model_blocks(out_dir: Path, results: Sequence[ModelReport], k: int, space: str | None) -> list[_Block]:
     runs = pd.DataFrame({
         "model": [r.name for r in results],
         "fit time (s)": [f"{r.fit_seconds:.2f}" for r in results],
@@ -122,14 +130,49 @@ def _model_blocks(out_dir: Path, results: Sequence[ModelReport], k: int) -> list
     if "users" in metrics["metric"].values:
         users_row = metrics["metric"] == "users"
         metrics.loc[users_row, metrics.columns[1:]] = [[_format(int(r.result.summary["users"])) for r in results]]
-    summaries = {r.name: r.result.summary for r in results}
-    chart = plots.metric_bars(summaries, [f"NDCG@{k}", f"HR@{k}"], out_dir / "models_ndcg_hr.png")
+    evaluated = {r.name: r.result for r in results}
+    spans = {metric: intervals(evaluated, metric) for metric in (f"NDCG@{k}", f"HR@{k}")}
+    shown = pd.DataFrame({"model": list(evaluated),
+                          "users": [_format(int(r.result.summary["users"])) for r in results],
+                          **{metric: [str(span) for span in by_model.values()] for metric, by_model in spans.items()}})
+    chart = plots.metric_panels(spans, out_dir / "models_ndcg_hr.png")
+    diversity = (f"diversity_embedding@k: mean over each list's item pairs of 1 − cosine similarity, measured "
+                 f"for every model in one space: {space}." if space is not None else
+                 "diversity_embedding@k: not measured (no item space shared by every model was given).")
     return [
         _Block("h2", "Models"),
         _Block("table", table=runs),
-        _Block("p", "Every summary metric, models side by side (means over evaluated users):"),
+        _Block("p", f"NDCG@{k} and HR@{k}: mean over test users with its {CONFIDENCE:.0%} bootstrap interval "
+                    "(users resampled with replacement):"),
+        _Block("table", table=shown),
+        _Block("image", f"NDCG@{k} and HR@{k} per model with {CONFIDENCE:.0%} intervals", image=chart),
+        _Block("p", "Every summary metric, models side by side (means over evaluated users; — where a value "
+                    f"cannot be measured). {diversity}"),
         _Block("table", table=metrics),
-        _Block("image", f"NDCG@{k} and HR@{k} per model", image=chart),
+    ]
+
+
+def _comparison_blocks(results: Sequence[ModelReport], k: int, baselines: Sequence[str],
+                       served: str | None) -> list[_Block]:
+    """Paired tests of every model against the best baseline on test and against the served strategy."""
+    metric = f"NDCG@{k}"
+    names = [r.name for r in results]
+    references = {}
+    candidates = [r for r in results if r.name in baselines]
+    if candidates:
+        best = max(candidates, key=lambda r: np.nan_to_num(r.result.summary.get(metric, np.nan), nan=-1.0))
+        references[f"best baseline ({best.name})"] = best.name
+    if served is not None and served in names:
+        references[f"served ({served})"] = served
+    if not references:
+        return []
+    table = paired_table({r.name: r.result for r in results}, metric, references)
+    return [
+        _Block("h2", f"Paired tests on {metric}"),
+        _Block("p", f"Each cell: the model's mean {metric} minus the reference's over the same test users, its "
+                    f"{CONFIDENCE:.0%} paired bootstrap interval and two-sided p-value (not corrected for the "
+                    "number of comparisons). An interval that excludes 0 is a difference beyond noise."),
+        _Block("table", table=table),
     ]
 
 
@@ -142,7 +185,7 @@ def _segment_blocks(out_dir: Path, results: Sequence[ModelReport], k: int) -> li
     users = next(iter(frames.values()))["users"]
     shown = activity.map(_format)
     shown.insert(0, "users", [_format(int(users[f"activity {bucket}"])) for bucket in activity.index])
-    chart = plots.segment_bars(activity.fillna(0.0), metric, out_dir / "segments_activity.png")
+    chart = plots.segment_bars(activity.dropna(how="all"), metric, out_dir / "segments_activity.png")
     special = [
         {"segment": segment, "model": name, "users": int(frame.loc[segment, "users"]),
          "targets": int(frame.loc[segment, "targets"]), f"HR@{k}": _format(frame.loc[segment, f"HR@{k}"]),
@@ -199,7 +242,7 @@ def _training_blocks(out_dir: Path, history: Mapping[str, Sequence[Mapping[str, 
 
 
 def _markdown_table(table: pd.DataFrame) -> str:
-    header = [str(column) for column in table.columns]
+    header = [str(column).replace("|", "\\|") for column in table.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(value).replace("|", "\\|") for value in row) + " |" for row in table.to_numpy()]
     return "\n".join(lines)

@@ -52,3 +52,16 @@ def _resampled_means(diff: np.ndarray, n_resamples: int, rng: np.random.Generato
         idx = rng.integers(0, n, size=(stop - start, n))
         out[start:stop] = diff[idx].mean(axis=1)
     return out
+
+
+def bootstrap_interval(
+    values: np.ndarray, n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """Mean of one model's per-user metric and its percentile bootstrap interval over users: (mean, low, high).
+
+    The paired bootstrap against a model scoring 0 for every user: the same resampling, so the interval of a
+    model and the interval of a difference between two models come from one procedure.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    mean, low, high, _ = paired_bootstrap(values, np.zeros_like(values), n_resamples, seed, confidence)
+    return mean, low, high
