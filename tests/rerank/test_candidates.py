@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from tests.models.conftest import build_dataset, checkerboard_events
@@ -235,16 +234,42 @@ def test_merged_frame_ranks_and_limits(fitted: tuple[Dataset, list]) -> None:
         assert set(zip(top[S.USER_IDX], top[S.ITEM_IDX])) <= kept, source.name
 
 
+def merge_by_rule(sources: list[CandidateSource], users: np.ndarray, k: int, total: int) -> set[tuple[int, int]]:
+    """`merge_candidates`' documented rule, one user and one item at a time: best rank, then the larger sum of
+    1 / rank, then the fixed random item order; each user's first `total` (user, item) pairs."""
+    lists = {source.name: source.candidates(users, k)[0] for source in sources}
+    tie = tie_break_order(max(int(items.max()) for items in lists.values()) + 1)
+    kept: set[tuple[int, int]] = set()
+    for row, user in enumerate(users):
+        ranks: dict[int, list[int]] = {}
+        for items in lists.values():
+            for rank, item in enumerate(items[row], start=1):
+                if item >= 0:
+                    ranks.setdefault(int(item), []).append(rank)
+        order = sorted(ranks, key=lambda item: (min(ranks[item]), -sum(1 / r for r in ranks[item]), tie[item]))
+        kept |= {(int(user), item) for item in order[:total]}
+    return kept
+
+
 def test_merge_recall_is_at_least_each_sources(fitted: tuple[Dataset, list]) -> None:
     dataset, sources = fitted
     valid = dataset.events("valid")
     targets = (valid[S.USER_IDX].to_numpy(), valid[S.ITEM_IDX].to_numpy())
-    k = 3
-    frame = merge_candidates(sources, np.arange(dataset.n_users), per_source_k=k, total=k * len(sources))
-    recall = per_source_recall(frame, targets, k=k * len(sources))
+    users = np.arange(dataset.n_users)
+    k, total = 4, len(sources)  # total < k x sources: the cut drops about a quarter of the union here
+    union = merge_candidates(sources, users, per_source_k=k, total=None)
+    cut = merge_candidates(sources, users, per_source_k=k, total=total)
+    kept = merge_by_rule(sources, users, k, total)
+    assert set(zip(cut[S.USER_IDX], cut[S.ITEM_IDX])) == kept
+    merged = per_source_recall(cut, targets, k=total)["merged"]
+    assert merged == pytest.approx(np.mean([(u, i) in kept for u, i in zip(*targets)]))  # one target per user
+    # the documented guarantee: the merged top `total` holds each source's top total // len(sources)
+    at_share = per_source_recall(union, targets, k=total // len(sources))
+    at_k = per_source_recall(union, targets, k=k)
     for source in sources:
-        assert recall["merged"] >= recall[source.name], source.name
+        assert merged >= at_share[source.name], source.name
         items, _ = source.candidates(targets[0], k)  # recall of the source alone, straight from its lists
-        assert recall[source.name] == pytest.approx(np.mean((items == targets[1][:, None]).any(axis=1)))
-    assert recall["union"] == recall["merged"]
-    assert isinstance(frame, pd.DataFrame)
+        assert at_k[source.name] == pytest.approx(np.mean((items == targets[1][:, None]).any(axis=1)))
+    union_pairs = set(zip(union[S.USER_IDX], union[S.ITEM_IDX]))
+    assert at_k["union"] == pytest.approx(np.mean([(u, i) in union_pairs for u, i in zip(*targets)]))
+    assert merged <= at_k["union"]
