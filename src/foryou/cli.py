@@ -185,7 +185,7 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     run_guarded(lambda: serving_config(bundle, overrides))  # a bad bundle or option fails here, in one line
-    run_server(bundle, host, port, workers, overrides, access_log)
+    run_guarded(lambda: run_server(bundle, host, port, workers, overrides, access_log))
 
 
 def _print_summary(reports: list) -> None:

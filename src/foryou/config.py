@@ -172,7 +172,8 @@ class TrainConfig(StrictModel):
                                   "weights, used for validation and as the result; 0: off (the last step's weights)")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA (with bf16 autocast) when available")
-    num_threads: int | None = Field(None, description="torch CPU threads; None: torch's default")
+    num_threads: int | None = Field(None, ge=1, description="threads of every library (torch, BLAS, OpenMP in "
+                                    "LightGBM / faiss) in this process; None: the cores it may use (affinity, cgroup)")
 
 
 BaselineName = Literal["most_pop", "recent_pop", "item_knn", "ease", "als"]
@@ -183,6 +184,11 @@ class BaselinesConfig(StrictModel):
     recent_pop_half_life_days: float = 14.0
     item_knn_neighbours: int = 50
     ease_l2: float = 50.0
+    ease_engine: Literal["auto", "dense", "sparse"] = Field(
+        "auto", description="auto: dense closed form up to ease_dense_max_items items, sparse (SANSA) above")
+    ease_dense_max_items: int | None = Field(None, ge=0, description="auto: largest catalog fitted densely; None: "
+                                             "what a dense fit (12 bytes per item pair) fits in half the free memory")
+    ease_weights_per_item: int = Field(50, ge=1, description="sparse EASE: weights kept per item in each factor")
     als_factors: int = 128
     als_regularization: float = 0.01
     als_alpha: float = 10.0
@@ -229,6 +235,8 @@ class ServingConfig(StrictModel):
                                        "address without a key); above: 429 with Retry-After")
     default_strategy: str | None = Field(None, description="the strategy a bundle serves by default; None: the "
                                          "one with the best validation NDCG@10 (chosen by `foryou pipeline`)")
+    bundle_root: str | None = Field(None, description="POST /v1/admin/reload may load only bundles inside this "
+                                    "folder; None: the folder holding the served bundle")
 
 
 class RankingConfig(StrictModel):

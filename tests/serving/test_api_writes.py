@@ -33,8 +33,8 @@ SECOND_VERSION = "shop-second"
 
 
 @pytest.fixture
-def client(shop_bundle: Path, tmp_path: Path) -> Iterator[TestClient]:
-    with serving(shop_bundle, tmp_path / "store.db") as writer:
+def client(shop_bundle: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    with serving(shop_bundle, tmp_path / "store.db", bundle_root=str(tmp_path_factory.getbasetemp())) as writer:
         yield writer
 
 
@@ -246,16 +246,16 @@ def test_reload_switches_to_a_new_bundle(client: TestClient, shop_bundle: Path, 
 
 def test_a_reload_reaches_every_process_sharing_the_store(shop_bundle: Path, bundles: dict[str, Path],
                                                          tmp_path: Path) -> None:
-    store = tmp_path / "shared.db"
-    with serving(shop_bundle, store) as first, serving(shop_bundle, store) as second:
+    store, root = tmp_path / "shared.db", str(bundles["second"].parent)
+    with serving(shop_bundle, store, bundle_root=root) as first, serving(shop_bundle, store) as second:
         ok(first.post("/v1/admin/reload", json={"bundle": str(bundles["second"])}, headers=WRITE))
         other = second.app.state.service  # type: ignore[attr-defined]
         assert other.follow_reloads()  # what its store poller does every second
         assert recommend(second, user_id="u0", k=3)["model_version"] == SECOND_VERSION
         assert not other.follow_reloads()  # applied once
-    with serving(shop_bundle, store) as later:  # a process started afterwards serves what it was started with
+    with serving(shop_bundle, store) as later:  # a worker (re)started afterwards serves the newest reload
         assert not later.app.state.service.follow_reloads()  # type: ignore[attr-defined]
-        assert recommend(later, user_id="u0", k=3)["model_version"] == model_version(shop_bundle)
+        assert recommend(later, user_id="u0", k=3)["model_version"] == SECOND_VERSION
 
 
 @pytest.mark.parametrize(("damage", "named"), [("model-two_tower.pt", "model/two_tower.pt"),

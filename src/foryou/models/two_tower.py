@@ -366,7 +366,7 @@ class TwoTower(Recommender):
         self.inputs = _inputs_from_arrays(arrays, len(self.known), state["cardinalities"], state["n_bands"])
         self.item_encoder = ItemFeatureEncoder.load(directory)
         self.module = self._new_module(state["n_users"])
-        self.module.load_state_dict(torch.load(directory / "two_tower.pt", map_location="cpu"))
+        self.module.load_state_dict(torch.load(directory / "two_tower.pt", map_location="cpu", weights_only=True))
         self.module.to(resolve_device(self.train_config)).eval()
         self._catalog = None
 

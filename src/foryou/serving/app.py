@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -18,18 +19,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.security import APIKeyHeader
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from foryou.config import ServingConfig
 from foryou.errors import ForyouError, UnknownIdError
 from foryou.serving import schemas as api
 from foryou.serving.catalog import Filters
-from foryou.serving.metrics import ServiceMetrics
+from foryou.serving.metrics import ServiceMetrics, worker_exited
 from foryou.serving.recommender import Query as RecommendQuery
 from foryou.serving.security import KEY_HEADER, AccessDenied, ApiKeys, BodySizeLimit, RateLimiter
 from foryou.serving.service import NotReadyError, Service, stored_event
@@ -40,17 +42,23 @@ logger = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 SETTINGS_ENV = "FORYOU_SERVE_SETTINGS"
-ItemIdPath = Annotated[str, PathParam(min_length=1, max_length=api.MAX_ID_LENGTH)]
-KeyHeader = Annotated[str | None, Header(alias=KEY_HEADER, max_length=512)]
+ItemIdPath = Annotated[str, PathParam(min_length=1, max_length=api.MAX_ID_LENGTH, pattern=api.ID_PATTERN)]
+api_key_header = APIKeyHeader(name=KEY_HEADER, auto_error=False, description="the key for writes and admin "
+                              "(and reads when serving.require_key_for_reads is set)")
+RATE_LIMIT_FILE = "rate_limits.db"
 
 
 def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys: list[str],
-               load_in_background: bool = True, exit_on_load_failure: bool = False) -> FastAPI:
+               load_in_background: bool = True, exit_on_load_failure: bool = False,
+               runtime_dir: Path | None = None) -> FastAPI:
     """The service over `bundle_dir`; with `load_in_background`, /healthz answers while the bundle loads; with
-    `exit_on_load_failure` (the `foryou serve` process) a bundle that cannot load stops the server."""
-    service = Service(bundle_dir, config, Store(store_url))
+    `exit_on_load_failure` (the `foryou serve` process) a bundle that cannot load stops the server.
+    `runtime_dir` holds what the server's workers share (the rate-limit buckets); None: a folder of this app."""
     keys = ApiKeys([*config.api_keys, *api_keys], config.require_key_for_reads)
+    service = Service(bundle_dir, config, Store(store_url))
     metrics = ServiceMetrics()
+    runtime = Path(runtime_dir) if runtime_dir else Path(tempfile.mkdtemp(prefix="foryou-serve-"))
+    limiter = RateLimiter(config.rate_limit_per_minute, runtime / RATE_LIMIT_FILE)
     load_failure: list[str] = []
 
     @asynccontextmanager
@@ -72,22 +80,25 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
             loader.join()
         yield
         service.stop()
+        limiter.close()
+        worker_exited(os.getpid())
 
     app = FastAPI(title="foryou", version="1", lifespan=lifespan,
                   description="Personalised \"For You\" recommendations from a trained foryou bundle.")
     app.state.service = service
-    app.add_middleware(Observed, metrics=metrics, limiter=RateLimiter(config.rate_limit_per_minute), keys=keys)
+    app.add_middleware(Observed, metrics=metrics, limiter=limiter, keys=keys)
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
     _add_error_handlers(app)
 
-    async def read_access(key: KeyHeader = None) -> None:
+    async def read_access(key: Annotated[str | None, Security(api_key_header)] = None) -> None:
         keys.check_read(key)
 
-    async def write_access(key: KeyHeader = None) -> None:
+    async def write_access(key: Annotated[str | None, Security(api_key_header)] = None) -> None:
         keys.check_write(key)
 
     # Reads are `async def`: a few milliseconds of CPU on one compute thread per worker, so running them on the
-    # event loop saves a thread-pool hop per request. Writes and reload block on disk or load a bundle: threads.
+    # event loop saves a thread-pool hop per request; their store reads alone go to a thread (Service), so a
+    # slow database never stalls the loop. Writes and reload block on disk or load a bundle: threads.
     # The error statuses each kind of route may answer, documented so that clients (and schema checks) know them.
     reads: dict[str, Any] = {"dependencies": [Depends(read_access)],
                              "responses": _errors(400, 401, 404, 413, 422, 429, 503)}
@@ -115,7 +126,7 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/noop", tags=["operations"], include_in_schema=False)
     async def noop() -> dict[str, str]:
@@ -127,20 +138,20 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
     async def recommend(body: api.RecommendationRequest) -> api.RecommendationResponse:
         """Top-k items for a known user, a raw history, or both (stored history + the given events)."""
         events = [Event(i.item_id, i.event_type, as_utc(i.timestamp)) for i in body.interactions]
-        return _recommend(body.user_id, events, body.k, body.strategy, body.filters, body.explain)
+        return await _recommend(body.user_id, events, body.k, body.strategy, body.filters, body.explain)
 
     @app.get("/v1/users/{user_id}/recommendations", response_model=api.RecommendationResponse,
              **reads, tags=["recommendations"])
     async def user_recommendations(user_id: ItemIdPath, k: Annotated[int, Query(ge=1)] = 10,
                              strategy: Annotated[str | None, Query(max_length=64)] = None,
                              explain: bool = False) -> api.RecommendationResponse:
-        return _recommend(user_id, [], k, strategy, api.RecommendationFilters(), explain)
+        return await _recommend(user_id, [], k, strategy, api.RecommendationFilters(), explain)
 
-    def _recommend(user_id: str | None, events: list[Event], k: int, strategy: str | None,
-                   filters: api.RecommendationFilters, explain: bool) -> api.RecommendationResponse:
-        query = RecommendQuery(user_id, events, k, service.strategy(strategy), _filters(filters),
-                               filters.exclude_seen, explain, filters.seen_event_types)
-        result, _ = service.recommend(query)
+    async def _recommend(user_id: str | None, events: list[Event], k: int, strategy: str | None,
+                         filters: api.RecommendationFilters, explain: bool) -> api.RecommendationResponse:
+        query = RecommendQuery(user_id, events, k, "", _filters(filters), filters.exclude_seen, explain,
+                               filters.seen_event_types)
+        result = await service.recommend(query, strategy)
         if result.fallback:
             metrics.fallbacks.labels(fallback=result.fallback).inc()
         return api.RecommendationResponse(user_id=user_id, strategy=result.strategy, items=result.items,
@@ -150,7 +161,7 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
     @app.get("/v1/users/{user_id}/history", response_model=api.HistoryResponse, **reads,
              tags=["users"])
     async def history(user_id: ItemIdPath) -> api.HistoryResponse:
-        known, events = service.history(user_id)
+        known, events = await service.history(user_id)
         return api.HistoryResponse(user_id=user_id, known_to_model=known, events=[
             api.HistoryEvent(item_id=e.item_id, event_type=e.event_type, timestamp=e.timestamp, source=source)
             for e, source in events])
@@ -158,8 +169,8 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
     @app.get("/v1/items/{item_id}/similar", response_model=api.SimilarResponse, **reads,
              tags=["items"])
     async def similar(item_id: ItemIdPath, k: Annotated[int, Query(ge=1)] = 10) -> api.SimilarResponse:
-        items = service.similar(item_id, k, Filters())
-        return api.SimilarResponse(item_id=item_id, items=items, model_version=_version())
+        items, version = service.similar(item_id, k, Filters())
+        return api.SimilarResponse(item_id=item_id, items=items, model_version=version)
 
     @app.get("/v1/catalog", response_model=api.CatalogResponse, **reads, tags=["items"])
     async def catalog() -> api.CatalogResponse:
@@ -175,13 +186,13 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
     async def encode(body: api.EncodeRequest) -> api.EncodeResponse:
         """A user's query vector (for teams that keep their own user state; use it with /v1/retrieve)."""
         events = [Event(i.item_id, i.event_type, as_utc(i.timestamp)) for i in body.interactions]
-        vector, warnings = service.encode(body.user_id, events)
-        return api.EncodeResponse(vector=vector.tolist(), model_version=_version(), warnings=warnings)
+        vector, version, warnings = await service.encode(body.user_id, events)
+        return api.EncodeResponse(vector=vector.tolist(), model_version=version, warnings=warnings)
 
     @app.post("/v1/retrieve", response_model=api.RetrieveResponse, **reads, tags=["vectors"])
     async def retrieve(body: api.RetrieveRequest) -> api.RetrieveResponse:
-        items = service.retrieve(body.vector, body.k, _filters(body.filters), body.exclude_items)
-        return api.RetrieveResponse(items=items, model_version=_version())
+        items, version = service.retrieve(body.vector, body.k, _filters(body.filters), body.exclude_items)
+        return api.RetrieveResponse(items=items, model_version=version)
 
     @app.post("/v1/events", response_model=api.EventsResponse, **writes, tags=["writes"])
     def events(body: api.EventsRequest) -> api.EventsResponse:
@@ -193,11 +204,20 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
 
     @app.put("/v1/items/{item_id}", response_model=api.ItemResponse, **writes, tags=["writes"])
     def put_item(item_id: ItemIdPath, body: api.ItemIn) -> api.ItemResponse:
-        """Create or update an item: encoded from its fields and searchable at once."""
+        """Create or fully replace an item (fields left out are cleared): encoded from its fields and
+        searchable at once, on every worker. To change some fields only, use PATCH."""
         written = service.upsert_item(item_id, dict(body.fields), body.available)
         metrics.items.inc()
         return api.ItemResponse(item_id=item_id, status="created" if written.created else "updated",
                                 item=written.item)
+
+    @app.patch("/v1/items/{item_id}", response_model=api.ItemResponse, **writes, tags=["writes"])
+    def patch_item(item_id: ItemIdPath, body: api.ItemPatch) -> api.ItemResponse:
+        """Update some fields of a known item (a field set to null is cleared) and/or its availability; the
+        rest is kept. The item is re-encoded only when a field the item tower reads changes."""
+        written = service.patch_item(item_id, dict(body.fields), body.available)
+        metrics.items.inc()
+        return api.ItemResponse(item_id=item_id, status="updated", item=written.item)
 
     @app.delete("/v1/items/{item_id}", response_model=api.ItemResponse, **writes, tags=["writes"])
     def delete_item(item_id: ItemIdPath) -> api.ItemResponse:
@@ -207,12 +227,9 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
     @app.post("/v1/admin/reload", response_model=api.ReloadResponse, **writes, tags=["admin"])
     def reload(body: api.ReloadRequest | None = None) -> api.ReloadResponse:
         """Swap to a new bundle; requests in flight finish on the old one; a broken bundle is refused."""
-        version, previous = service.reload(Path(body.bundle) if body and body.bundle else None)
+        version, previous = service.reload(body.bundle if body else None)
         metrics.serving(version)
         return api.ReloadResponse(model_version=version, previous_model_version=previous)
-
-    def _version() -> str:
-        return service.recommender.state.model_version
 
     return app
 
@@ -239,6 +256,13 @@ def _filters(filters: api.RecommendationFilters) -> Filters:
                    filters.available_only, filters.max_per_category, filters.diversity)
 
 
+def _message(error: Any) -> str:
+    """A validation error's message; an id with control characters is said in words, not as a regex."""
+    if error.get("type") == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == api.ID_PATTERN:
+        return "must not contain control characters"
+    return str(error.get("msg", ""))
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     """Every error the service raises on purpose becomes a 4xx (503 while loading) with its message."""
     def reply(status: int, message: Any, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -246,7 +270,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        return reply(422, [{"field": ".".join(str(part) for part in e.get("loc", ())), "message": e.get("msg", "")}
+        return reply(422, [{"field": ".".join(str(part) for part in e.get("loc", ())), "message": _message(e)}
                            for e in error.errors()])
 
     @app.exception_handler(AccessDenied)
@@ -320,4 +344,5 @@ def app_from_environment() -> FastAPI:
     faiss.omp_set_num_threads(1)
     settings = json.loads(os.environ[SETTINGS_ENV])
     return create_app(Path(settings["bundle"]), ServingConfig.model_validate(settings["config"]),
-                      settings["store_url"], settings["api_keys"], exit_on_load_failure=True)
+                      settings["store_url"], settings["api_keys"], exit_on_load_failure=True,
+                      runtime_dir=Path(settings["runtime_dir"]))

@@ -125,6 +125,7 @@ def save_bundle(directory: Path, model: TwoTower, fallback: Recommender, served:
         "model": model.name,
         "default_strategy": config.serving.default_strategy or best_on_validation(strategies, validation_ndcg or {}),
         "strategies": strategies,
+        "served_params": {name: served[name].params() for name in MATRIX_STRATEGIES if name in served},
         "validation_ndcg": validation_ndcg or {},
         "item_fields": dataset.manifest.item_fields,
         "data": {"source": dataset.manifest.source, "counts": dataset.manifest.counts,

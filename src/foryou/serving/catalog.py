@@ -90,6 +90,8 @@ class Catalog:
         prices = pd.to_numeric(_column(items, roles.price), errors="coerce")
         self.prices = prices.to_numpy(dtype=np.float64, copy=True)  # writable: upserts assign into it
         self.available = np.ones(len(self.ids), dtype=bool)
+        self._items = items  # the bundle's rows: their full fields, read by partial updates
+        self._live_fields: dict[int, dict[str, Any]] = {}  # fields of items upserted since the bundle
         self._unavailable: set[int] = set()
         self._deleted: set[int] = set()
 
@@ -117,12 +119,23 @@ class Catalog:
             self.titles[label] = self._title(fields)
             self.prices[label] = self._price(fields)
             self.available[label] = available
+        self._live_fields[label] = dict(fields)
         self._deleted.discard(label)
         if available:
             self._unavailable.discard(label)
         else:
             self._unavailable.add(label)
         return label
+
+    def fields_of(self, label: int) -> dict[str, Any]:
+        """Every accepted field of an item (None where it has no value): what a partial update starts from."""
+        if label in self._live_fields:
+            return {name: self._live_fields[label].get(name) for name in self.roles.accepted()}
+        row = self._items.iloc[label]
+        return {name: _plain(row[name]) if name in row.index else None for name in self.roles.accepted()}
+
+    def is_available(self, label: int) -> bool:
+        return label not in self._unavailable
 
     def withdraw(self, item_id: str) -> int | None:
         """Take an item out of every result (DELETE); returns its label, None when unknown."""
@@ -190,6 +203,15 @@ def _text(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """A cell of the items table as a JSON value: numpy scalars and arrays as Python ones, missing as None."""
+    if isinstance(value, np.ndarray):
+        return [str(part) for part in value.tolist() if part is not None]
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _as_categories(value: Any) -> tuple[str, ...]:

@@ -7,22 +7,19 @@ the category the user chooses most, and "Popular in ..." for popularity answers.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from foryou.models.ranking import unit_rows
-
-if TYPE_CHECKING:
-    from foryou.serving.recommender import UserContext
-    from foryou.serving.state import ServingState
+from foryou.rerank.reasons import verb
+from foryou.serving.context import UserContext
+from foryou.serving.state import ServingState
 
 RECENT_ITEMS = 20  # history items an explanation may name
 MAX_REASONS = 3
-VERBS = {"view": "viewed", "click": "clicked", "save": "saved", "like": "liked", "cart": "added to your cart",
-         "add_to_cart": "added to your cart", "addtocart": "added to your cart", "purchase": "bought",
-         "buy": "bought", "transaction": "bought", "rating": "rated", "rate": "rated", "review": "reviewed"}
 
 
 class Explainer:
@@ -70,16 +67,11 @@ class Explainer:
         """The user's most recent distinct items still in `index`, with the verb of their last event."""
         if index is None:
             return [], []
-        catalog, anchors, verbs = self.state.catalog, [], []
-        for event in reversed(context.history):
-            label = catalog.label(event.item_id)
-            if label is None or label in anchors or not index.contains(label):
-                continue
-            anchors.append(label)
-            verbs.append(VERBS.get(event.event_type.lower(), "chose"))
-            if len(anchors) == RECENT_ITEMS:
-                break
-        return anchors, verbs
+        timeline = context.timeline
+        types = timeline.latest_types()
+        latest = (label for label in timeline.recent(len(timeline.labels)).tolist() if index.contains(label))
+        anchors = list(itertools.islice(latest, RECENT_ITEMS))
+        return anchors, [verb(types[label]) for label in anchors]
 
     def _favourite_category(self, context: UserContext) -> str | None:
         """The category of most of the user's events, when it covers at least two of them."""

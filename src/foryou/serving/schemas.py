@@ -15,7 +15,8 @@ MAX_ID_LENGTH = 256
 MAX_TEXT_LENGTH = 10_000
 MAX_LIST = 1000
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
+ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"  # no control characters: ids are stored, logged and shown
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
 EventType = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
@@ -163,6 +164,14 @@ class ItemIn(Strict):
         {"fields": {"description": "GOLD HOOP EARRINGS", "price": 4.95}, "available": True}]})
 
 
+class ItemPatch(Strict):
+    fields: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], FieldValue] = Field(
+        default_factory=dict, max_length=100, description="only the fields to change; null clears one")
+    available: bool | None = Field(None, description="absent: unchanged")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"available": False}, {"fields": {"price": 3.5}}]})
+
+
 class ItemResponse(BaseModel):
     item_id: str
     status: Literal["created", "updated", "deleted"]
@@ -193,7 +202,9 @@ class RetrieveResponse(BaseModel):
 
 
 class ReloadRequest(Strict):
-    bundle: str | None = Field(None, max_length=4096, description="bundle folder; absent: the current one again")
+    bundle: str | None = Field(None, min_length=1, max_length=4096, description="bundle folder, relative to the "
+                               "server's bundle root (serving.bundle_root) or inside it; absent: the current one "
+                               "again")
 
 
 class ReloadResponse(BaseModel):

@@ -2,7 +2,9 @@
 
 Writes and admin always need a key: with none configured they are refused (never open). Reads need one only
 when `serving.require_key_for_reads` is set. Rate limits are token buckets per valid key (per client
-address otherwise: a made-up key buys no fresh bucket), so one noisy caller cannot starve the others.
+address otherwise: a made-up key buys no fresh bucket), so one noisy caller cannot starve the others. The
+buckets live in one SQLite file that every worker of a server shares, so the configured limit holds for the
+whole server, not per worker; a bucket that has refilled is deleted, so the file stays bounded.
 """
 
 from __future__ import annotations
@@ -10,13 +12,17 @@ from __future__ import annotations
 import hmac
 import json
 import math
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from foryou.errors import ConfigError
 
 KEY_HEADER = "X-API-Key"
 NO_KEYS_MESSAGE = ("writes and admin are disabled: no API key is configured. Set serving.api_keys in the config "
@@ -35,7 +41,13 @@ class ApiKeys:
     """The accepted keys; compared in constant time."""
 
     def __init__(self, keys: Iterable[str], require_for_reads: bool) -> None:
+        """A key must be printable ASCII (what an HTTP header carries intact): any other is a ConfigError at
+        start-up, since no request could ever match it."""
         self.keys = [key for key in (key.strip() for key in keys) if key]
+        for position, key in enumerate(self.keys, 1):
+            if not (key.isascii() and key.isprintable()):
+                raise ConfigError(f"API key #{position} (serving.api_keys, then FORYOU_API_KEYS) has a character "
+                                  "that is not printable ASCII: no X-API-Key header could match it")
         self.require_for_reads = require_for_reads
 
     def check_write(self, given: str | None) -> None:
@@ -58,25 +70,58 @@ class ApiKeys:
 
 
 class RateLimiter:
-    """Token bucket per client: `per_minute` requests, refilled continuously; thread-safe."""
+    """Token bucket per client, `per_minute` requests refilled continuously, in an SQLite file at `path` that
+    every worker process of the server opens: one atomic upsert per request takes a token for all of them."""
 
-    def __init__(self, per_minute: int) -> None:
+    _SCHEMA = "CREATE TABLE IF NOT EXISTS buckets (client TEXT PRIMARY KEY, tokens REAL NOT NULL, " \
+              "at REAL NOT NULL, allowed INTEGER NOT NULL)"
+    # Refill since `at`, capped at the capacity; take one token when at least one is there.
+    _TAKE = """
+        INSERT INTO buckets (client, tokens, at, allowed) VALUES (:client, :capacity - 1, :now, 1)
+        ON CONFLICT (client) DO UPDATE SET
+          allowed = min(:capacity, tokens + (:now - at) * :rate) >= 1,
+          tokens = min(:capacity, tokens + (:now - at) * :rate)
+                   - (min(:capacity, tokens + (:now - at) * :rate) >= 1),
+          at = :now
+        RETURNING tokens, allowed"""
+    PRUNE_EVERY = 1000  # requests between deletions of refilled buckets
+
+    def __init__(self, per_minute: int, path: Path) -> None:
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
-        self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+        self._calls = 0
+        self._db = sqlite3.connect(str(path), timeout=5.0, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = OFF")  # counters, not data: a crash may only forget tokens
+        self._db.execute(self._SCHEMA)
 
     def retry_after(self, client: str) -> int | None:
         """None when the request may go ahead (one token taken), else whole seconds until a token is back."""
-        now = time.monotonic()
+        now = time.time()  # one clock for every process
         with self._lock:
-            tokens, last = self._buckets.get(client, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[client] = (tokens - 1.0, now)
-                return None
-            self._buckets[client] = (tokens, now)
-            return max(1, math.ceil((1.0 - tokens) / self.rate))
+            tokens, allowed = self._db.execute(self._TAKE, {"client": client, "capacity": self.capacity,
+                                                            "now": now, "rate": self.rate}).fetchone()
+            self._calls += 1
+            if self._calls % self.PRUNE_EVERY == 0:
+                self._prune(now)
+        if allowed:
+            return None
+        return max(1, math.ceil((1.0 - tokens) / self.rate))
+
+    def buckets(self) -> int:
+        """How many clients hold a bucket now (refilled ones are pruned)."""
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM buckets").fetchone()[0])
+
+    def _prune(self, now: float) -> None:
+        """Delete buckets full again: a missing bucket is a full one, so this forgets nothing."""
+        self._db.execute("DELETE FROM buckets WHERE tokens + (:now - at) * :rate >= :capacity",
+                         {"now": now, "rate": self.rate, "capacity": self.capacity})
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
 
 
 class BodySizeLimit:

@@ -1,24 +1,28 @@
 """The service's operations behind the routes: load and hot-swap the bundle, read and write the store.
 
-One `Service` per process. The current `Recommender` (over one `ServingState`) is replaced whole on reload, so
-a request in flight finishes on the state it started with. Item changes reach every worker and replica
-through the store: each process polls it and applies what changed, its own writes included.
+One `Service` per process. The current `Recommender` (over one `ServingState`) is replaced whole on reload; every
+request reads it once and answers from that snapshot, so a request in flight finishes on the bundle it started
+with and never mixes two. Item changes reach every worker and replica through the store: each process polls it
+and applies what changed, its own writes included. Store reads of the async routes run on a worker thread
+(`anyio.to_thread`), so a slow database never stalls the event loop.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from anyio import to_thread
 
 from foryou.config import ServingConfig
 from foryou.errors import ForyouError, UnknownIdError
-from foryou.serving.catalog import Filters
+from foryou.serving.catalog import FieldRoles, Filters
 from foryou.serving.recommender import POPULAR, Query, Recommender, Result, UserContext
 from foryou.serving.state import Event, ServingState, as_utc, stored_events_as_history
 from foryou.serving.store import Store, StoredEvent, StoredItem
@@ -47,7 +51,8 @@ class Service:
     """Bundle + store + config: what every route calls."""
 
     def __init__(self, bundle_dir: Path, config: ServingConfig, store: Store) -> None:
-        self.bundle_dir = Path(bundle_dir)
+        self.bundle_dir = Path(bundle_dir).resolve()
+        self.bundle_root = Path(config.bundle_root).resolve() if config.bundle_root else self.bundle_dir.parent
         self.config = config
         self.store = store
         self._current: Recommender | None = None
@@ -58,11 +63,23 @@ class Service:
 
     # ---- life cycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
-        """Load the bundle, apply the store's items, warm up, then poll the store for item changes and reloads.
-        Reloads recorded before this start are history: a process serves the bundle it was started with."""
+        """Load the newest bundle recorded in the store (`foryou serve` records the one it starts with, so a
+        worker restarted after a reload serves the reloaded bundle) or else `bundle_dir`; apply the store's
+        items, warm up, then poll the store for item changes and reloads."""
         latest = self.store.latest_reload()
-        self._applied_reload = latest[0] if latest else 0
-        self._current = self._prepare(self.bundle_dir)
+        directory = self.bundle_dir
+        if latest is not None:
+            self._applied_reload, directory = latest[0], Path(latest[1])
+        try:
+            self._current = self._prepare(directory)
+        except ForyouError as error:
+            if directory == self.bundle_dir:
+                raise
+            logger.error("cannot load the recorded bundle %s (%s); serving %s", directory, error, self.bundle_dir)
+            directory = self.bundle_dir
+            self._current = self._prepare(directory)
+        self.bundle_dir = directory
+        self._check_default_strategy(self._current)
         self._poller = threading.Thread(target=self._poll_store, name="foryou-store-sync", daemon=True)
         self._poller.start()
 
@@ -78,20 +95,40 @@ class Service:
 
     @property
     def recommender(self) -> Recommender:
+        """The current snapshot; read it once per request and pass it down."""
         if self._current is None:
             raise NotReadyError("the bundle is still loading; retry shortly (GET /readyz says when it is ready)")
         return self._current
 
-    def reload(self, bundle_dir: Path | None) -> tuple[str, str]:
-        """Swap to a new bundle (or the same folder again); a broken one raises and the old one keeps serving.
-        The reload is recorded in the store, so every other worker and replica sharing it follows."""
+    def reload(self, bundle: str | None) -> tuple[str, str]:
+        """Swap to the bundle folder `bundle` (relative to the bundle root, or absolute inside it; None: the
+        current one again); a broken one raises and the old one keeps serving. The reload is recorded in the
+        store, so every other worker and replica sharing it follows."""
+        directory = self._bundle_path(bundle) if bundle else self.bundle_dir
         with self._reload_lock:
             previous = self.recommender.state.model_version
-            directory = (Path(bundle_dir) if bundle_dir else self.bundle_dir).resolve()
-            self._swap(directory)
+            try:
+                self._swap(directory)
+            except (ForyouError, OSError) as error:
+                shown = bundle or "the current bundle"
+                reason = str(error).replace(str(directory), shown).replace(str(self.bundle_root), "<bundle root>")
+                raise BadRequestError(f"bundle: {shown!r} cannot be loaded: {reason}") from None
             version = self.recommender.state.model_version
             self._applied_reload = self.store.record_reload(str(directory), version)
             return version, previous
+
+    def _bundle_path(self, bundle: str) -> Path:
+        """`bundle` resolved inside the bundle root; a path that escapes it is refused without naming host paths."""
+        if "\x00" in bundle:
+            raise BadRequestError("bundle: a path cannot contain a NUL character")
+        try:
+            directory = (self.bundle_root / bundle).resolve()
+        except (OSError, RuntimeError, ValueError):
+            raise BadRequestError(f"bundle: {bundle!r} is not a usable path") from None
+        if not directory.is_relative_to(self.bundle_root):
+            raise BadRequestError(f"bundle: {bundle!r} is outside the bundle root this server may load from "
+                                  "(serving.bundle_root, by default the folder holding the served bundle)")
+        return directory
 
     def follow_reloads(self) -> bool:
         """Load the bundle of a reload recorded by another process since the last one applied here; True if
@@ -106,16 +143,26 @@ class Service:
             self._applied_reload = reload_id
             try:
                 self._swap(Path(bundle))
-            except ForyouError as error:
+            except (ForyouError, OSError) as error:
                 logger.error("cannot follow the reload to %s: %s; still serving %s", bundle, error,
                              self.recommender.state.model_version)
         return True
 
     def _swap(self, directory: Path) -> None:
         previous = self.recommender.state.model_version
-        self._current = self._prepare(directory)
+        recommender = self._prepare(directory)
+        self._check_default_strategy(recommender)
+        self._current = recommender
         self.bundle_dir = directory
-        logger.info("serving bundle %s: %s -> %s", directory, previous, self._current.state.model_version)
+        logger.info("serving bundle %s: %s -> %s", directory, previous, recommender.state.model_version)
+
+    def _check_default_strategy(self, recommender: Recommender) -> None:
+        """`serving.default_strategy` must be one the bundle serves: checked at start and at every reload."""
+        name = self.config.default_strategy
+        if name is not None and name not in recommender.state.bundle.strategies:
+            raise BadRequestError(f"serving.default_strategy {name!r} is not served by bundle "
+                                  f"{recommender.state.model_version}; it serves "
+                                  f"{', '.join(recommender.state.bundle.strategies)}")
 
     def _prepare(self, directory: Path) -> Recommender:
         state = ServingState.load(directory)
@@ -146,9 +193,12 @@ class Service:
         return len(items)
 
     # ---- reads ------------------------------------------------------------------------------------------------
-    def strategy(self, asked: str | None) -> str:
-        available = self.recommender.state.bundle.strategies
-        name = asked or self.config.default_strategy or self.recommender.state.bundle.default_strategy
+    def strategy(self, asked: str | None, recommender: Recommender | None = None) -> str:
+        """The strategy a request gets from `recommender` (default: the current one): the asked one, else the
+        configured or the bundle's default; an unknown name is a 422 listing those served."""
+        state = (recommender or self.recommender).state
+        available = state.bundle.strategies
+        name = asked or self.config.default_strategy or state.bundle.default_strategy
         if name not in available:
             raise BadRequestError(f"strategy: unknown strategy {name!r}; available: {', '.join(available)}")
         return name
@@ -157,44 +207,68 @@ class Service:
         if k > self.config.max_k:
             raise BadRequestError(f"k: {k} is above this server's maximum of {self.config.max_k} (serving.max_k)")
 
-    def context(self, user_id: str | None, interactions: list[Event], warnings: list[str]) -> UserContext:
-        """The user's trained history + stored live events + the request's events."""
+    def check_event_types(self, recommender: Recommender, event_types: list[str], field: str) -> None:
+        """Event types must be ones the bundle's model was trained with; else a 422 naming the allowed ones."""
+        allowed = recommender.state.event_types
+        unknown = sorted(set(event_types) - set(allowed))
+        if unknown:
+            raise BadRequestError(f"{field}: unknown event type(s) {', '.join(repr(name) for name in unknown[:10])}; "
+                                  f"this bundle knows {', '.join(allowed)}")
+
+    async def stored_events(self, user_id: str | None) -> list[Event]:
+        """The user's stored live events, read on a worker thread (never on the event loop)."""
+        if not user_id:
+            return []
+        stored = await to_thread.run_sync(self.store.user_events, user_id, self.config.max_interactions)
+        return stored_events_as_history(stored)
+
+    def context(self, recommender: Recommender, user_id: str | None, stored: list[Event],
+                interactions: list[Event], warnings: list[str]) -> UserContext:
+        """The user's trained history + stored live events + the request's events, all from one snapshot."""
         if len(interactions) > self.config.max_interactions:
             raise BadRequestError(f"interactions: {len(interactions)} events, at most "
                                   f"{self.config.max_interactions} per request (serving.max_interactions)")
-        stored = self.store.user_events(user_id, limit=self.config.max_interactions) if user_id else []
-        return self.recommender.context(user_id, [*stored_events_as_history(stored), *interactions], warnings)
+        self.check_event_types(recommender, [event.event_type for event in interactions], "interactions.event_type")
+        return recommender.context(user_id, [*stored, *interactions], warnings)
 
-    def recommend(self, query: Query) -> tuple[Result, UserContext]:
+    async def recommend(self, query: Query, asked_strategy: str | None) -> Result:
+        """`query` (its strategy ignored) answered with `asked_strategy` or the default, by one bundle."""
         self.check_k(query.k)
         recommender = self.recommender
+        query = replace(query, strategy=self.strategy(asked_strategy, recommender))
+        stored = await self.stored_events(query.user_id)
         warnings: list[str] = []
-        context = self.context(query.user_id, query.interactions, warnings)
+        context = self.context(recommender, query.user_id, stored, query.interactions, warnings)
         result = recommender.recommend(query, context)
         result.warnings = warnings + result.warnings
-        return result, context
+        return result
 
-    def history(self, user_id: str) -> tuple[bool, list[tuple[Event, str]]]:
+    async def history(self, user_id: str) -> tuple[bool, list[tuple[Event, str]]]:
         """(known to the model, events oldest first with their source 'training' or 'live')."""
         state = self.recommender.state
+        live = await self.stored_events(user_id)
         user = state.user_index(user_id)
         trained = state.trained_history(user) if user is not None else []
-        live = stored_events_as_history(self.store.user_events(user_id, limit=self.config.max_interactions))
         if user is None and not live:
             raise UnknownIdError(f"unknown user id: {user_id!r} (no training history and no stored events)")
         events = [(event, "training") for event in trained] + [(event, "live") for event in live]
         return user is not None, sorted(events, key=lambda pair: pair[0].timestamp)
 
-    def encode(self, user_id: str | None, interactions: list[Event]) -> tuple[np.ndarray, list[str]]:
+    async def encode(self, user_id: str | None, interactions: list[Event]) -> tuple[np.ndarray, str, list[str]]:
+        """(the user's query vector, the model version that made it, warnings)."""
+        recommender = self.recommender
+        stored = await self.stored_events(user_id)
         warnings: list[str] = []
-        context = self.context(user_id, interactions, warnings)
-        vector = self.recommender.user_vector(context)
+        context = self.context(recommender, user_id, stored, interactions, warnings)
+        vector = recommender.user_vector(context)
         if vector is None:
             raise BadRequestError("interactions: no event on an item the model knows, and no known user_id: "
                                   "there is nothing to encode")
-        return vector, warnings
+        return vector, recommender.state.model_version, warnings
 
-    def retrieve(self, vector: list[float], k: int, filters: Filters, exclude: list[str]) -> list[dict[str, Any]]:
+    def retrieve(self, vector: list[float], k: int, filters: Filters,
+                 exclude: list[str]) -> tuple[list[dict[str, Any]], str]:
+        """(ranked items, model version) for a query vector."""
         self.check_k(k)
         recommender = self.recommender
         width = recommender.state.index.dim
@@ -206,19 +280,23 @@ class Service:
         catalog = recommender.state.catalog
         labels = np.array([label for item in exclude if (label := catalog.label(item)) is not None], np.int64)
         found, scores = recommender.retrieve(query.astype(np.float32), k, filters, labels)
-        return ranked(recommender, found, scores)
+        return ranked(recommender, found, scores), recommender.state.model_version
 
-    def similar(self, item_id: str, k: int, filters: Filters) -> list[dict[str, Any]]:
+    def similar(self, item_id: str, k: int, filters: Filters) -> tuple[list[dict[str, Any]], str]:
+        """(ranked items like `item_id`, model version)."""
         self.check_k(k)
         recommender = self.recommender
         found, scores = recommender.similar(item_id, k, filters)
-        return ranked(recommender, found, scores)
+        return ranked(recommender, found, scores), recommender.state.model_version
 
     # ---- writes -----------------------------------------------------------------------------------------------
     def add_events(self, events: list[StoredEvent]) -> tuple[int, list[str]]:
-        """Store durably (committed before returning); returns (newly stored, warnings on unknown items)."""
+        """Store durably (committed before returning); returns (newly stored, warnings on unknown items).
+        Event types the bundle does not know are refused (422) before anything is stored."""
+        recommender = self.recommender
+        self.check_event_types(recommender, [event.event_type for event in events], "events.event_type")
         stored = self.store.add_events(events)
-        catalog = self.recommender.state.catalog
+        catalog = recommender.state.catalog
         unknown = sorted({event.item_id for event in events if catalog.label(event.item_id) is None})
         warnings = []
         if unknown:
@@ -227,15 +305,32 @@ class Service:
         return stored, warnings
 
     def upsert_item(self, item_id: str, fields: dict[str, Any], available: bool) -> ItemWrite:
-        """Check the fields against the catalog's, store the item, then encode and index it here at once."""
+        """Full replace: check the fields against the catalog's, store the item, then encode and index it here
+        at once. Fields left out are cleared."""
         state = self.recommender.state
-        check_item_fields(fields, state.roles.text, state.roles.categorical, state.roles.numeric)
+        check_item_fields(fields, state.roles)
         created = state.catalog.label(item_id) is None
-        sequence = self.store.upsert_item(StoredItem(item_id, fields, available))
-        state.apply_items([StoredItem(item_id, fields, available)], 0)
-        logger.debug("item %s stored as change %d", item_id, sequence)
+        return self._write_item(state, StoredItem(item_id, fields, available), created)
+
+    def patch_item(self, item_id: str, fields: dict[str, Any], available: bool | None) -> ItemWrite:
+        """Partial update of a known item: the named fields (None clears one) and availability; the rest kept.
+        The item is re-encoded only when a field that feeds the item tower changes."""
+        state = self.recommender.state
+        check_item_fields(fields, state.roles)
         label = state.catalog.label(item_id)
-        return ItemWrite(item_id, created, None if label is None else state.catalog.describe(label))
+        if label is None:
+            raise UnknownIdError(f"unknown item id: {item_id!r} (PUT /v1/items/{{item_id}} creates items)")
+        current = state.catalog.fields_of(label)
+        merged = {**current, **fields}
+        item = StoredItem(item_id, merged, state.catalog.is_available(label) if available is None else available)
+        return self._write_item(state, item, created=False)
+
+    def _write_item(self, state: ServingState, item: StoredItem, created: bool) -> ItemWrite:
+        sequence = self.store.upsert_item(item)
+        state.apply_items([item], 0)
+        logger.debug("item %s stored as change %d", item.item_id, sequence)
+        label = state.catalog.label(item.item_id)
+        return ItemWrite(item.item_id, created, None if label is None else state.catalog.describe(label))
 
     def delete_item(self, item_id: str) -> None:
         state = self.recommender.state
@@ -251,8 +346,10 @@ def ranked(recommender: Recommender, labels: np.ndarray, scores: np.ndarray) -> 
             for rank, (label, score) in enumerate(zip(labels.tolist(), scores.tolist()), 1)]
 
 
-def check_item_fields(fields: dict[str, Any], text: list[str], categorical: list[str], numeric: list[str]) -> None:
-    """Field names the catalog knows, with values of their role's type; else BadRequestError naming the field."""
+def check_item_fields(fields: dict[str, Any], roles: FieldRoles) -> None:
+    """Field names the catalog knows, with values of their role's type (the price a finite number >= 0); else
+    BadRequestError naming the field."""
+    text, categorical, numeric = roles.text, roles.categorical, roles.numeric
     for name, value in fields.items():
         if name not in (*text, *categorical, *numeric):
             known = ", ".join([*text, *categorical, *numeric]) or "none"
@@ -263,8 +360,11 @@ def check_item_fields(fields: dict[str, Any], text: list[str], categorical: list
             raise BadRequestError(f"fields.{name}: a text field takes a string")
         if name in categorical and not isinstance(value, (str, list)):
             raise BadRequestError(f"fields.{name}: a categorical field takes a string or a list of strings")
-        if name in numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise BadRequestError(f"fields.{name}: a numeric field takes a number")
+        if name in numeric and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                or not math.isfinite(value)):
+            raise BadRequestError(f"fields.{name}: a numeric field takes a finite number")
+        if name == roles.price and value < 0:
+            raise BadRequestError(f"fields.{name}: a price cannot be negative, got {value}")
 
 
 def stored_event(user_id: str, item_id: str, event_type: str, timestamp: Any, event_id: str | None) -> StoredEvent:

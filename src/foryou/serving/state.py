@@ -57,6 +57,11 @@ class ServingState:
         self.item_sequence = 0  # newest store change applied
         self._lock = threading.Lock()
         self._type_names = self.model.type_names()
+        configured = bundle.meta.get("config", {}).get("events", {}).get("weights", {})
+        self._event_types = sorted({*configured, *self._type_names})
+        # per-instance caches (not lru_cache on the methods, which would keep every reloaded bundle alive)
+        self.trained_history = functools.lru_cache(maxsize=USER_CACHE_SIZE)(self._trained_history)
+        self.trained_user_vector = functools.lru_cache(maxsize=USER_CACHE_SIZE)(self._trained_user_vector)
 
     @classmethod
     def load(cls, directory: Path) -> ServingState:
@@ -65,6 +70,12 @@ class ServingState:
     @property
     def model_version(self) -> str:
         return self.bundle.model_version
+
+    @property
+    def event_types(self) -> list[str]:
+        """The event types requests and writes may name: those the bundle's config weighs and those the model
+        was trained with."""
+        return self._event_types
 
     # ---- items ------------------------------------------------------------------------------------------------
     def apply_items(self, items: Sequence[StoredItem], sequence: int) -> None:
@@ -79,10 +90,25 @@ class ServingState:
             self.item_sequence = max(self.item_sequence, sequence)
 
     def _upsert(self, items: Sequence[StoredItem]) -> None:
+        """Catalog first; then encode and index only the items whose fields changed (availability alone does
+        not touch the item tower)."""
+        changed = [item for item in items if self._fields_changed(item)]
+        for item in items:
+            self.catalog.set_item(item.item_id, item.fields, item.available)
+        if changed:
+            self._encode(changed)
+
+    def _fields_changed(self, item: StoredItem) -> bool:
+        label = self.catalog.label(item.item_id)
+        if label is None or not self.index.contains(label):
+            return True
+        current = self.catalog.fields_of(label)
+        return any(current.get(name) != item.fields.get(name) for name in self.roles.accepted())
+
+    def _encode(self, items: Sequence[StoredItem]) -> None:
         frame = pd.DataFrame([{S.ITEM_ID: item.item_id, **item.fields} for item in items])
         vectors = self.model.encode_items(frame)
-        labels = np.array([self.catalog.set_item(item.item_id, item.fields, item.available) for item in items],
-                          dtype=np.int64)
+        labels = np.array([self.catalog.labels[item.item_id] for item in items], dtype=np.int64)
         self.index.upsert(labels, vectors)
         if self.content_index is not None:
             self.content_index.upsert(labels, unit_rows(self.model.encode_items(frame, content_only=True)[:, :-1]))
@@ -111,8 +137,7 @@ class ServingState:
         seen = self.model.seen
         return seen.indices[seen.indptr[user]:seen.indptr[user + 1]].astype(np.int64)
 
-    @functools.lru_cache(maxsize=USER_CACHE_SIZE)  # noqa: B019 - one state per bundle; dropped with it on reload
-    def trained_history(self, user: int) -> list[Event]:
+    def _trained_history(self, user: int) -> list[Event]:
         """The user's events the model was trained on (train + valid), oldest first."""
         assert self.model.histories is not None and self.model.item_ids is not None
         history = self.model.histories.user(user)
@@ -121,8 +146,7 @@ class ServingState:
                       datetime.fromtimestamp(float(day) * SECONDS_PER_DAY, timezone.utc))
                 for item, code, day in zip(history.items, history.event_types, history.days)]
 
-    @functools.lru_cache(maxsize=USER_CACHE_SIZE)  # noqa: B019 - as above
-    def trained_user_vector(self, user: int) -> np.ndarray:
+    def _trained_user_vector(self, user: int) -> np.ndarray:
         """The two-tower query of a trained user from the training history alone (fixed for this bundle)."""
         assert self.model.user_ids is not None
         vector = self.model.user_vector([], str(self.model.user_ids[user]))
