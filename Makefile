@@ -9,12 +9,14 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP)
 	@scripts/install-system-deps.sh
 
-# torch is pinned here so that pip takes the local CPU build instead of a multi-GB CUDA download.
+# torch is pinned here so that pip takes the local CPU build instead of a multi-GB CUDA download. The system
+# packages come first: the sparse extra compiles scikit-sparse against libsuitesparse-dev's headers.
 $(STAMP): pyproject.toml Makefile
+	@scripts/install-system-deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,multilingual,spark]'
+	$(BIN)/pip install --quiet -e '.[dev,multilingual,spark,sparse]'
 	touch $(STAMP)
 
 # The demo's write key is demo-key unless FORYOU_API_KEYS is set; reads need no key.

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages some tests and benchmarks need: a PostgreSQL server (store tests), wrk (HTTP
-# load benchmark), Chromium and its driver (browser tests), a Java runtime (the Spark engine's tests). Only the missing ones, and never fails the set-up:
+# load benchmark), Chromium and its driver (browser tests), a Java runtime (the Spark engine's tests), SuiteSparse's
+# headers (the sparse extra builds scikit-sparse for sparse EASE). Only the missing ones, and never fails the set-up:
 # when it cannot install them it prints one line naming what is missing (those tests are skipped) and exits 0.
 set -u
 
-PACKAGES=(postgresql wrk chromium chromium-driver default-jre-headless)
+PACKAGES=(postgresql wrk chromium chromium-driver default-jre-headless libsuitesparse-dev)
 
 # True when the package's program is usable (the store tests also look under /usr/lib/postgresql/*/bin).
 present() {

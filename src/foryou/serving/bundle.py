@@ -2,7 +2,8 @@
 
 Layout (every file but bundle.json is listed in the manifest with its SHA-256, so a damaged file is named):
   bundle.json      format version, foryou version, model version, strategies and the default one (chosen
-                   on validation), data hashes, validation and test metrics, config, file checksums
+                   on validation), the served baselines' parameters (EASE: the engine it was fitted with),
+                   data hashes, validation and test metrics, config, file checksums
   model/           the two-tower model (Recommender.save, with its fitted item feature encoder)
   index/           the ANN index over the model's retrieval vectors; labels are catalog rows
   content.npy      (n_items, d) unit content-only item vectors, for the `content` strategy (when items have content)

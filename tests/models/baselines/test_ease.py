@@ -1,12 +1,15 @@
-"""EASE against its closed form on a 3x3 example."""
+"""EASE against its closed form on a 3x3 example; the sparse (SANSA) engine and when it is chosen."""
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from conftest import build_dataset
 
+from foryou.config import BaselinesConfig
+from foryou.models.base import Recommender
 from foryou.models.baselines import EASE
-from foryou.models.baselines.ease import ease_weights
+from foryou.models.baselines.ease import choose_engine, dense_max_items, ease_weights, sansa_factors
+from foryou.models.registry import build_baselines
 
 
 def test_ease_weights_match_closed_form_by_hand() -> None:
@@ -48,3 +51,59 @@ def test_ease_scores_are_history_times_weights() -> None:
 def test_ease_rejects_non_positive_lambda() -> None:
     with pytest.raises(ValueError, match="l2 \\(lambda\\) must be positive"):
         EASE(l2=0.0)
+
+
+def test_choose_engine_dense_up_to_the_limit_sparse_above() -> None:
+    assert choose_engine(100, 100)[0] == "dense"
+    engine, limit, why = choose_engine(101, 100)
+    assert (engine, limit) == ("sparse", 100)
+    assert "101 items > 100 (baselines.ease_dense_max_items)" in why
+
+
+def test_dense_limit_from_memory_is_twelve_bytes_per_pair_in_half() -> None:
+    # 24 GiB available -> 12 GiB for the fit -> sqrt(12 GiB / 12 B) = sqrt(2**30) = 32768 items
+    assert dense_max_items(24 * 2**30) == 32768
+    assert dense_max_items(0) == 0
+
+
+def test_sparse_ease_matches_dense_when_it_keeps_every_weight() -> None:
+    # density 1 (weights_per_item >= n_items): SANSA's factors multiply to the exact inverse, so the off-diagonal
+    # scores equal the closed form's
+    rng = np.random.default_rng(0)
+    x = sp.csr_matrix((rng.random((40, 12)) < 0.3).astype(np.float32))
+    first, second = sansa_factors(x, 25.0, weights_per_item=12)
+    product = (first @ second).toarray()
+    off_diagonal = ~np.eye(12, dtype=bool)
+    np.testing.assert_allclose(product[off_diagonal], ease_weights(x, 25.0)[off_diagonal], atol=1e-4)
+
+
+def test_sparse_ease_recommends_like_dense_unseen_and_sorted(tiny_dataset, tmp_path) -> None:
+    model = EASE(l2=1.0, dense_max_items=5).fit(tiny_dataset)  # 20 items > 5: sparse
+    assert model.params()["engine"] == "sparse" and model.params()["dense_max_items"] == 5
+    users = [f"u{index:02d}" for index in range(30)]
+    ids, scores = model.recommend(users, k=5)
+    _, dense_scores = EASE(l2=1.0, engine="dense").fit(tiny_dataset).recommend(users, k=5)
+    seen = tiny_dataset.user_item_matrix(binary=True)
+    for index, (row, row_scores) in enumerate(zip(ids, scores)):
+        items = [int(item[1:]) for item in row]
+        block = range(10) if index < 15 else range(10, 20)
+        assert set(items[:2]) <= set(block), (index, row)  # users never mix blocks: the best are their block's
+        assert not set(items) & set(seen[index].indices), (index, row)
+        assert np.all(np.diff(row_scores) <= 0)
+        np.testing.assert_allclose(row_scores, dense_scores[index], atol=0.01)  # all weights kept: ~dense
+    model.save(tmp_path / "ease")
+    loaded = Recommender.load(tmp_path / "ease")
+    assert loaded.params()["engine"] == "sparse"
+    np.testing.assert_allclose(loaded.score_users(np.arange(30)), model.score_users(np.arange(30)), atol=1e-6)
+
+
+def test_forced_dense_engine_ignores_the_limit(tiny_dataset) -> None:
+    model = EASE(l2=1.0, engine="dense", dense_max_items=5).fit(tiny_dataset)
+    assert model.params()["engine"] == "dense" and model.weights[0].shape == (20, 20)
+
+
+def test_config_limit_makes_the_default_baselines_fit_sparse_ease(tiny_dataset) -> None:
+    lowered = build_baselines(BaselinesConfig(enabled=["ease"], ease_l2=1.0, ease_dense_max_items=10))["ease"]
+    assert lowered.fit(tiny_dataset).params()["engine"] == "sparse"  # 20 items > 10
+    default = build_baselines(BaselinesConfig(enabled=["ease"], ease_l2=1.0))["ease"]
+    assert default.fit(tiny_dataset).params()["engine"] == "dense"  # 20 items fit in any machine's memory

@@ -1,25 +1,34 @@
 """EASE (Steck 2019): a closed-form item-item linear autoencoder with a zero diagonal.
 
 G = X^T X + lambda I, P = G^-1, B = -P / diag(P) (column-wise), diag(B) = 0; scores = X_u B.
-Memory is O(n_items^2): a 10k-item catalog needs ~0.8 GB (float64 inverse) plus 0.4 GB (float32 B).
+The dense closed form needs O(n_items^2) memory (12 bytes per item pair while fitting: 43 GB at 60k items), so
+above a catalog size that fits in memory EASE is fitted by SANSA (Spisak et al. 2023): a sparse LDL^T of G and
+a sparse approximate inverse, B ~ W^T W_r with two sparse factors of about `weights_per_item` entries per item.
 Supports `score_histories`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
 from foryou.data.dataset import Dataset
+from foryou.errors import ConfigError
 from foryou.models.baselines.history import ItemItemRecommender
+from foryou.resources import available_memory_bytes
 
 logger = logging.getLogger(__name__)
+
+EaseEngine = Literal["auto", "dense", "sparse"]
+DENSE_BYTES_PER_PAIR = 12  # float64 Gram inverted in place + the float32 weights it becomes
+DENSE_MEMORY_SHARE = 0.5  # of the available memory: the rest of the pipeline keeps other models alongside
 
 
 def ease_weights(user_items: sp.spmatrix, l2: float) -> np.ndarray:
@@ -33,47 +42,113 @@ def ease_weights(user_items: sp.spmatrix, l2: float) -> np.ndarray:
     return inverse.astype(np.float32)
 
 
+def sansa_factors(user_items: sp.spmatrix, l2: float, weights_per_item: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Two sparse float32 (n_items, n_items) factors whose product approximates the EASE weights B (its
+    diagonal is about -1 instead of 0: only the seen items it scores, which are excluded, differ)."""
+    try:
+        from sansa import SANSA, CHOLMODGramianFactorizerConfig, SANSAConfig, UMRUnitLowerTriangleInverterConfig
+    except ImportError as exc:
+        raise ConfigError(f"EASE over {user_items.shape[1]} items needs the sparse engine, which needs the "
+                          "foryou[sparse] extra (sansa; apt-get install libsuitesparse-dev first), or raise "
+                          "baselines.ease_dense_max_items, or drop ease from baselines.enabled") from exc
+
+    logging.getLogger("sansa").setLevel(logging.ERROR)  # INFO per step and advice on its own density settings
+    n_items = user_items.shape[1]
+    config = SANSAConfig(l2=l2, weight_matrix_density=min(1.0, weights_per_item / max(n_items, 1)),
+                         gramian_factorizer_config=CHOLMODGramianFactorizerConfig(),
+                         lower_triangle_inverter_config=UMRUnitLowerTriangleInverterConfig(scans=1, finetune_steps=10))
+    first, second = SANSA(config).fit(sp.csr_matrix(user_items, dtype=np.float32)).weights
+    return sp.csr_matrix(first, dtype=np.float32), sp.csr_matrix(second, dtype=np.float32)
+
+
+def dense_max_items(available_bytes: int) -> int:
+    """The largest catalog whose dense fit takes at most DENSE_MEMORY_SHARE of `available_bytes`."""
+    return math.isqrt(int(available_bytes * DENSE_MEMORY_SHARE) // DENSE_BYTES_PER_PAIR)
+
+
+def choose_engine(n_items: int, max_items: int | None) -> tuple[Literal["dense", "sparse"], int, str]:
+    """(engine, limit, why): dense up to `max_items` items (None: what fits in the memory available now)."""
+    if max_items is not None:
+        limit, source = max_items, "baselines.ease_dense_max_items"
+    else:
+        available = available_memory_bytes()
+        limit, source = dense_max_items(available), f"half of the {available / 2**30:.1f} GiB available"
+    needed = f"{DENSE_BYTES_PER_PAIR * n_items**2 / 2**30:.1f} GiB"
+    if n_items <= limit:
+        return "dense", limit, f"{n_items} items <= {limit} ({source}); dense fit needs {needed}"
+    return "sparse", limit, f"{n_items} items > {limit} ({source}); a dense fit would need {needed}"
+
+
 class EASE(ItemItemRecommender):
-    """Scores = binary history @ B; `l2` is the lambda of the closed form (larger: smoother, more popular)."""
+    """Scores = binary history @ B; `l2` is the lambda of the closed form (larger: smoother, more popular).
+
+    `engine`: auto picks dense while the catalog has at most `dense_max_items` items (None: while the dense fit
+    takes at most half the available memory), sparse (SANSA) above. `params()` of a fitted model names the
+    engine it used and the limit it compared against.
+    """
 
     name = "ease"
 
-    def __init__(self, l2: float = 50.0) -> None:
+    def __init__(self, l2: float = 50.0, engine: EaseEngine = "auto", dense_max_items: int | None = None,
+                 weights_per_item: int = 50) -> None:
         if l2 <= 0:
             raise ValueError(
                 f"l2 (lambda) must be positive so that X^T X + lambda I is invertible, got {l2!r}"
             )
+        if weights_per_item < 1:
+            raise ValueError(f"weights_per_item must be a positive integer, got {weights_per_item!r}")
         super().__init__()
         self.l2 = float(l2)
-        self.weights: np.ndarray | None = None
+        self.engine: EaseEngine = engine
+        self.dense_max_items = dense_max_items
+        self.weights_per_item = int(weights_per_item)
+        self.used_engine: Literal["dense", "sparse"] | None = None
+        self.weights: tuple[np.ndarray] | tuple[sp.csr_matrix, sp.csr_matrix] | None = None
 
     def params(self) -> dict[str, Any]:
-        return {"l2": self.l2}
+        return {"l2": self.l2, "engine": self.used_engine or self.engine, "dense_max_items": self.dense_max_items,
+                "weights_per_item": self.weights_per_item}
 
     def _fit(self, dataset: Dataset) -> None:
         start = time.perf_counter()
-        # C order: scoring reads whole rows (history @ B); an F-ordered B is copied by scipy on every call
-        self.weights = np.ascontiguousarray(ease_weights(dataset.user_item_matrix(binary=True), self.l2))
-        logger.info(
-            "EASE: %d items, lambda=%g, fitted in %.1fs",
-            dataset.n_items,
-            self.l2,
-            time.perf_counter() - start,
-        )
+        engine, limit, why = choose_engine(dataset.n_items, self.dense_max_items)
+        if self.engine != "auto":
+            engine, why = self.engine, f"baselines.ease_engine is {self.engine}"
+        matrix = dataset.user_item_matrix(binary=True)
+        if engine == "dense":  # C order: scoring reads whole rows; an F-ordered B is copied by scipy on every call
+            self.weights = (np.ascontiguousarray(ease_weights(matrix, self.l2)),)
+        else:
+            self.weights = sansa_factors(matrix, self.l2, self.weights_per_item)
+        self.used_engine = engine
+        self.dense_max_items = limit if self.dense_max_items is None else self.dense_max_items
+        logger.info("EASE %s: %s; lambda=%g, fitted in %.1fs", engine, why, self.l2, time.perf_counter() - start)
 
-    def item_item(self) -> np.ndarray | sp.spmatrix:
+    def item_item_factors(self) -> tuple[np.ndarray | sp.spmatrix, ...]:
         assert self.weights is not None
         return self.weights
 
     def item_embeddings(self) -> np.ndarray:
-        """Rows of B: items that reconstruct the same other items are similar."""
+        """Rows of B: items that reconstruct the same other items are similar (sparse: B's rows, densified)."""
         self._check_fitted()
         assert self.weights is not None
-        return self.weights
+        if self.used_engine == "dense":
+            return self.weights[0]
+        first, second = self.weights
+        return np.asarray((first @ second).toarray(), dtype=np.float32)
 
     def _save_state(self, directory: Path) -> None:
         assert self.weights is not None
-        np.save(directory / "ease_weights.npy", self.weights)
+        if self.used_engine == "dense":
+            np.save(directory / "ease_weights.npy", self.weights[0])
+            return
+        for position, factor in enumerate(self.weights):
+            sp.save_npz(directory / f"ease_factor_{position}.npz", factor)
 
     def _load_state(self, directory: Path) -> None:
-        self.weights = np.ascontiguousarray(np.load(directory / "ease_weights.npy"))
+        if (directory / "ease_weights.npy").exists():
+            self.used_engine = "dense"
+            self.weights = (np.ascontiguousarray(np.load(directory / "ease_weights.npy")),)
+        else:
+            self.used_engine = "sparse"
+            self.weights = (sp.load_npz(directory / "ease_factor_0.npz").tocsr(),
+                            sp.load_npz(directory / "ease_factor_1.npz").tocsr())

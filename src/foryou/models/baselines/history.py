@@ -34,11 +34,13 @@ def interaction_item_vectors(seen: sp.csr_matrix) -> np.ndarray:
 
 
 class ItemItemRecommender(Recommender):
-    """Scores = binary history (b, n_items) @ an (n_items, n_items) item-item matrix; supports score_histories."""
+    """Scores = binary history (b, n_items) @ an (n_items, n_items) item-item matrix, kept as the product of one
+    or more factors (a sparse EASE's two sparse factors are far smaller than their product); supports
+    score_histories."""
 
     @abstractmethod
-    def item_item(self) -> np.ndarray | sp.spmatrix:
-        """The fitted (n_items, n_items) item-item matrix."""
+    def item_item_factors(self) -> tuple[np.ndarray | sp.spmatrix, ...]:
+        """The fitted factors whose product (left to right) is the (n_items, n_items) item-item matrix."""
 
     def score_users(self, user_idx: np.ndarray) -> np.ndarray:
         self._check_fitted()
@@ -50,5 +52,7 @@ class ItemItemRecommender(Recommender):
         return self._score(check_histories(histories, self.n_items))
 
     def _score(self, histories: sp.csr_matrix) -> np.ndarray:
-        scores = histories @ self.item_item()
+        scores: np.ndarray | sp.spmatrix = histories
+        for factor in self.item_item_factors():
+            scores = scores @ factor
         return np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32)

@@ -41,9 +41,9 @@ class ItemKNN(ItemItemRecommender):
             knn.fit(dataset.user_item_matrix(binary=True), show_progress=False)
         self.similarity = sp.csr_matrix(knn.similarity, dtype=np.float32)
 
-    def item_item(self) -> np.ndarray | sp.spmatrix:
+    def item_item_factors(self) -> tuple[np.ndarray | sp.spmatrix, ...]:
         assert self.similarity is not None
-        return self.similarity
+        return (self.similarity,)
 
     def item_embeddings(self) -> np.ndarray:
         """Columns of the binary user-item matrix: their cosine is the (untruncated) kNN similarity."""
