@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from tests.rerank.toy_shop import TITLES, day, toy_candidates, toy_shop
 
 from foryou.data import schema as S
@@ -14,49 +15,84 @@ from foryou.rerank.reasons import (
     CONTENT_ANCHOR,
     COOCCURRENCE_ANCHOR,
     Reason,
+    anchor_fields,
     default_templates,
     explain_items,
+    first_value,
     history_anchors,
-    reason_context,
 )
 
-# 2-d content vectors: i0, i1 jewellery-like, i2, i3 home-like, i4 in between (closest to i1: cos 0.774)
-VECTORS = np.array([[1, 0], [1, 0.1], [0, 1], [0.1, 1], [1, 1]], dtype=np.float32)
+# 2-d unit content vectors: i0, i1 jewellery-like, i2, i3 home-like, i4 in between (closest to i1: cos 0.774)
+RAW = np.array([[1, 0], [1, 0.1], [0, 1], [0.1, 1], [1, 1]], dtype=np.float32)
+VECTORS = RAW / np.linalg.norm(RAW, axis=1, keepdims=True)
 
 
-def context(cut: pd.Timestamp | None = None) -> pd.DataFrame:
+def anchors_at(cut: pd.Timestamp) -> tuple[dict[str, np.ndarray], list[dict[int, str]]]:
+    """history_anchors of each toy candidate from its user's events before `cut` (the service's inputs: the
+    user's recent items latest first, the binary item x user matrix), with each user's latest event types."""
+    events = toy_shop().interactions
+    before = events[events[S.TIMESTAMP] < cut].sort_values(S.TIMESTAMP, kind="stable")
+    item_users = sp.csr_matrix((np.ones(len(before)), (before[S.ITEM_IDX], before[S.USER_IDX])), shape=(5, 3))
+    item_users.data[:] = 1.0
+    candidates = toy_candidates()
+    found: dict[str, list[int]] = {COOCCURRENCE_ANCHOR: [], CONTENT_ANCHOR: []}
+    types = []
+    for user, item in zip(candidates[S.USER_IDX], candidates[S.ITEM_IDX]):
+        own = before[before[S.USER_IDX] == user]
+        recent = list(dict.fromkeys(own[S.ITEM_IDX].tolist()[::-1]))[:5]
+        anchors = history_anchors(np.array([item]), np.array(recent), item_users, VECTORS)
+        for name, labels in found.items():
+            labels.append(int(anchors[name][0]) if name in anchors else -1)
+        types.append(dict(zip(own[S.ITEM_IDX].tolist(), own[S.EVENT_TYPE].tolist())))
+    return {name: np.array(labels) for name, labels in found.items()}, types
+
+
+def context(cut: pd.Timestamp | None = None) -> list[dict[str, object]]:
+    """Per toy candidate, what the service hands the templates: features, anchor fields, category and brand."""
     cut = day(10) if cut is None else cut
     dataset = toy_shop()
     candidates = toy_candidates().assign(content_score=[0.1, 0.77, np.nan, np.nan, np.nan])
     frame = ranking_features(candidates, dataset, cut)
-    anchors = history_anchors(frame, dataset, cut, item_vectors=VECTORS)
-    return reason_context(pd.concat([frame, anchors], axis=1), dataset, fields=["category", "brand"])
+    anchors, types = anchors_at(cut)
+    rows = []
+    for position, record in enumerate(frame.to_dict(orient="records")):
+        own = {name: labels[position: position + 1] for name, labels in anchors.items()}
+        record.update(anchor_fields(own, lambda label: (f"i{label}", TITLES[label]), types[position])[0])
+        item = dataset.items.iloc[int(record[S.ITEM_IDX])]
+        rows.append({**record, "category": first_value(item["category"]), "brand": first_value(item["brand"])})
+    return rows
 
 
 def test_anchors_by_hand() -> None:
-    # Co-occurrence before day 10 (users holding both): (i3, i2) = 2 > (i3, i0) = (i3, i1) = 1, so u0's anchor for
-    # i3 is i2 (viewed); i4 co-occurs with nothing; u1 / i2 ties at 2 with i0, i1, i3 -> the lowest, i0 (viewed);
-    # u2 / i0: (i0, i2) = 2 > (i0, i3) = 1 -> i2 (bought); u2 / i1 likewise -> i2.
+    # Co-occurrence before day 10 (users holding both), never the candidate itself: u0 / i3: (i2, i3) = 2 >
+    # (i1, i3) = (i0, i3) = 1 -> i2 (viewed); i4 co-occurs with nothing; u1 / i2 ties at 2 with i3, i1, i0 -> the
+    # most recent, i3 (viewed); u2 / i0: (i2, i0) = 2 > (i3, i0) = 1 -> i2 (bought); u2 / i1 likewise -> i2.
     rows = context()
-    assert rows[COOCCURRENCE_ANCHOR].tolist() == [2, -1, 0, 2, 2]
-    verbs = [verb if isinstance(verb, str) else None for verb in rows[f"{COOCCURRENCE_ANCHOR}_verb"]]
-    assert verbs == ["viewed", None, "viewed", "bought", "bought"]
-    assert rows[f"{CONTENT_ANCHOR}_title"].iloc[1] == "Silver Ring"
-    assert rows["category"].tolist() == ["Home Decor", "Clothing", "Home Decor", "Jewellery", "Jewellery"]
+    assert [row[f"{COOCCURRENCE_ANCHOR}_id"] for row in rows] == ["i2", None, "i3", "i2", "i2"]
+    assert [row[f"{COOCCURRENCE_ANCHOR}_verb"] for row in rows] == ["viewed", None, "viewed", "bought", "bought"]
+    # content, u0 / i4: cos(i1, i4) = 1.1 / (1.005 * 1.414) = 0.774 > cos(i2, i4) = cos(i0, i4) = 0.707
+    assert rows[1][f"{CONTENT_ANCHOR}_title"] == "Silver Ring"
+    assert [row["category"] for row in rows] == ["Home Decor", "Clothing", "Home Decor", "Jewellery", "Jewellery"]
 
 
-def test_anchors_come_from_the_history_before_the_cut() -> None:
-    dataset = toy_shop()
+def test_anchors_come_from_the_recent_history() -> None:
     for cut in (day(10), day(21)):
-        anchors = history_anchors(toy_candidates(), dataset, cut, item_vectors=VECTORS)
-        history = dataset.interactions[dataset.interactions[S.TIMESTAMP] < cut]
-        held = set(zip(history[S.USER_IDX], history[S.ITEM_IDX]))
+        anchors, types = anchors_at(cut)
         for name in (COOCCURRENCE_ANCHOR, CONTENT_ANCHOR):
-            pairs = zip(toy_candidates()[S.USER_IDX], anchors[name])
-            assert all((user, item) in held for user, item in pairs if item >= 0)
-    # u2's day-20 view of i0 becomes an anchor only once the cut is after it: (i1, i0) = 2 ties (i1, i2), i0 first
-    assert history_anchors(toy_candidates(), dataset, day(10))[COOCCURRENCE_ANCHOR].iloc[4] == 2
-    assert history_anchors(toy_candidates(), dataset, day(21))[COOCCURRENCE_ANCHOR].iloc[4] == 0
+            assert all(anchor in held for anchor, held in zip(anchors[name].tolist(), types) if anchor >= 0)
+    # u2's day-20 view of i0 becomes an anchor only once the cut is after it: (i1, i0) = 2 ties (i1, i2), and
+    # i0 is the more recent
+    assert anchors_at(day(10))[0][COOCCURRENCE_ANCHOR][4] == 2
+    assert anchors_at(day(21))[0][COOCCURRENCE_ANCHOR][4] == 0
+
+
+def test_items_added_after_the_bundle_and_the_candidate_itself_are_never_anchors() -> None:
+    item_users = sp.csr_matrix(np.array([[1, 1, 0], [1, 1, 1], [0, 1, 1]], dtype=np.float32))
+    anchors = history_anchors(np.array([1, 7, 0]), np.array([1, 0]), item_users, np.eye(3, dtype=np.float32))
+    # candidate 1: anchor 1 is itself, (0, 1) = 2 users -> 0; candidate 7 is past the matrices -> -1;
+    # candidate 0: (1, 0) = 2 users -> 1. Content: orthogonal unit vectors, no positive cosine -> -1 everywhere
+    assert anchors[COOCCURRENCE_ANCHOR].tolist() == [0, -1, 1]
+    assert anchors[CONTENT_ANCHOR].tolist() == [-1, -1, -1]
 
 
 def test_reasons_name_real_things() -> None:
@@ -71,7 +107,7 @@ def test_reasons_name_real_things() -> None:
         # (u0, i3): twice u0's usual price, so not "usual"; u0 has 1 of 3 events in Home Decor
         [("price_distance", 0.7), ("user_share_category", 0.2), ("two_tower_score", 0.1)],
     ]
-    explanations = explain_items(contributions, rows.iloc[[3, 1, 0]], templates)
+    explanations = explain_items(contributions, [rows[3], rows[1], rows[0]], templates)
     assert explanations[0].reasons == ["Because you bought Linen Cushion", "In your usual price range",
                                        "A bestseller in Jewellery"]
     assert explanations[0].features == ["cooccurrence_score", "price_ratio", "item_pop_all"]
@@ -92,14 +128,14 @@ def test_ranker_contributions_feed_the_reasons() -> None:
     # the toy rows repeated as 40 groups; label: proposed by co-occurrence (rows 0, 2, 3 of each copy)
     rows = context()
     copies = 40
-    tiled = pd.concat([rows] * copies, ignore_index=True)
-    groups = np.repeat(np.arange(copies), len(rows)) * 10 + np.tile(rows[S.USER_IDX].to_numpy(), copies)
+    tiled = pd.concat([pd.DataFrame(rows)] * copies, ignore_index=True)
+    groups = np.repeat(np.arange(copies), len(rows)) * 10 + np.tile([row[S.USER_IDX] for row in rows], copies)
     labels = tiled["cooccurrence_score"].notna().to_numpy(np.int64)
     features = tiled[["cooccurrence_score", "cooccurrence_rank", "item_pop_all", "price_ratio", "user_events"]]
     ranker = LGBMRanker({"min_data_in_leaf": 5}, num_boost_round=10, num_threads=1).fit(features, labels, groups)
     explanations = explain_items(ranker.explain(features.iloc[:5]), rows, default_templates("category", "brand"))
     for explanation, score, anchor in zip(explanations, ranker.predict(features.iloc[:5]),
-                                          rows[f"{COOCCURRENCE_ANCHOR}_title"]):
+                                          [row[f"{COOCCURRENCE_ANCHOR}_title"] for row in rows]):
         assert abs(sum(value for _, value in explanation.contributions) - score) < 1e-9
         assert len(explanation.reasons) <= 3 and set(explanation.features) <= set(features.columns)
         named = [title for title in TITLES if any(title in reason for reason in explanation.reasons)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +20,10 @@ from foryou.rerank.candidates import merged_columns
 from foryou.rerank.protocol import ranking_frame
 from foryou.rerank.stage import RankingStage, SourceModels
 from foryou.serving.catalog import Filters
+from foryou.serving.context import nanoseconds
 from foryou.serving.recommender import Recommender
 from foryou.serving.reranking import FixedCandidates
-from foryou.serving.state import ServingState
+from foryou.serving.state import Event, ServingState
 
 EXPLAINED = ["reranked_lgbm", "hybrid", "hybrid_rrf"]  # additive scores: contributions sum to the score
 JEWELLERY_VIEWS = [{"item_id": f"jew{i}", "timestamp": f"2024-01-0{i}T12:00:00Z"} for i in (1, 2, 3, 4)]
@@ -132,15 +134,31 @@ def test_the_service_builds_a_users_candidates_and_features_as_the_offline_proto
                             history_end=pd.Timestamp(stage.catalog.reference_ns, tz="UTC"),
                             total=stage.settings.candidates)
     context = recommender.context("u0", [], [])
-    allowed, denied = recommender._rules(Filters(), context.seen)
-    history, stamps = ranker._history(context)
-    found = ranker._sources(context, history, recommender.user_vector(context), stage.settings.per_source_k,
-                            allowed, denied)
+    found = ranker._sources(context, stage.settings.per_source_k, recommender._rules(Filters(), context.seen))
     assert list(found) == stage.source_names
     online = merged_columns([FixedCandidates(name, *found[name]) for name in stage.source_names], np.zeros(1, np.int64),
                             stage.settings.per_source_k, stage.settings.candidates)
-    online.update(stage.catalog.features(online["item_idx"], history, stamps, stage.catalog.reference_ns))
+    timeline = context.timeline
+    online.update(stage.catalog.features(online["item_idx"], timeline.labels, timeline.ns, stage.catalog.reference_ns))
     assert online["item_idx"].tolist() == offline["item_idx"].tolist()
     for name in stage.feature_names:
         np.testing.assert_allclose(online[name], offline[name].to_numpy(np.float64), rtol=1e-5, atol=1e-6,
                                    err_msg=name)
+
+
+def test_the_timeline_is_the_event_history_as_arrays(shop_bundle: Path) -> None:
+    # The stage reads a trained history from the model's arrays, not from Events: both views must agree, live
+    # events included (merged in time order, a deleted item's events left out).
+    state = ServingState.load(shop_bundle)
+    recommender = Recommender(state)
+    first_trained = state.trained_history(state.user_index("u0"))[0]
+    live = [Event("jew1", "click", datetime(2030, 1, 1, tzinfo=timezone.utc)),
+            Event(first_trained.item_id, "purchase", first_trained.timestamp + timedelta(microseconds=1))]
+    for user_id, events in (("u0", []), ("u0", live), ("u1", live[:1]), (None, live)):
+        context = recommender.context(user_id, events, [])
+        history = [event for event in context.history if state.catalog.label(event.item_id) is not None]
+        assert len(history) > 0
+        timeline = context.timeline
+        assert timeline.labels.tolist() == [state.catalog.label(event.item_id) for event in history]
+        assert timeline.ns.tolist() == nanoseconds([event.timestamp for event in history]).tolist()
+        assert timeline.types == [event.event_type for event in history]

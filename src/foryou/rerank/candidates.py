@@ -29,6 +29,7 @@ from foryou.models.ranking import tie_break_order, top_k, unit_rows
 from foryou.models.two_tower import TwoTower
 
 MERGED_RANK = "merged_rank"
+CONTENT_DECAY = 0.8  # the content source's recency weight: the j-th most recent item weighs 0.8**j
 ModelT = TypeVar("ModelT")
 BATCH_SIZE = 1024
 
@@ -189,7 +190,8 @@ class ContentSource(_HistorySource):
     """Cosine between each item's content vector and the recency-weighted mean of the user's last n items' unit
     vectors (the j-th most recent weighted decay**j). Users without training items get no candidates."""
 
-    def __init__(self, item_vectors: np.ndarray, last_n: int = 5, decay: float = 0.8, name: str = "content") -> None:
+    def __init__(self, item_vectors: np.ndarray, last_n: int = 5, decay: float = CONTENT_DECAY,
+                 name: str = "content") -> None:
         super().__init__(last_n, decay)
         self.name = name
         self.unit = unit_rows(np.asarray(item_vectors, dtype=np.float32))
@@ -209,11 +211,17 @@ class ContentSource(_HistorySource):
 
     def scores_recent(self, recent: sp.csr_matrix) -> np.ndarray:
         """(b, n_items) from recent-item rows, for any history."""
-        profile = np.asarray(recent @ self.unit, dtype=np.float32)  # (b, d)
-        norms = np.linalg.norm(profile, axis=1, keepdims=True)
-        scores = (profile / np.maximum(norms, 1e-12)) @ self.unit.T
-        scores[norms[:, 0] == 0] = -np.inf
+        profiles = content_profiles(recent, self.unit)
+        scores = profiles @ self.unit.T
+        scores[~profiles.any(axis=1)] = -np.inf
         return scores.astype(np.float32)
+
+
+def content_profiles(recent: sp.csr_matrix | np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """(b, d) float32 unit direction of each row's recency-weighted sum of item vectors: recent (b, n) weights (as
+    `recent_row` makes them), unit (n, d) unit content vectors. A row without recent items stays zero. The one
+    content profile of a user: `ContentSource`, the service's `content` strategy and its ranking stage."""
+    return unit_rows(np.asarray(recent @ unit, dtype=np.float32))
 
 
 def merge_candidates(sources: Sequence[CandidateSource], user_idx: np.ndarray,

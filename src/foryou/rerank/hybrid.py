@@ -20,6 +20,7 @@ from typing_extensions import Self
 from foryou.data import schema as S
 from foryou.errors import NotFittedError
 from foryou.evaluation.metrics import grouped_ndcg
+from foryou.rerank.features import FeatureRows
 
 logger = logging.getLogger(__name__)
 
@@ -28,40 +29,40 @@ DEFAULT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 MIN_GAIN = 1e-12  # a trial weight must beat the current NDCG by more than float noise to be kept
 
 
-def source_names(frame: pd.DataFrame) -> list[str]:
+def source_names(frame: FeatureRows) -> list[str]:
     """Names s with both `<s>_score` and `<s>_rank` columns, in column order (so `merged_rank` is not one)."""
-    scored = [str(column)[: -len("_score")] for column in frame.columns if str(column).endswith("_score")]
+    scored = [str(column)[: -len("_score")] for column in frame if str(column).endswith("_score")]
     return [name for name in scored if f"{name}_rank" in frame]
 
 
-def normalised_scores(frame: pd.DataFrame, source: str) -> np.ndarray:
+def normalised_scores(frame: FeatureRows, source: str) -> np.ndarray:
     """(n,) float64 in [0, 1]: `<source>_score` min-max scaled over each user's rows the source proposed, so
     sources on different scales can be added. 1.0 where a user's proposed scores are all equal (one row included),
     0.0 where the source did not propose the row (NaN or a non-finite score)."""
     values = _score_column(frame, source)
     proposed = np.isfinite(values)
-    _, user = np.unique(frame[S.USER_IDX].to_numpy(), return_inverse=True)  # numpy: one request's 200 rows too
+    _, user = np.unique(np.asarray(frame[S.USER_IDX]), return_inverse=True)  # numpy: one request's 200 rows too
     low_per_user = np.full(user.max(initial=-1) + 1, np.inf)
     high_per_user = np.full(len(low_per_user), -np.inf)
     np.minimum.at(low_per_user, user[proposed], values[proposed])
     np.maximum.at(high_per_user, user[proposed], values[proposed])
     low = low_per_user[user]
     span = high_per_user[user] - low
-    scaled = np.ones(len(frame), dtype=np.float64)
+    scaled = np.ones(len(values), dtype=np.float64)
     spread = proposed & (span > 0)
     scaled[spread] = (values[spread] - low[spread]) / span[spread]
     scaled[~proposed] = 0.0
     return scaled
 
 
-def reciprocal_rank_fusion(frame: pd.DataFrame, sources: Sequence[str] | None = None, k: float = 60.0) -> np.ndarray:
+def reciprocal_rank_fusion(frame: FeatureRows, sources: Sequence[str] | None = None, k: float = 60.0) -> np.ndarray:
     """(n,) float64: sum over the sources that proposed the row (finite `<s>_score`) of 1 / (k + `<s>_rank`).
     Reads ranks only, so it needs neither score scaling nor tuning; k damps the weight of the very top ranks."""
     names = _sources(frame, sources)
-    fused = np.zeros(len(frame), dtype=np.float64)
+    fused = np.zeros(len(frame[S.USER_IDX]), dtype=np.float64)
     for name in names:
         proposed = np.isfinite(_score_column(frame, name))
-        ranks = frame[f"{name}_rank"].to_numpy(np.float64)
+        ranks = np.asarray(frame[f"{name}_rank"], dtype=np.float64)
         fused[proposed] += 1.0 / (k + ranks[proposed])
     return fused
 
@@ -93,14 +94,14 @@ class HybridBlend:
         logger.info("hybrid blend: weights %s, NDCG@10 %.4f", self.weights, self.best_score)
         return self
 
-    def score(self, frame: pd.DataFrame) -> np.ndarray:
+    def score(self, frame: FeatureRows) -> np.ndarray:
         """(n,) float64 blend scores; compare them only within a user."""
         if not self.weights:
             raise NotFittedError("HybridBlend has no weights: call fit(frame) or pass weights")
         missing = [name for name in self.weights if f"{name}_score" not in frame]
         if missing:
             raise ValueError(f"the frame lacks the score column(s) of source(s) {missing} the blend weighs")
-        blend = np.zeros(len(frame), dtype=np.float64)
+        blend = np.zeros(len(frame[S.USER_IDX]), dtype=np.float64)
         for name, weight in self.weights.items():
             blend += weight * normalised_scores(frame, name)
         return blend
@@ -140,7 +141,7 @@ def _coordinate_ascent(columns: np.ndarray, labels: np.ndarray, groups: np.ndarr
     return weights, best
 
 
-def _sources(frame: pd.DataFrame, sources: Sequence[str] | None) -> list[str]:
+def _sources(frame: FeatureRows, sources: Sequence[str] | None) -> list[str]:
     """The requested sources (default: every source of the frame); an absent one is a ValueError naming it."""
     names = source_names(frame) if sources is None else [str(name) for name in sources]
     if not names or len(set(names)) < len(names):
@@ -151,8 +152,9 @@ def _sources(frame: pd.DataFrame, sources: Sequence[str] | None) -> list[str]:
     return names
 
 
-def _score_column(frame: pd.DataFrame, source: str) -> np.ndarray:
+def _score_column(frame: FeatureRows, source: str) -> np.ndarray:
     column = f"{source}_score"
     if column not in frame:
         raise ValueError(f"the frame has no {column!r} column (source {source!r})")
-    return frame[column].to_numpy(np.float64, na_value=np.nan)
+    values = frame[column]
+    return values.to_numpy(np.float64, na_value=np.nan) if isinstance(values, pd.Series) else np.asarray(values, np.float64)

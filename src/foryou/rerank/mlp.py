@@ -263,9 +263,9 @@ def _sampled_lists(batch: TrainingGroups, negatives: int, rng: np.random.Generat
 
 
 def _scores(network: nn.Sequential, inputs: torch.Tensor) -> np.ndarray:
-    """(n,) float64 scores in eval mode (no dropout), PREDICT_ROWS rows at a time."""
+    """(n,) float64 scores in eval mode (no dropout) without autograd, PREDICT_ROWS rows at a time."""
     network.eval()
-    with torch.no_grad():
+    with torch.inference_mode():
         chunks = [network(inputs[start: start + PREDICT_ROWS]).squeeze(-1)
                   for start in range(0, len(inputs), PREDICT_ROWS)]
     return torch.cat(chunks).numpy().astype(np.float64) if chunks else np.zeros(0, np.float64)

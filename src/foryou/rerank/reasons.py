@@ -4,8 +4,9 @@ A `Reason` is a sentence template per feature ("Because you {cooccurrence_anchor
 with an optional condition on the item's values. `explain_items` walks an item's positive contributions, largest
 first, and keeps up to 3 distinct sentences whose placeholders all name something real; a reason whose thing is
 missing (no anchor, no category) is skipped, never written vaguely. `history_anchors` finds, for each candidate,
-the item of the user's recent history that the co-occurrence / content evidence comes from, and
-`reason_context` turns indices into titles, verbs and category names.
+the item of the user's recent history that the co-occurrence / content evidence comes from, and `verb` names the
+user's event on it: the service's ranking stage and the generic explanations both read these, so what the tests
+check is what is served.
 """
 
 from __future__ import annotations
@@ -21,14 +22,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from foryou.data import schema as S
-from foryou.data.dataset import Dataset
 from foryou.rerank.features import (
     ITEM_AGE,
     ITEM_POP_ALL,
     PRICE_DISTANCE,
     PRICE_RATIO,
-    HistoryEnd,
-    cut_per_user,
     days_since_name,
     item_pop_name,
     user_share_name,
@@ -36,8 +34,9 @@ from foryou.rerank.features import (
 
 COOCCURRENCE_ANCHOR = "cooccurrence_anchor"
 CONTENT_ANCHOR = "content_anchor"
-VERBS = {S.PURCHASE: "bought", S.VIEW: "viewed", S.CLICK: "viewed", S.ADD_TO_CART: "added to your cart",
-         S.SAVE: "saved", S.RATING: "rated"}
+VERBS = {S.VIEW: "viewed", S.CLICK: "clicked", S.SAVE: "saved", "like": "liked", "cart": "added to your cart",
+         S.ADD_TO_CART: "added to your cart", "addtocart": "added to your cart", S.PURCHASE: "bought",
+         "buy": "bought", "transaction": "bought", S.RATING: "rated", "rate": "rated", "review": "reviewed"}
 USUAL_PRICE_BAND = (2 / 3, 1.5)
 
 
@@ -119,7 +118,7 @@ def _proposed_by(source: str) -> Callable[[Mapping[str, Any]], bool]:
 def default_templates(category_field: str | None = None, brand_field: str | None = None,
                       item_item_sources: Sequence[str] = ("ease", "item_knn")) -> dict[str, Reason]:
     """Feature -> Reason for the features of `ranking_features` and the usual source names. A source's reason
-    holds only when it proposed the item; placeholders name the context columns of `reason_context`."""
+    holds only when it proposed the item; placeholders name the item's context (anchor titles and verbs, fields)."""
     bought = f"Because you {{{COOCCURRENCE_ANCHOR}_verb}} {{{COOCCURRENCE_ANCHOR}_title}}"
     similar = f"Similar to {{{CONTENT_ANCHOR}_title}}, which you {{{CONTENT_ANCHOR}_verb}}"
     sources = {"cooccurrence": bought, "content": similar, "als": "Liked by shoppers with similar taste",
@@ -149,94 +148,57 @@ def default_templates(category_field: str | None = None, brand_field: str | None
     return templates
 
 
-def history_anchors(candidates: pd.DataFrame, dataset: Dataset, history_end: HistoryEnd, *, last_n: int = 5,
-                    item_vectors: np.ndarray | None = None) -> pd.DataFrame:
-    """candidates (n, ...) with user_idx, item_idx -> (n, 4): `cooccurrence_anchor` / `content_anchor` (item_idx
-    of the user's last `last_n` distinct items before the cut that co-occurs most with / is most similar to the
-    candidate; -1 when none) and `<anchor>_event` (the user's latest event type on it), in the same row order.
-
-    Co-occurrence counts users whose history before the cut holds both items; content uses cosine of
-    `item_vectors` (n_items, d), skipped when None.
-    """
-    users = candidates[S.USER_IDX].to_numpy(np.int64)
-    user_cut = cut_per_user(history_end, dataset.n_users, np.unique(users))
-    events = dataset.interactions
-    stamps = pd.DatetimeIndex(pd.to_datetime(events[S.TIMESTAMP], utc=True)).as_unit("ns").asi8
-    before = events[stamps < user_cut[events[S.USER_IDX].to_numpy(np.int64)]]
-    recent = _recent_items(before, last_n)
-    pairs = pd.DataFrame({"row": np.arange(len(users)), S.USER_IDX: users,
-                          S.ITEM_IDX: candidates[S.ITEM_IDX].to_numpy(np.int64)}).merge(recent, on=S.USER_IDX)
-    pairs = pairs[pairs[S.ITEM_IDX] != pairs["anchor"]]
-    held = sp.csr_matrix((np.ones(len(before), np.float32), (before[S.ITEM_IDX].to_numpy(np.int64),
-                                                              before[S.USER_IDX].to_numpy(np.int64))),
-                         shape=(dataset.n_items, dataset.n_users))
-    held.sum_duplicates()
-    held.data[:] = 1.0
-    anchor, item = pairs["anchor"].to_numpy(), pairs[S.ITEM_IDX].to_numpy()
-    scores = {COOCCURRENCE_ANCHOR: np.asarray(held[anchor].multiply(held[item]).sum(axis=1)).ravel()}
-    if item_vectors is not None:
-        vectors = np.asarray(item_vectors, np.float32)
-        unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        scores[CONTENT_ANCHOR] = np.einsum("nd,nd->n", unit[anchor], unit[item])
-    out = pd.DataFrame(index=candidates.index)
-    for name in (COOCCURRENCE_ANCHOR, CONTENT_ANCHOR):
-        best = _best_anchor(pairs, scores.get(name), len(users))
-        out[name] = best["anchor"].to_numpy(np.int64)
-        out[f"{name}_event"] = best[S.EVENT_TYPE].to_numpy(dtype=object)
-    return out
+def verb(event_type: str) -> str:
+    """The past tense that names an event in a reason ("Because you bought ..."); "chose" for an unknown type."""
+    return VERBS.get(event_type.lower(), "chose")
 
 
-def _recent_items(events: pd.DataFrame, last_n: int) -> pd.DataFrame:
-    """(user_idx, anchor, event_type): each user's `last_n` most recent distinct items and the latest event type."""
-    order = [column for column in (S.USER_IDX, S.TIMESTAMP, S.SOURCE_ORDER) if column in events]
-    latest = events.sort_values(order, kind="stable").drop_duplicates([S.USER_IDX, S.ITEM_IDX], keep="last")
-    latest = latest[latest.groupby(S.USER_IDX).cumcount(ascending=False) < last_n]
-    return pd.DataFrame({S.USER_IDX: latest[S.USER_IDX].to_numpy(np.int64),
-                         "anchor": latest[S.ITEM_IDX].to_numpy(np.int64),
-                         S.EVENT_TYPE: latest[S.EVENT_TYPE].to_numpy(dtype=object)})
+def history_anchors(candidates: np.ndarray, recent: np.ndarray, item_users: sp.csr_matrix,
+                    content: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per candidate label (n,), the item of the user's `recent` history (labels, latest first) its evidence
+    comes from, or -1 when no recent item has any: `cooccurrence_anchor`, held together with it by the most users
+    (`item_users` (n_items, n_users) binary), and `content_anchor`, the most similar by cosine of the unit
+    `content` vectors (n_items, d), never the candidate itself. Ties go to the most recent item. Items past a
+    matrix's rows (added after the bundle) have no evidence in it. A name is absent when nothing can anchor it."""
+    n = item_users.shape[0]
+    known = np.asarray(recent, np.int64)
+    known = known[known < n]
+    if not len(known):
+        return {}
+    counts = (item_users[known] @ item_users[np.minimum(candidates, n - 1)].T).toarray()
+    counts[:, candidates >= n] = 0
+    counts[known[:, None] == candidates[None, :]] = 0  # an item bought again is not its own reason
+    anchors = {COOCCURRENCE_ANCHOR: _best_anchor(counts, known)}
+    mine = known[known < len(content)] if content is not None else known[:0]
+    if content is not None and len(mine):
+        similarity = content[mine] @ content[np.minimum(candidates, len(content) - 1)].T
+        similarity[:, candidates >= len(content)] = 0
+        similarity[mine[:, None] == candidates[None, :]] = 0
+        anchors[CONTENT_ANCHOR] = _best_anchor(similarity, mine)
+    return anchors
 
 
-def _best_anchor(pairs: pd.DataFrame, scores: np.ndarray | None, n_rows: int) -> pd.DataFrame:
-    """Per candidate row, the anchor with the highest positive score (ties: the lower item_idx); -1 / None."""
-    empty = pd.DataFrame({"anchor": np.full(n_rows, -1, np.int64), S.EVENT_TYPE: np.full(n_rows, None, object)})
-    if scores is None:
-        return empty
-    scored = pairs.assign(score=scores)
-    scored = scored[scored["score"] > 0].sort_values(["row", "score", "anchor"], ascending=[True, False, True])
-    best = scored.drop_duplicates("row").set_index("row")
-    empty.loc[best.index, "anchor"] = best["anchor"].to_numpy(np.int64)
-    empty.loc[best.index, S.EVENT_TYPE] = best[S.EVENT_TYPE].to_numpy(dtype=object)
-    return empty
+def anchor_fields(anchors: Mapping[str, np.ndarray], describe: Callable[[int], tuple[str, str]],
+                  latest_types: Mapping[int, str]) -> list[dict[str, Any]]:
+    """Per candidate, what the reason templates read of each anchor (`history_anchors`): `<anchor>_title`,
+    `<anchor>_verb` (of the user's latest event on it) and `<anchor>_id`, all None where there is no anchor.
+    describe(label) -> (item id, title)."""
+    n = len(next(iter(anchors.values()))) if anchors else 0
+    fields: list[dict[str, Any]] = [{} for _ in range(n)]
+    for name, labels in anchors.items():
+        for record, anchor in zip(fields, labels.tolist()):
+            item_id, title = describe(anchor) if anchor >= 0 else (None, None)
+            record.update({f"{name}_title": title, f"{name}_id": item_id,
+                           f"{name}_verb": verb(latest_types[anchor]) if anchor >= 0 else None})
+    return fields
 
 
-def reason_context(frame: pd.DataFrame, dataset: Dataset, fields: Sequence[str] = (),
-                   title_field: str | None = None) -> pd.DataFrame:
-    """frame (n, ...) with item_idx and optional anchor columns -> a copy with, per `fields`, the item's value
-    (the first one of a list), and per anchor `<anchor>_title` and `<anchor>_verb` ("bought", "viewed", ...)."""
-    out = frame.copy()
-    items = dataset.items.set_index(S.ITEM_IDX) if S.ITEM_IDX in dataset.items else dataset.items
-    title = title_field or _default_title_field(dataset)
-    titles = items[title].reindex(np.arange(dataset.n_items)).to_numpy(dtype=object)
-    item_idx = out[S.ITEM_IDX].to_numpy(np.int64)
-    for name in fields:
-        values = items[name].reindex(np.arange(dataset.n_items)).map(first_value).to_numpy(dtype=object)
-        out[name] = values[item_idx]
-    for anchor in (COOCCURRENCE_ANCHOR, CONTENT_ANCHOR):
-        if anchor not in out:
-            continue
-        index = out[anchor].to_numpy(np.int64)
-        out[f"{anchor}_title"] = np.where(index >= 0, titles[np.maximum(index, 0)], None)
-        events = out[f"{anchor}_event"] if f"{anchor}_event" in out else pd.Series(None, index=out.index)
-        out[f"{anchor}_verb"] = np.where(index >= 0, events.map(lambda e: VERBS.get(e, "chose")).to_numpy(object),
-                                         None)
-    return out
-
-
-def _default_title_field(dataset: Dataset) -> str:
-    if "title" in dataset.items:
-        return "title"
-    text = [name for name in dataset.item_fields.text if name in dataset.items]
-    return text[0] if text else S.ITEM_ID
+def _best_anchor(scores: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """Per column of scores (m anchors, n candidates), the anchor with the highest positive score (the first
+    row on ties), else -1."""
+    best = scores.argmax(axis=0)
+    found = scores[best, np.arange(scores.shape[1])] > 0
+    return np.where(found, anchors[best], -1)
 
 
 def first_value(value: Any) -> Any:

@@ -114,9 +114,9 @@ class RankingStage:
         if strategy == RERANKED_MLP and self.mlp is not None:
             return self.mlp.predict(frame, vectors)
         if strategy == HYBRID:
-            return self.blend.score(pd.DataFrame(frame, copy=False))
+            return self.blend.score(frame)
         if strategy == HYBRID_RRF:
-            return reciprocal_rank_fusion(pd.DataFrame(frame, copy=False), self.source_names)
+            return reciprocal_rank_fusion(frame, self.source_names)
         raise ValueError(f"unknown ranking-stage strategy {strategy!r}; known: {', '.join(self.strategies)}")
 
     def contributions(self, strategy: str, frame: FeatureRows,
@@ -127,7 +127,6 @@ class RankingStage:
             chosen = frame.iloc[rows] if isinstance(frame, pd.DataFrame) else {
                 name: np.asarray(values)[rows] for name, values in frame.items()}
             return self.lgbm.explain(chosen)
-        frame = pd.DataFrame(frame, copy=False)
         if strategy == HYBRID:
             parts = {f"{name}_score": weight * normalised_scores(frame, name)[rows]
                      for name, weight in self.blend.weights.items() if weight}

@@ -1,0 +1,127 @@
+"""Candidates from named sources for one user under the request's rules: the searches that the single-model
+strategies answer with and that the ranking stage merges.
+
+Sources (the ranking stage's names): `two_tower` (user query -> ANN index), `content` (recent items' content
+profile -> content index), `als` / `ease` / `item_knn` (the served baselines over the full history; ALS folds it
+in), `recent_pop` (recent popularity, ranked once at load) and `cooccurrence` (items held together with the
+user's last items). Each answers (labels, scores) best first, or None when it cannot place the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from foryou.models.ranking import tie_break_order, top_k
+from foryou.rerank.candidates import CONTENT_DECAY, CooccurrenceSource, content_profiles, recent_row
+from foryou.serving.catalog import rule_mask
+from foryou.serving.context import UserContext
+from foryou.serving.state import ServingState
+
+POPULAR = "popular"
+RECENT_POP = "recent_pop"
+SOURCE_STRATEGY = {"als": "collab"}  # candidate source -> the served strategy whose model it is
+Found = tuple[np.ndarray, np.ndarray]  # (labels (n,) int64, scores (n,) float32), best first
+
+
+@dataclass
+class Rules:
+    """A request's business rules over catalog labels: `allowed` (None: every label) minus `denied`."""
+
+    allowed: np.ndarray | None
+    denied: np.ndarray
+    _masks: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def mask(self, n_items: int) -> np.ndarray:
+        """(n_items,) bool of the labels a request may receive; built once per size and request."""
+        if n_items not in self._masks:
+            self._masks[n_items] = rule_mask(n_items, self.allowed, self.denied)
+        return self._masks[n_items]
+
+
+class Retrieval:
+    """The candidate sources over one `ServingState`; what is fixed per bundle is computed here, once."""
+
+    def __init__(self, state: ServingState, cooccurrence: CooccurrenceSource | None = None) -> None:
+        self.state = state
+        self.cooccurrence = cooccurrence
+        fallback = state.bundle.fallback
+        scores = fallback.score_histories(sp.csr_matrix((1, fallback.n_items), dtype=np.float32))  # type: ignore[attr-defined]
+        labels, values = fallback.rank(scores, fallback.n_items)  # the whole catalog, once: filtered per request
+        keep = labels[0] >= 0
+        self.popular_labels, self.popular_scores = labels[0][keep], values[0][keep]
+        self.tie_order = tie_break_order(0 if cooccurrence is None else len(cooccurrence.item_counts))
+
+    def candidates(self, name: str, context: UserContext, k: int, rules: Rules, last_n: int) -> Found | None:
+        """Top-k of source `name` for the user; `last_n`: recent items read by co-occurrence and content."""
+        if name == "two_tower":
+            return self.two_tower(context, k, rules)
+        if name == RECENT_POP:
+            return self.popular(k, rules)
+        if name == "cooccurrence":
+            return self.cooccurring(context, k, rules)
+        if name == "content":
+            return self.content(context, k, rules, last_n, CONTENT_DECAY)
+        if SOURCE_STRATEGY.get(name, name) in self.state.bundle.served:
+            return self.served(SOURCE_STRATEGY.get(name, name), context, k, rules)
+        return None
+
+    def two_tower(self, context: UserContext, k: int, rules: Rules) -> Found | None:
+        vector = context.vector
+        return None if vector is None else self.search(self.state.index, vector, k, rules)
+
+    def search(self, index: Any, vector: np.ndarray, k: int, rules: Rules) -> Found:
+        """Top-k live labels of `index` by inner product with `vector` (d,), under the rules."""
+        labels, scores = index.search(vector[None, :], k, rules.allowed, rules.denied)
+        keep = labels[0] >= 0
+        return labels[0][keep], scores[0][keep]
+
+    def popular(self, k: int, rules: Rules) -> Found:
+        """The recent-popularity ranking computed at load, less what the rules leave out: one mask lookup."""
+        passing = rules.mask(self.state.bundle.fallback.n_items)[self.popular_labels]
+        chosen = np.flatnonzero(passing)[:k]
+        return self.popular_labels[chosen], self.popular_scores[chosen]
+
+    def content(self, context: UserContext, k: int, rules: Rules, last_n: int, decay: float) -> Found | None:
+        """Content index search with the user's profile over their `last_n` latest items in that index."""
+        index = self.state.content_index
+        if index is None:
+            return None
+        recent = [label for label in context.timeline.recent(len(context.timeline.labels)).tolist()
+                  if index.contains(label)][:last_n]
+        if not recent:
+            return None
+        weights = recent_row(np.arange(len(recent))[::-1], len(recent), last_n, decay)  # column j: decay**j
+        profile = content_profiles(weights, index.vectors(np.array(recent, dtype=np.int64)))[0]
+        return self.search(index, profile, k, rules)
+
+    def served(self, strategy: str, context: UserContext, k: int, rules: Rules) -> Found | None:
+        """A served baseline (ALS, EASE, ItemKNN): its stored row for a trained user without live events, else
+        the scores of the whole history as a raw one (ALS folds it in)."""
+        model = self.state.bundle.served[strategy]
+        if context.user is not None and not context.live:
+            scores = model.score_users(np.array([context.user]))
+        else:
+            rows = context.seen[context.seen < model.n_items]
+            if len(rows) == 0:
+                return None
+            history = sp.csr_matrix((np.ones(len(rows), np.float32), rows, [0, len(rows)]), shape=(1, model.n_items))
+            scores = model.score_histories(history)  # type: ignore[attr-defined]
+        labels, values = model.rank(scores, k, None, rules.mask(model.n_items))
+        keep = labels[0] >= 0
+        return labels[0][keep], values[0][keep]
+
+    def cooccurring(self, context: UserContext, k: int, rules: Rules) -> Found | None:
+        """Items held together with the user's last items (the bundle's co-occurrence source); -inf: none."""
+        source, history = self.cooccurrence, context.timeline.labels
+        if source is None or not len(history):
+            return None
+        n = len(source.item_counts)
+        scores = source.scores_recent(recent_row(history[history < n], n, source.last_n, source.decay))
+        scores = np.where(rules.mask(n), scores, -np.inf).astype(np.float32)
+        labels, values = top_k(scores, min(k, n), self.tie_order)
+        keep = np.isfinite(values[0])
+        return labels[0][keep].astype(np.int64), values[0][keep]
