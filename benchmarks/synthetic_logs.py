@@ -8,12 +8,17 @@ Each shape stresses what "good by default on any data" has to cope with, and eac
             latent user and item factors; genres follow the factors.
   sessions  ~1,000 users with 50-300 views and purchases: frequent re-views and re-buys of recent items, and the
             next new item's cluster follows the previous item's cluster through a Markov chain.
+  tiny_ratings  150 items, 400 users with 5-10 ratings (1-5) each: latent tastes pick and rate the items, and a
+            user rates them roughly in the order the items came out (a weak sequence), as rating dumps do.
+  tiny_repeats  ~160 items, ~350 users with 3-10 purchases: the tiny shape where each purchase after the first
+            re-buys one of the user's earlier items with probability 0.07 (about 6% of the test targets).
 
 Files written into OUT_DIR: interactions.csv (user, item, ts in unix seconds, plus rating or action), items.csv
 (item, title, category, price) and config.yaml, which holds only the data mapping (no model or train settings):
 what a new user writes. `scale` multiplies user and item counts (tests use small ones).
 
-Usage: .venv/bin/python benchmarks/synthetic_logs.py {tiny,dense,sessions} OUT_DIR [--seed N] [--scale X]
+Usage: .venv/bin/python benchmarks/synthetic_logs.py {tiny,dense,sessions,tiny_ratings,tiny_repeats} OUT_DIR
+       [--seed N] [--scale X]
 """
 
 from __future__ import annotations
@@ -85,7 +90,18 @@ def pick(rng: np.random.Generator, candidates: np.ndarray, weights: np.ndarray, 
 def tiny(rng: np.random.Generator, scale: float = 1.0) -> Log:
     """Short purchase histories over a small catalog: a user's next item is the complement of the previous one
     (half the time), another item of the user's clusters, or (15%) anything popular."""
-    n_items, n_users, n_clusters = max(60, round(150 * scale)), max(30, round(1500 * scale)), 10
+    return purchases(rng, max(60, round(150 * scale)), max(30, round(1500 * scale)), repeat=0.0)
+
+
+def tiny_repeats(rng: np.random.Generator, scale: float = 1.0) -> Log:
+    """The tiny shape, smaller, where a purchase re-buys one of the user's earlier items 7% of the time."""
+    return purchases(rng, max(60, round(160 * scale)), max(30, round(350 * scale)), repeat=0.07)
+
+
+def purchases(rng: np.random.Generator, n_items: int, n_users: int, repeat: float) -> Log:
+    """3-10 purchases per user in two of 10 item clusters, complements bought together; with probability `repeat`
+    a purchase after the first is a re-buy of an earlier item (uniformly; none drawn when `repeat` is 0)."""
+    n_clusters = 10
     clusters = np.arange(n_items) % n_clusters
     popularity = zipf_weights(rng, n_items, 0.8)
     partner = np.arange(n_items) ^ 1  # pairs (0, 1), (2, 3), ... of neighbouring clusters, bought together
@@ -96,6 +112,9 @@ def tiny(rng: np.random.Generator, scale: float = 1.0) -> Log:
         own = rng.choice(n_clusters, size=2, replace=False)
         seen: list[int] = []
         for _ in range(int(rng.integers(3, 11))):
+            if repeat and seen and rng.random() < repeat:
+                seen.append(seen[int(rng.integers(len(seen)))])
+                continue
             draw = rng.random()
             if seen and draw < 0.5 and partner[seen[-1]] not in seen:
                 item = int(partner[seen[-1]])
@@ -133,6 +152,28 @@ def dense(rng: np.random.Generator, scale: float = 1.0) -> Log:
         times = start + np.cumsum(rng.integers(30, 2 * DAY, len(chosen)))
         rows += [(f"u{user}", f"i{item}", int(ts), int(r)) for item, ts, r in zip(rng.permutation(chosen), times,
                                                                                      ratings)]
+    frame = pd.DataFrame(rows, columns=["user", "item", "ts", "rating"])
+    mapping = {"columns": {"user_id": "user", "item_id": "item", "timestamp": "ts", "value": "rating"},
+               "event_type": "rating", "timestamp_unit": "s"}
+    return Log(frame, catalog(rng, n_items, np.argmax(items, axis=1)), mapping)
+
+
+def tiny_ratings(rng: np.random.Generator, scale: float = 1.0) -> Log:
+    """5-10 ratings per user over a small catalog: items picked by latent affinity + popularity (Gumbel top-k) and
+    rated 1-5 by that affinity, in roughly the order the items came out (each item has a release position)."""
+    n_users, n_items, n_factors = max(30, round(400 * scale)), max(60, round(150 * scale)), 4
+    users, items = rng.normal(0.0, 1.0, (n_users, n_factors)), rng.normal(0.0, 1.0, (n_items, n_factors))
+    affinity = users @ items.T / np.sqrt(n_factors)
+    keys = 1.5 * affinity + np.log(zipf_weights(rng, n_items, 0.9))[None, :] + rng.gumbel(size=affinity.shape)
+    release = rng.random(n_items)
+    rows = []
+    for user in range(n_users):
+        chosen = np.argsort(-keys[user])[: int(rng.integers(5, 11))]
+        chosen = chosen[np.argsort(release[chosen] + rng.normal(0.0, 0.15, len(chosen)))]
+        ratings = np.clip(np.round(3.5 + 1.0 * affinity[user, chosen] + rng.normal(0.0, 0.6, len(chosen))), 1, 5)
+        start = START + int(rng.integers(0, 365 * DAY))
+        times = start + np.cumsum(rng.integers(60, 3 * DAY, len(chosen)))
+        rows += [(f"u{user}", f"i{item}", int(ts), int(r)) for item, ts, r in zip(chosen, times, ratings)]
     frame = pd.DataFrame(rows, columns=["user", "item", "ts", "rating"])
     mapping = {"columns": {"user_id": "user", "item_id": "item", "timestamp": "ts", "value": "rating"},
                "event_type": "rating", "timestamp_unit": "s"}
@@ -185,8 +226,8 @@ def recency_weights(n: int) -> np.ndarray:
     return weights / weights.sum()
 
 
-SHAPES: dict[str, Callable[[np.random.Generator, float], Log]] = {"tiny": tiny, "dense": dense,
-                                                                   "sessions": sessions}
+SHAPES: dict[str, Callable[[np.random.Generator, float], Log]] = {
+    "tiny": tiny, "dense": dense, "sessions": sessions, "tiny_ratings": tiny_ratings, "tiny_repeats": tiny_repeats}
 
 
 def write_shape(shape: str, out_dir: Path | str, seed: int = 0, scale: float = 1.0) -> Path:

@@ -73,3 +73,25 @@ def test_sessions_are_long_with_repeats(tmp_path: Path) -> None:
 def test_unknown_shape_is_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="tiny"):
         write_shape("huge", tmp_path)
+
+
+def test_tiny_ratings_are_short_rating_histories(tmp_path: Path) -> None:
+    dataset = prepared("tiny_ratings", tmp_path)
+    per_user = events_per_user(dataset)
+    assert dataset.n_users == 40 and dataset.n_items <= 60  # 400 and 150 scaled by 0.1, at least 60 items
+    assert per_user.min() >= 5 and per_user.max() <= 10
+    assert not dataset.interactions.duplicated([S.USER_IDX, S.ITEM_IDX]).any()
+    assert set(dataset.interactions[S.EVENT_TYPE]) == {S.RATING}
+    assert set(dataset.interactions[S.VALUE].unique()) <= {1.0, 2.0, 3.0, 4.0, 5.0}
+
+
+def test_tiny_repeats_re_buys_about_six_percent_of_the_targets(tmp_path: Path) -> None:
+    dataset = prepare_dataset(load_config(write_shape("tiny_repeats", tmp_path, seed=1)), progress=False).dataset
+    events = dataset.interactions.sort_values([S.USER_IDX, S.TIMESTAMP], kind="stable")
+    assert dataset.n_users == 350 and dataset.n_items == 160
+    assert events_per_user(dataset).min() >= 3 and events_per_user(dataset).max() <= 10
+    repeats = events.duplicated([S.USER_IDX, S.ITEM_IDX])  # a re-buy of an earlier purchase
+    last = events.groupby(S.USER_IDX).tail(1).index
+    # a purchase after the first repeats with probability 0.07: about 6% of last events (350 users: +-2.6%)
+    assert 0.02 < repeats.loc[last].mean() < 0.11
+    assert set(dataset.interactions[S.EVENT_TYPE]) == {S.PURCHASE}
