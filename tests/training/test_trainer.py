@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from foryou.config import TrackingConfig, TrainConfig
+from foryou.models.sequences import Histories, training_batches
+from foryou.training import progress
 from foryou.training.callbacks import EarlyStopping, EpochRecord, MLflowCallback
 from foryou.training.trainer import Trainer, build_optimizer, resolve_device
 
@@ -147,3 +151,37 @@ def test_without_weight_average_the_last_weights_are_validated() -> None:
     Trainer(config, progress=False).fit(module, lambda epoch: range(3), lambda b: (module.weight.sum() - 10.0) ** 2,
                                         validate)
     assert validated == [pytest.approx(float(module.weight))] and validated[0] > 0
+
+
+def test_off_a_terminal_each_epoch_is_one_plain_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # pytest's captured stderr is not a terminal, like `make demo > log`: no bar, no carriage return.
+    module, data = _regression()
+    Trainer(TrainConfig(epochs=3, learning_rate=0.05, device="cpu"), progress=True).fit(module, lambda e: data,
+                                                                                          _mse(module))
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert re.fullmatch(r"epoch 1/3: loss \d+\.\d{4}, valid NDCG@10 -, \d+\.\d s; at most \d+ s left", lines[0])
+    assert lines[-1].endswith("at most 0 s left")
+
+
+def test_on_a_terminal_bars_have_a_total_and_an_eta(capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(progress, "on_terminal", lambda: True)
+    module, data = _regression()
+    Trainer(TrainConfig(epochs=2, learning_rate=0.05, device="cpu"), progress=True).fit(module, lambda e: data,
+                                                                                          _mse(module))
+    err = capsys.readouterr().err
+    # 4 batches of 8: the epoch's bar counts against a total of 4, with an ETA slot (elapsed<left)
+    assert re.search(r"epoch 1/2: +\d+%\|[^|]*\| \d/4 \[\d\d:\d\d<", err)
+    assert re.search(r"epochs \(at most\): +100%\|[^|]*\| 2/2 \[", err)
+    assert "epoch 1/2: loss" not in err  # the bars say it: no plain lines on a terminal
+
+
+def test_the_two_towers_batches_know_how_many_they_are() -> None:
+    # 5 users with 3 events each: one window per user (whole_history off), batches of 2 -> 3 batches.
+    histories = Histories(np.arange(0, 16, 3), np.arange(15) % 4, np.ones(15, np.int64), np.ones(15, np.float32),
+                          np.arange(15, dtype=np.float64))
+    batches = training_batches(histories, 4, 2, np.random.default_rng(0))
+    assert len(batches) == 3 and len(list(batches)) == 3

@@ -6,6 +6,7 @@ training windows, serving histories and saving all read the same arrays.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -118,17 +119,35 @@ def training_windows(histories: Histories, max_history: int,
     return owners, np.maximum(histories.indptr[owners], ends - max_history - 1), ends
 
 
+class TrainingBatches(Iterator[TrainingBatch]):
+    """One epoch's shuffled batches, padded as they are drawn; `len` is the epoch's number of batches, so that a
+    progress bar has a total and an ETA."""
+
+    def __init__(self, histories: Histories, max_history: int, batch_size: int, rng: np.random.Generator,
+                 whole_history: bool = False) -> None:
+        self.histories, self.batch_size = histories, batch_size
+        self.owners, self.starts, self.ends = training_windows(histories, max_history, whole_history)
+        self.order = rng.permutation(len(self.starts))
+        self.next_first = 0
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.order) / self.batch_size)
+
+    def __next__(self) -> TrainingBatch:
+        if self.next_first >= len(self.order):
+            raise StopIteration
+        chunk = self.order[self.next_first:self.next_first + self.batch_size]
+        self.next_first += self.batch_size
+        inputs = pad(self.histories, self.starts[chunk], self.ends[chunk] - 1)
+        targets = pad(self.histories, self.starts[chunk] + 1, self.ends[chunk])
+        return TrainingBatch(torch.as_tensor(self.owners[chunk]), inputs,
+                             targets.items.masked_fill(~targets.mask, -1), targets.weights)
+
+
 def training_batches(histories: Histories, max_history: int, batch_size: int, rng: np.random.Generator,
-                     whole_history: bool = False) -> Iterator[TrainingBatch]:
+                     whole_history: bool = False) -> TrainingBatches:
     """SASRec-style examples in shuffled batches of `batch_size` windows: every position predicts the next event."""
-    owners, starts, ends = training_windows(histories, max_history, whole_history)
-    order = rng.permutation(len(starts))
-    for first in range(0, len(order), batch_size):
-        chunk = order[first:first + batch_size]
-        inputs = pad(histories, starts[chunk], ends[chunk] - 1)
-        targets = pad(histories, starts[chunk] + 1, ends[chunk])
-        yield TrainingBatch(torch.as_tensor(owners[chunk]), inputs, targets.items.masked_fill(~targets.mask, -1),
-                            targets.weights)
+    return TrainingBatches(histories, max_history, batch_size, rng, whole_history)
 
 
 def lookup_history(events: Sequence[tuple[str, str, object]], item_index: dict[str, int],

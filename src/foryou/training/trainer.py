@@ -1,5 +1,5 @@
 """The training loop, model-agnostic: AdamW (SparseAdam for sparse tables), seeds, device and threads, AMP on
-CUDA, weight averaging, tqdm, callbacks.
+CUDA, weight averaging, progress (bars with an ETA on a terminal, one line per epoch elsewhere), callbacks.
 
 The model supplies three callables: `batches(epoch)` yields batches, `step_loss(batch)` returns the loss
 tensor of one batch, `validate()` returns validation NDCG@10 (or is None: train exactly `epochs` epochs).
@@ -13,18 +13,18 @@ score and stop decision are broadcast so that every rank keeps the same history 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sized
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from foryou.config import TrainConfig
-from foryou.training import distributed
+from foryou.training import distributed, progress
 from foryou.training.averaging import WeightAverage
 from foryou.training.callbacks import Callback, EarlyStopping, EpochRecord
 
@@ -110,10 +110,14 @@ class Trainer:
             step_loss = distributed.data_parallel(module, step_loss, self.device)
         for callback in callbacks:
             callback.on_train_start(module)
+        epochs = progress.bar(total=self.config.epochs, desc="epochs (at most)", unit="epoch",
+                              enabled=self.progress, leave=True)
+        started = time.perf_counter()
         try:
             for epoch in range(1, self.config.epochs + 1):
                 record = self._epoch(module, optimizer, epoch, batches, step_loss, validate, average)
                 self.history.append(record)
+                self._report(epochs, record, time.perf_counter() - started)
                 for callback in callbacks:
                     callback.on_epoch_end(module, record)  # sees the averaged weights: those are the model
                 stop = distributed.broadcast(any(callback.should_stop for callback in callbacks))  # rank 0 decides
@@ -122,9 +126,20 @@ class Trainer:
                 if average is not None:
                     average.swap_out(module)
         finally:
+            epochs.close()
             for callback in callbacks:
                 callback.on_train_end(module)
         return self.history
+
+    def _report(self, epochs: Any, record: EpochRecord, elapsed: float) -> None:
+        """The finished epoch on the epochs bar (terminal) or as one line (log file), with the time left at
+        most (at the pace so far, validation included; early stopping may end sooner)."""
+        valid = "-" if record.valid_ndcg is None else f"{record.valid_ndcg:.4f}"
+        epochs.set_postfix(loss=f"{record.loss:.4f}", valid_ndcg=valid)
+        epochs.update()
+        left = progress.remaining(elapsed, len(self.history), self.config.epochs)
+        progress.line(f"epoch {record.epoch}/{self.config.epochs}: loss {record.loss:.4f}, valid NDCG@10 {valid}, "
+                      f"{record.seconds:.1f} s; at most {left} left", self.progress)
 
     def _epoch(self, module: nn.Module, optimizer: Optimizers, epoch: int,
                batches: Callable[[int], Iterable[Any]], step_loss: Callable[[Any], torch.Tensor],
@@ -132,8 +147,10 @@ class Trainer:
         """One pass over the batches; ends with the averaged weights (if any) in `module`, validated."""
         start, total, count = time.perf_counter(), 0.0, 0
         module.train()
-        shard = distributed.shard(batches(epoch), self.world)
-        bar = tqdm(shard, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not self.progress)
+        items = batches(epoch)
+        steps = math.ceil(len(items) / self.world.size) if isinstance(items, Sized) else None
+        bar = progress.bar(distributed.shard(items, self.world), total=steps,
+                           desc=f"epoch {epoch}/{self.config.epochs}", unit="batch", enabled=self.progress)
         for batch in bar:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
                 loss = step_loss(batch)
