@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 from tests.serving.shop import item_rows
 
@@ -62,14 +63,15 @@ class Server:
     200s alone does not prove that all of them are ready).
     `kill` is a kill -9 of the whole service with one worker (several: of the supervisor only)."""
 
-    def __init__(self, bundle: Path, log: Path, workers: int = 1) -> None:
+    def __init__(self, bundle: Path, log: Path, workers: int = 1, settings: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.workers = workers
         command = [sys.executable, "-c", "from foryou.cli import app; app()", "serve", str(bundle),
                    "--port", str(self.port), "--workers", str(workers),
-                   "--set", "serving.rate_limit_per_minute=1000000"]
+                   "--set", "serving.rate_limit_per_minute=1000000",
+                   *(part for setting in settings for part in ("--set", setting))]
         with log.open("wb") as output:
             self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
                                             env={**os.environ, "FORYOU_API_KEYS": KEY})
@@ -113,8 +115,8 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Starts servers on bundles (waiting until ready) and stops every one at the end of the test."""
     servers: list[Server] = []
 
-    def start(bundle: Path, workers: int = 1) -> Server:
-        server = Server(bundle, tmp_path / f"server-{len(servers)}.log", workers)
+    def start(bundle: Path, workers: int = 1, settings: tuple[str, ...] = ()) -> Server:
+        server = Server(bundle, tmp_path / f"server-{len(servers)}.log", workers, settings)
         servers.append(server)
         server.wait_ready()
         return server
@@ -314,9 +316,10 @@ def test_kill_9_during_ingestion_loses_no_acknowledged_event(serve: Callable[...
 
 
 # ---- 3. reload under load ----------------------------------------------------------------------------------
-def recommend_continuously(url: str, stop: threading.Event, versions: Counter[str],
-                           failures: list[str]) -> None:
-    """POST recommendations until `stop`; count answers per model version, note every failure."""
+def recommend_continuously(url: str, stop: threading.Event, versions: Counter[str], failures: list[str],
+                           catalogs: dict[str, set[str]]) -> None:
+    """POST recommendations until `stop`; count answers per model version, note every failure and every answer
+    with an item that the catalog of the version it names does not hold (a request that mixed two bundles)."""
     with httpx.Client(base_url=url, timeout=30) as client:
         n = 0
         while not stop.is_set():
@@ -329,30 +332,47 @@ def recommend_continuously(url: str, stop: threading.Event, versions: Counter[st
                 continue
             if response.status_code != 200 or len(response.json()["items"]) != K:
                 failures.append(f"{response.status_code}: {response.text[:300]}")
-            else:
-                versions[response.json()["model_version"]] += 1
+                continue
+            answer = response.json()
+            foreign = {item["item_id"] for item in answer["items"]} - catalogs[answer["model_version"]]
+            if foreign:
+                failures.append(f"{answer['model_version']} answered items of another bundle: {sorted(foreign)}")
+            versions[answer["model_version"]] += 1
 
 
-def test_reload_under_load_fails_no_request(serve: Callable[..., Server], bundle: Path,
-                                            tmp_path: Path) -> None:
-    other = Path(shutil.copytree(bundle, tmp_path / "b" / "bundle"))
-    manifest = json.loads((other / "bundle.json").read_text())
-    first, second = manifest["model_version"], f"{manifest['model_version']}-second"
-    manifest["model_version"] = second
-    (other / "bundle.json").write_text(json.dumps(manifest))
-    server = serve(bundle)
+@pytest.fixture(scope="module")
+def other_shop_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle of another shop: every item and user id differs from the shop bundle's."""
+    from tests.serving.shop import build_shop_bundle
+
+    return build_shop_bundle(tmp_path_factory.mktemp("other-shop"), prefix="b-")
+
+
+def catalog_of(bundle: Path) -> set[str]:
+    return {str(item) for item in pd.read_parquet(bundle / "items.parquet")["item_id"]}
+
+
+def test_reload_between_two_shops_under_load_mixes_nothing(serve: Callable[..., Server], bundle: Path,
+                                                           other_shop_bundle: Path, tmp_path: Path) -> None:
+    other = Path(shutil.copytree(other_shop_bundle, tmp_path / "b" / "bundle"))
+    first = json.loads((bundle / "bundle.json").read_text())["model_version"]
+    second = json.loads((other / "bundle.json").read_text())["model_version"]
+    assert first != second and catalog_of(bundle).isdisjoint(catalog_of(other))
+    catalogs = {first: catalog_of(bundle), second: catalog_of(other)}
+    server = serve(bundle, settings=(f"serving.bundle_root={tmp_path}",))
 
     stop, versions, failures = threading.Event(), Counter[str](), list[str]()
-    clients = [threading.Thread(target=recommend_continuously, args=(server.url, stop, versions, failures))
-               for _ in range(4)]
+    clients = [threading.Thread(target=recommend_continuously, args=(server.url, stop, versions, failures,
+                                                                     catalogs)) for _ in range(4)]
     for thread in clients:
         thread.start()
     try:
         with httpx.Client(base_url=server.url, headers=WRITE, timeout=60) as admin:
             for target, version in [(other, second), (bundle, first), (None, first), (other, second),
-                                    (None, second), (bundle, first)]:
-                time.sleep(0.3)
-                response = admin.post("/v1/admin/reload", json={"bundle": str(target)} if target else None)
+                                    (None, second), (bundle, first)] * 2:
+                time.sleep(0.2)
+                relative = str(target.relative_to(tmp_path)) if target else None
+                response = admin.post("/v1/admin/reload", json={"bundle": relative} if target else None)
                 assert response.status_code == 200, response.text
                 assert response.json()["model_version"] == version
             time.sleep(0.3)
