@@ -9,12 +9,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 
 from foryou.errors import ForyouError
+
+if TYPE_CHECKING:
+    from foryou.config import RunConfig
 
 app = typer.Typer(help="foryou: prepare data, train two-tower retrieval and baselines, evaluate, recommend.",
                   no_args_is_help=True)
@@ -47,6 +50,20 @@ def run_guarded(action: Callable[[], T]) -> T:
 
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("foryou.stages").setLevel(logging.INFO)  # one line per pipeline stage with its seconds
+
+
+def _load_capped(config: Path, overrides: list[str] | None) -> RunConfig:
+    """CONFIG with its overrides, after capping this process's threads at `train.num_threads` (None: the cores
+    it may use). Called before torch, LightGBM or faiss are imported: OpenMP reads its settings when it starts."""
+    from foryou.config import load_config
+    from foryou.resources import limit_threads, prepare_thread_environment, usable_cores
+
+    run_config = run_guarded(lambda: load_config(config, overrides))
+    threads = run_config.train.num_threads or usable_cores()
+    prepare_thread_environment(threads)
+    limit_threads(threads)
+    return run_config
 
 
 @app.command()
@@ -88,11 +105,11 @@ def prepare(config: ConfigArg,
 @app.command()
 def train(config: ConfigArg, overrides: SetOption = None, quiet: QuietOption = False) -> None:
     """Train the two-tower model: early stopping on validation NDCG@10, then a refit on train + validation."""
-    from foryou import workflow
-    from foryou.config import load_config
-
     _setup_logging()
-    trained, path = run_guarded(lambda: workflow.run_training(load_config(config, overrides), progress=not quiet))
+    run_config = _load_capped(config, overrides)
+    from foryou import workflow
+
+    trained, path = run_guarded(lambda: workflow.run_training(run_config, progress=not quiet))
     Console().print(f"best validation NDCG@10 at epoch {trained.best_epoch} "
                     f"({trained.tuning_seconds:.0f} s tuning, {trained.fit_seconds:.0f} s refit)")
     Console().print(f"two-tower model saved to {path}")
@@ -101,11 +118,11 @@ def train(config: ConfigArg, overrides: SetOption = None, quiet: QuietOption = F
 @app.command()
 def evaluate(config: ConfigArg, overrides: SetOption = None, quiet: QuietOption = False) -> None:
     """Evaluate the trained two-tower model and the baselines on the test split; write report.md / report.html."""
-    from foryou import workflow
-    from foryou.config import load_config
-
     _setup_logging()
-    run = run_guarded(lambda: workflow.run_evaluation(load_config(config, overrides), progress=not quiet))
+    run_config = _load_capped(config, overrides)
+    from foryou import workflow
+
+    run = run_guarded(lambda: workflow.run_evaluation(run_config, progress=not quiet))
     _print_summary(run.reports)
     Console().print(f"report written to {run.report_path}")
 
@@ -115,12 +132,11 @@ def tune(config: ConfigArg, budget: BudgetOption = None, overrides: SetOption = 
          quiet: QuietOption = False) -> None:
     """Search the two-tower's and the baselines' settings on validation within a time budget; write the chosen
     settings as a complete YAML (tuned.yaml in output_dir) that `foryou pipeline` runs as it is."""
-    from foryou import workflow
-    from foryou.config import load_config
-
     _setup_logging()
-    result, path = run_guarded(lambda: workflow.run_tuning(load_config(config, _with_budget(overrides, budget)),
-                                                           progress=not quiet))
+    run_config = _load_capped(config, _with_budget(overrides, budget))
+    from foryou import workflow
+
+    result, path = run_guarded(lambda: workflow.run_tuning(run_config, progress=not quiet))
     typer.echo(result.table().to_string(index=False))
     Console().print(f"{len(result.trials)} trials in {result.seconds:.0f} s; chosen settings written to {path}")
 
@@ -129,13 +145,12 @@ def tune(config: ConfigArg, budget: BudgetOption = None, overrides: SetOption = 
 def pipeline(config: ConfigArg, overrides: SetOption = None, quiet: QuietOption = False,
              budget: BudgetOption = None) -> None:
     """prepare -> (search, with --budget) -> train -> evaluate -> report -> bundle, in one go."""
+    _setup_logging()
+    run_config = _load_capped(config, _with_budget(overrides, budget))
     from foryou import workflow
-    from foryou.config import load_config
     from foryou.data.report import render_report
 
-    _setup_logging()
-    result = run_guarded(lambda: workflow.run_pipeline(load_config(config, _with_budget(overrides, budget)),
-                                                       progress=not quiet))
+    result = run_guarded(lambda: workflow.run_pipeline(run_config, progress=not quiet))
     Console().print(render_report(result.prepared.report))
     _print_summary(result.evaluation.reports)
     path = result.evaluation.report_path
