@@ -227,6 +227,7 @@ async def run_httpx(url: str) -> dict[str, Any]:
             "seconds": time.perf_counter() - started}
 
 
+@pytest.mark.slow
 def test_ten_thousand_recommendations_at_concurrency_32_without_an_error(
         serve: Callable[..., Server], bundle: Path, tmp_path: Path) -> None:
     server = serve(bundle, workers=2)  # one per core: the load is CPU-bound

@@ -200,6 +200,7 @@ def _train_with_write_audit(config_path: str, watched: str) -> None:
     assert not writes, f"rank {world.rank} wrote {writes}"
 
 
+@pytest.mark.slow
 def test_two_processes_train_and_only_rank_0_writes(tmp_path: Path) -> None:
     run = tmp_path / "run"
     _write_events(tmp_path / "events.csv")
