@@ -20,6 +20,8 @@ import pandas as pd
 from foryou.config import RunConfig
 from foryou.data.dataset import Dataset
 from foryou.data.prepare import PrepareResult, prepare_dataset, write_prepared
+from foryou.evaluation.comparisons import paired_test, per_user
+from foryou.evaluation.diversity_space import DiversitySpace, diversity_space
 from foryou.evaluation.protocol import EvaluationResult, evaluate, item_user_counts, validation_ndcg
 from foryou.evaluation.report import ModelReport, write_report
 from foryou.models.base import Recommender
@@ -35,9 +37,12 @@ from foryou.rerank.stage import (
     recent_popularity,
 )
 from foryou.serving.bundle import best_on_validation, read_manifest, save_bundle
+from foryou.stages import timed_stage
 from foryou.training.callbacks import EpochRecord, use_tracking
+from foryou.training.progress import announce
+from foryou.tuning.plan import describe_plan
 from foryou.tuning.search import TuneResult, run_search, write_tuned_config
-from foryou.tuning.shape import with_shaped_defaults
+from foryou.tuning.shape import DataShape, with_shaped_defaults
 
 logger = logging.getLogger(__name__)
 
@@ -87,13 +92,15 @@ def train_two_tower(config: RunConfig, dataset: Dataset, progress: bool = True,
         tuned = searched.two_tower
         tuning_seconds = searched.seconds
     else:
-        tuned = _closing_tracker(build(config.train.epochs).fit(dataset.restricted_to("train"),
-                                                                validate=validation_ndcg(dataset)))
+        with timed_stage("two-tower fit on train (early stopping on valid)"):
+            tuned = _closing_tracker(build(config.train.epochs).fit(dataset.restricted_to("train"),
+                                                                    validate=validation_ndcg(dataset)))
         tuning_seconds = time.perf_counter() - start
     best = max(tuned.history, key=lambda record: record.valid_ndcg or 0.0)
     logger.info("best validation NDCG@10 %.4f at epoch %d; refitting on train + valid", best.valid_ndcg, best.epoch)
     start = time.perf_counter()
-    model = _closing_tracker(build(best.epoch).fit(dataset.restricted_to("train", "valid")))
+    with timed_stage(f"two-tower refit on train + valid ({best.epoch} epochs)"):
+        model = _closing_tracker(build(best.epoch).fit(dataset.restricted_to("train", "valid")))
     return TrainedTwoTower(model, best.epoch, list(tuned.history), tuning_seconds, time.perf_counter() - start,
                            tuned)
 
@@ -144,15 +151,17 @@ def fit_baselines(config: RunConfig, dataset: Dataset) -> dict[str, tuple[Recomm
     train_valid = dataset.restricted_to("train", "valid")
     for name, model in build_baselines(config.baselines, spark=config.spark).items():
         start = time.perf_counter()
-        model.fit(train_valid)
+        with timed_stage(f"{name} fit on train + valid"):
+            model.fit(train_valid)
         fitted[name] = (model, time.perf_counter() - start)
     return fitted
 
 
 def fit_ranking(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower,
-                baselines: dict[str, tuple[Recommender, float]], progress: bool = True) -> FittedRanking:
+                baselines: dict[str, tuple[Recommender, float]], progress: bool = True,
+                space: DiversitySpace | None = None) -> FittedRanking:
     """The ranking stage fitted on validation (`fit_ranking_stage`), then every strategy of it over the sources
-    refitted on train + valid (the bundle's models) evaluated once on test."""
+    refitted on train + valid (the bundle's models) evaluated once on test (diversity in `space`)."""
     start = time.perf_counter()
 
     def window(data: Dataset, tower: TwoTower | None = None) -> SourceModels:
@@ -169,9 +178,10 @@ def fit_ranking(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower,
     stage.catalog = CatalogFeatures.from_dataset(train_valid)  # served over train + valid: item features to match
     options = config.evaluation
     results = evaluate_stage(stage, served, dataset, "test", ks=options.ks, batch_size=options.batch_size,
-                             activity_buckets=options.activity_buckets)
+                             activity_buckets=options.activity_buckets,
+                             item_embeddings=space.vectors if space is not None else None)
     return FittedRanking(stage, results, time.perf_counter() - start,
-                         {**train_sources.baselines, "recent_pop": train_sources.recent_pop})
+                         {**train_sources.baselines, "recent_pop": train_sources.recent_pop}, train_sources)
 
 
 @dataclass
@@ -182,6 +192,7 @@ class FittedRanking:
     test_results: dict[str, EvaluationResult]
     seconds: float
     fitted_on_train: dict[str, Recommender]  # the train-window sources' baselines, by baseline name
+    train_sources: SourceModels  # the sources fitted on train: the strategies as they were chosen on validation
 
     def sections(self) -> dict[str, pd.DataFrame]:
         """Report tables: validation score per strategy and the LightGBM ranker's feature importance."""
@@ -199,14 +210,17 @@ class FittedRanking:
 def evaluate_and_report(
     config: RunConfig, dataset: Dataset, trained: TrainedTwoTower, baselines: dict[str, tuple[Recommender, float]],
     ranking: FittedRanking | None = None, searched: TuneResult | None = None,
-    validation: dict[str, float] | None = None,
+    validation: dict[str, float] | None = None, validation_users: dict[str, pd.Series] | None = None,
+    space: DiversitySpace | None = None,
 ) -> tuple[list[ModelReport], Path]:
     """Test-split evaluation of every model (and the ranking stage's strategies) side by side, written as
-    report.md / report.html in output_dir; with `validation` (NDCG@10 per strategy), the served choice too."""
+    report.md / report.html in output_dir; with `validation` (NDCG@10 per strategy), the served choice too,
+    tested against the runner-up on `validation_users`. Every model's diversity is measured in `space`."""
     def test_metrics(model: Recommender) -> EvaluationResult:
         options = config.evaluation
         return evaluate(model, dataset, "test", ks=options.ks, batch_size=options.batch_size,
-                        activity_buckets=options.activity_buckets)
+                        activity_buckets=options.activity_buckets,
+                        item_embeddings=space.vectors if space is not None else None)
 
     tower_params = {"user_tower": config.model.user_tower, "best_epoch": trained.best_epoch,
                     "dat": config.model.dat.enabled, "loss": config.loss.kind}
@@ -225,30 +239,55 @@ def evaluate_and_report(
         embeddings={TwoTower.name: trained.model.item_embeddings()},
         item_popularity=item_user_counts(dataset.events("train", "valid"), dataset.n_items),
         sections={**(ranking.sections() if ranking is not None else {}),
-                  **(served_section(config, validation, reports) if validation else {}),
+                  **(served_section(config, validation, reports, validation_users or {}) if validation else {}),
                   **(searched.sections() if searched is not None else {})},
         images=searched.images(config.output_dir) if searched is not None else {},
+        baselines=list(baselines),
+        served=_model_name(served_strategy(config, validation)) if validation else None,
+        diversity_space=space.description if space is not None else None,
     )
     log_test_metrics(config, reports, markdown_path)
     return reports, markdown_path
 
 
-def served_section(config: RunConfig, validation: dict[str, float],
-                   reports: list[ModelReport]) -> dict[str, pd.DataFrame]:
-    """Report table: every strategy a bundle may default to, its validation and test NDCG@10, and the one
-    served (the best on validation unless `serving.default_strategy` names one)."""
-    served = config.serving.default_strategy or best_on_validation(list(validation), validation)
-    tested = {report.name: report.result.summary.get("NDCG@10") for report in reports}
+def served_strategy(config: RunConfig, validation: dict[str, float]) -> str:
+    """The strategy a bundle serves by default: `serving.default_strategy`, else the best on validation."""
+    return config.serving.default_strategy or best_on_validation(list(validation), validation)
+
+
+def _model_name(strategy: str) -> str:
+    """The report's model name of a served strategy (a baseline is served under another name)."""
     model_of = {strategy: name for name, strategy in SERVED_BASELINES.items()} | {"popular": "recent_pop"}
-    rows = [{"strategy": name, "valid NDCG@10": f"{value:.4f}",
-             "test NDCG@10": _metric(tested.get(model_of.get(name, name))),
-             "served by default": "yes" if name == served else ""}
-            for name, value in sorted(validation.items(), key=lambda pair: -pair[1])]
-    return {"Served strategy (chosen on validation NDCG@10, each fitted on train)": pd.DataFrame(rows)}
+    return model_of.get(strategy, strategy)
+
+
+def served_section(config: RunConfig, validation: dict[str, float], reports: list[ModelReport],
+                   users: dict[str, pd.Series]) -> dict[str, pd.DataFrame]:
+    """Report table: every strategy a bundle may default to, its validation and test NDCG@10, its paired test
+    against the served one on validation users, and the one served (the best on validation unless
+    `serving.default_strategy` names one); the heading says whether it beats the runner-up beyond noise."""
+    served = served_strategy(config, validation)
+    tested = {report.name: report.result.summary.get("NDCG@10") for report in reports}
+    ranked = sorted(validation.items(), key=lambda pair: -pair[1])
+
+    def versus_served(name: str) -> str:
+        return "—" if name == served or name not in users or served not in users else \
+            str(paired_test(users[name], users[served]))
+
+    rows = [{"strategy": name, "valid NDCG@10": f"{value:.4f}", "test NDCG@10": _metric(tested.get(_model_name(name))),
+             "served by default": "yes" if name == served else "",
+             "valid, minus the served (95% CI, p)": versus_served(name)} for name, value in ranked]
+    runner_up = next((name for name, _ in ranked if name != served), None)
+    verdict = ""
+    if runner_up is not None and served in users and runner_up in users:
+        test = paired_test(users[served], users[runner_up])
+        verdict = (f": {served} is {'ahead of' if test.difference.mean > 0 else 'behind'} the runner-up "
+                   f"{runner_up} {'beyond' if test.beyond_noise else 'within'} noise on validation ({test})")
+    return {f"Served strategy (chosen on validation NDCG@10, each fitted on train){verdict}": pd.DataFrame(rows)}
 
 
 def _metric(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
+    return "—" if value is None else f"{value:.4f}"
 
 
 def log_test_metrics(config: RunConfig, reports: list[ModelReport], report_path: Path) -> None:
@@ -322,21 +361,28 @@ def run_evaluation(config: RunConfig, dataset: Dataset | None = None, trained: T
         trained = train_two_tower(config, dataset, progress=progress)
         save_trained(trained, config.output_dir)
     baselines = fit_baselines(config, dataset)
-    ranking = fit_ranking(config, dataset, trained, baselines, progress) if config.ranking.enabled else None
-    validation = served_validation_ndcg(config, dataset, trained, ranking.fitted_on_train if ranking else None)
-    if ranking is not None:
-        validation.update(ranking.stage.validation_ndcg)
-    reports, path = evaluate_and_report(config, dataset, trained, baselines, ranking, searched, validation)
+    space = diversity_space(dataset, config.features, trained.model.item_embeddings)
+    with timed_stage("ranking stage (sources on two windows, rankers, test)"):
+        ranking = fit_ranking(config, dataset, trained, baselines, progress, space) if config.ranking.enabled else None
+    with timed_stage("validation of the servable strategies"):
+        users = served_validation_users(config, dataset, trained, ranking)
+        validation = served_validation_ndcg(users, trained, ranking)
+    with timed_stage("evaluation and report"):
+        reports, path = evaluate_and_report(config, dataset, trained, baselines, ranking, searched, validation,
+                                            users, space)
     return EvaluationRun(trained, baselines, reports, path, validation, ranking, searched)
 
 
 def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
     """`foryou pipeline`: prepare -> train -> evaluate -> report -> bundle (model, index, baselines, ranking
     stage, fallback)."""
-    prepared = prepare_dataset(config, progress=progress)
-    write_prepared(prepared, config.prepared_dir)
+    with timed_stage("prepare"):
+        prepared = prepare_dataset(config, progress=progress)
+        write_prepared(prepared, config.prepared_dir)
     dataset = prepared.dataset
-    config = with_shaped_defaults(config, dataset)
+    shaped = with_shaped_defaults(config, dataset)
+    announce("\n".join(describe_plan(config, shaped, DataShape.of(dataset))), progress)
+    config = shaped
     searched = run_tuning(config, dataset, progress)[0] if config.tune.budget is not None else None
     config = searched.config if searched is not None else config
     trained = train_two_tower(config, dataset, progress=progress, searched=searched)
@@ -348,24 +394,44 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
                for report in evaluation.reports}
     validation = evaluation.validation_ndcg
     stage = evaluation.ranking.stage if evaluation.ranking is not None else None
-    bundle = save_bundle(config.output_dir / BUNDLE_DIR, trained.model, popularity_fallback(dataset), served,
-                         dataset, config, metrics, validation, stage)
+    with timed_stage("bundle"):
+        bundle = save_bundle(config.output_dir / BUNDLE_DIR, trained.model, popularity_fallback(dataset), served,
+                             dataset, config, metrics, validation, stage)
     logger.info("bundle written to %s", bundle)
     return PipelineResult(prepared, evaluation, bundle, validation, read_manifest(bundle)["default_strategy"])
 
 
-def served_validation_ndcg(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower,
-                           fitted_on_train: dict[str, Recommender] | None = None) -> dict[str, float]:
-    """Validation NDCG@10 of every strategy a bundle can default to, each fitted on train (the two-tower: its
-    best epoch while tuning), so the served default is chosen on validation and test stays untouched.
-    `fitted_on_train`: baselines (by name, recent_pop included) already fitted on train, reused, not refitted."""
-    score = validation_ndcg(dataset)
-    scores = {TwoTower.name: max(record.valid_ndcg or 0.0 for record in trained.tuning_history)}
+def served_validation_users(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower,
+                            ranking: FittedRanking | None = None) -> dict[str, pd.Series]:
+    """Per-user validation NDCG@10 (index: user_idx) of every strategy a bundle can default to, each fitted on
+    train as when the default is chosen, for the paired test of the served choice against the runner-up. The
+    baselines the ranking stage fitted on train are reused; the two-tower is its best epoch while tuning, left
+    out when only the refitted model is at hand (loaded from disk)."""
+    def score(model: Recommender) -> pd.Series:
+        return per_user(evaluate(model, dataset, "valid", ks=(10,), beyond_accuracy=False), "NDCG@10")
+
+    users = {TwoTower.name: score(trained.tuned)} if trained.tuned is not None else {}
     train = dataset.restricted_to("train")
-    fitted = dict(fitted_on_train or {})
+    fitted = dict(ranking.fitted_on_train) if ranking is not None else {}
     for name, model in build_baselines(config.baselines, spark=config.spark).items():
         if name in SERVED_BASELINES:
-            scores[SERVED_BASELINES[name]] = score(fitted[name] if name in fitted else model.fit(train))
-    scores["popular"] = score(fitted["recent_pop"] if "recent_pop" in fitted else recent_popularity(train))
+            users[SERVED_BASELINES[name]] = score(fitted[name] if name in fitted else model.fit(train))
+    users["popular"] = score(fitted["recent_pop"] if "recent_pop" in fitted else recent_popularity(train))
+    if ranking is not None:
+        stage = evaluate_stage(ranking.stage, ranking.train_sources, dataset, "valid", ks=(10,),
+                               beyond_accuracy=False)
+        users.update({name: per_user(result, "NDCG@10") for name, result in stage.items()})
+    return users
+
+
+def served_validation_ndcg(users: dict[str, pd.Series], trained: TrainedTwoTower,
+                           ranking: FittedRanking | None = None) -> dict[str, float]:
+    """Validation NDCG@10 per strategy, what the served default is chosen on (test stays untouched): the means
+    of `served_validation_users`, except the two-tower's best epoch while tuning and the ranking stage's scores
+    from its own fit, both measured when they were chosen."""
+    scores = {TwoTower.name: max(record.valid_ndcg or 0.0 for record in trained.tuning_history)}
+    scores.update({name: float(values.mean()) for name, values in users.items() if name != TwoTower.name})
+    if ranking is not None:
+        scores.update(ranking.stage.validation_ndcg)
     logger.info("validation NDCG@10 per strategy: %s", scores)
     return scores

@@ -28,6 +28,12 @@ def bar(iterable: Iterable[T] | None = None, *, total: int | None, desc: str, un
                 disable=not (enabled and on_terminal()))
 
 
+def announce(text: str, enabled: bool) -> None:
+    """A message for the person running the command (what a run will do), on stderr, terminal or not."""
+    if enabled:
+        tqdm.write(text, file=sys.stderr)
+
+
 def line(text: str, enabled: bool) -> None:
     """One finished epoch or stage as one line on stderr when no bar shows it (not on a terminal)."""
     if enabled and not on_terminal():

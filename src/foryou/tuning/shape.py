@@ -74,17 +74,22 @@ def shaped_settings(shape: DataShape) -> dict[str, dict[str, Any]]:
     }
 
 
+def derived_settings(config: RunConfig, shape: DataShape) -> dict[str, dict[str, Any]]:
+    """Section -> setting -> value of the shaped settings that `config` does not set explicitly."""
+    derived = {}
+    for section, settings in shaped_settings(shape).items():
+        explicit = getattr(config, section).model_fields_set
+        chosen = {key: value for key, value in settings.items() if key not in explicit}
+        if chosen:
+            derived[section] = chosen
+    return derived
+
+
 def with_shaped_defaults(config: RunConfig, dataset: Dataset) -> RunConfig:
     """`config` with every shaped setting it does not set explicitly replaced by the rule's value (logged)."""
     shape = DataShape.of(dataset)
-    updates: dict[str, Any] = {}
-    applied: dict[str, Any] = {}
-    for section, settings in shaped_settings(shape).items():
-        current = getattr(config, section)
-        chosen = {key: value for key, value in settings.items() if key not in current.model_fields_set}
-        if chosen:
-            updates[section] = current.model_copy(update=chosen)
-            applied.update({f"{section}.{key}": value for key, value in chosen.items()})
-    if applied:
-        logger.info("data shape %s -> defaults %s", asdict(shape), applied)
-    return config.model_copy(update=updates)
+    derived = derived_settings(config, shape)
+    if derived:
+        logger.info("data shape %s -> defaults %s", asdict(shape), derived)
+    return config.model_copy(update={section: getattr(config, section).model_copy(update=chosen)
+                                     for section, chosen in derived.items()})

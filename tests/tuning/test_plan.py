@@ -1,0 +1,41 @@
+"""The plan printed before training: each derived setting with its reason, the explicit ones left out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from foryou.config import load_config
+from foryou.tuning.plan import describe_plan
+from foryou.tuning.shape import DataShape, derived_settings, shaped_settings
+
+# 1,500 users, 150 items, 6,000 train events, p75 history 6, text on 20% of items
+TINY = DataShape(users=1_500, items=150, train_events=6_000, history_p50=4, history_p75=6, text_coverage=0.2)
+
+
+def test_derived_settings_come_with_their_reason_and_the_models_follow(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(f"""
+output_dir: {tmp_path / 'run'}
+data: {{source: generic, interactions: {{path: {tmp_path / 'e.csv'}, columns: {{user_id: u, item_id: i}}}}}}
+train: {{learning_rate: 0.01}}
+baselines: {{enabled: [most_pop, ease]}}
+ranking: {{mlp: false}}
+""")
+    config = load_config(path)
+    derived = derived_settings(config, TINY)
+    assert "learning_rate" not in derived["train"]  # set in the config: not the data's choice
+    assert derived["model"] == shaped_settings(TINY)["model"] == {"max_history": 10, "use_text": False}
+    shaped = config.model_copy(update={section: getattr(config, section).model_copy(update=chosen)
+                                       for section, chosen in derived.items()})
+    lines = describe_plan(config, shaped, TINY)
+    assert lines[0] == ("data: 1,500 users, 150 items, 6,000 train events; history p50 4 / p75 6 events; "
+                        "text on 20% of items")
+    assert "  model.max_history = 10: the smallest window covering 3 users in 4 (p75 history: 6)" in lines
+    assert "  model.use_text = False: 20% of items have text (threshold 50%)" in lines
+    assert "  loss.kind = full_softmax: 150 items <= 100,000 (above it a full-softmax step costs a catalog pass)" \
+        in lines
+    assert not any("learning_rate" in line for line in lines)
+    assert "  two_tower: at most 80 epochs (patience 10) on train, early-stopped on validation NDCG@10, then " \
+           "refitted on train + valid for the best epoch count" in lines
+    assert "  baselines: most_pop, ease" in lines
+    assert any(line.startswith("  ranking stage: a LightGBM ranker and hybrid blends") for line in lines)
