@@ -27,6 +27,7 @@ from foryou.evaluation.report import ModelReport, write_report
 from foryou.models.base import Recommender
 from foryou.models.registry import build_baselines
 from foryou.models.two_tower import TwoTower
+from foryou.progress import announce
 from foryou.rerank.online import CatalogFeatures
 from foryou.rerank.stage import (
     ITEM_ITEM_SOURCES,
@@ -39,7 +40,6 @@ from foryou.rerank.stage import (
 from foryou.serving.bundle import best_on_validation, read_manifest, save_bundle
 from foryou.stages import timed_stage
 from foryou.training.callbacks import EpochRecord, use_tracking
-from foryou.training.progress import announce
 from foryou.tuning.plan import describe_plan
 from foryou.tuning.search import TuneResult, run_search, write_tuned_config
 from foryou.tuning.shape import DataShape, with_shaped_defaults

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
+from foryou import progress
 from foryou.config import TrackingConfig, TrainConfig
 from foryou.models.sequences import Histories, training_batches
-from foryou.training import progress
 from foryou.training.callbacks import EarlyStopping, EpochRecord, MLflowCallback
 from foryou.training.trainer import Trainer, build_optimizer, resolve_device
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from foryou.config import FeaturesConfig, RunConfig
 from foryou.data import schema as S
@@ -31,6 +30,7 @@ from foryou.data.schema import FieldRoles, SourceTables
 from foryou.data.split import split_interactions
 from foryou.data.weights import apply_event_weights, value_required
 from foryou.errors import ConfigError, EmptyDatasetError
+from foryou.progress import bar as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def write_prepared(result: PrepareResult, out_dir: Path) -> Path:
 
 
 def _prepare(config: RunConfig, progress: bool, hash_inputs: bool) -> PrepareResult:
-    bar = tqdm(total=len(STAGES), desc="prepare", unit="step", disable=not progress)
+    bar = progress_bar(total=len(STAGES), desc="prepare", unit="step", enabled=progress)
     steps: list[dict[str, Any]] = []
 
     def advance(stage: str, frame: pd.DataFrame | None = None) -> None:

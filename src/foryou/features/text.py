@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from foryou.errors import ConfigError
+from foryou.progress import bar as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,8 @@ class TextEncoder:
             self._backend = load_backend(self.model, self._local_path, self.device)
         batches = range(0, len(texts), self.batch_size)
         if len(texts) > PROGRESS_THRESHOLD:
-            batches = tqdm(batches, desc=f"encoding texts ({self.model})", unit="batch")
+            batches = progress_bar(batches, total=len(batches), desc=f"encoding texts ({self.model})", unit="batch",
+                                   enabled=True)
         parts = [self._backend(texts[start:start + self.batch_size], kind) for start in batches]
         vectors = np.concatenate(parts).astype(np.float32, copy=False)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)

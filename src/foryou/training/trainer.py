@@ -23,8 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from foryou import progress
 from foryou.config import TrainConfig
-from foryou.training import distributed, progress
+from foryou.training import distributed
 from foryou.training.averaging import WeightAverage
 from foryou.training.callbacks import Callback, EarlyStopping, EpochRecord
 

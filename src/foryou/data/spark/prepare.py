@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from foryou.config import RunConfig
 from foryou.data import schema as S
@@ -18,6 +17,7 @@ from foryou.data.spark import steps as spark_steps
 from foryou.data.spark.session import spark_session
 from foryou.data.spark.source import read_source
 from foryou.errors import EmptyDatasetError
+from foryou.progress import bar as progress_bar
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -30,7 +30,7 @@ def prepare_with_spark(config: RunConfig, progress: bool = True) -> PrepareResul
     from pyspark import StorageLevel
 
     spark = spark_session(config.spark)
-    bar = tqdm(total=len(STAGES), desc="prepare (spark)", unit="step", disable=not progress)
+    bar = progress_bar(total=len(STAGES), desc="prepare (spark)", unit="step", enabled=progress)
     steps: list[dict[str, Any]] = []
 
     def advance(stage: str, rows: int | None = None) -> None:
