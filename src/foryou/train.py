@@ -21,6 +21,7 @@ from foryou.config import RunConfig, load_config
 from foryou.data.dataset import Dataset
 from foryou.errors import ForyouError
 from foryou.models.item_features import build_item_inputs
+from foryou.resources import limit_threads, usable_cores
 from foryou.training import distributed
 from foryou.training.distributed import World
 from foryou.training.trainer import resolve_device
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     except ForyouError as exc:
         return _report_error(exc)
     logging.basicConfig(level=logging.WARNING, format=f"%(levelname)s rank {world.rank} %(name)s: %(message)s")
+    limit_threads(config.train.num_threads or max(1, usable_cores() // world.size))  # the ranks share the cores
     try:
         train(config, world, progress=not args.quiet)
     except ForyouError as exc:
