@@ -59,15 +59,28 @@ WRITES = [("POST", "/v1/events", {"events": [{"user_id": "u0", "item_id": "jew2"
           ("POST", "/v1/admin/reload", {})]
 
 
+@pytest.fixture(scope="module")
+def keyless(shop_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """One app with no API key configured, shared by the refusal tests (none of which may write)."""
+    with serving(shop_bundle, tmp_path_factory.mktemp("keyless") / "store.db", api_keys=()) as client:
+        yield client
+
+
+def assert_nothing_written(client: TestClient) -> None:
+    """jew2 keeps its bundle title (a PUT would have renamed it), is not deleted, and u0 has no live event."""
+    answer = ok(client.get("/v1/items/jew0/similar", params={"k": ALL_ITEMS}))
+    titles = {item["item_id"]: item["title"] for item in answer["items"]}
+    assert titles.get("jew2") == "Gold Hoop Earrings 2"
+    assert "jew2" not in history_items(client, "u0")
+
+
 @pytest.mark.parametrize(("method", "path", "body"), WRITES, ids=[f"{m} {p}" for m, p, _ in WRITES])
-def test_writes_are_refused_when_no_key_is_configured(shop_bundle: Path, tmp_path: Path, method: str, path: str,
+def test_writes_are_refused_when_no_key_is_configured(keyless: TestClient, method: str, path: str,
                                                       body: Any) -> None:
-    with serving(shop_bundle, tmp_path / "store.db", api_keys=()) as client:
-        response = client.request(method, path, json=body, headers=WRITE)
-        assert response.status_code == 403
-        assert all(hint in detail(response) for hint in ("serving.api_keys", "FORYOU_API_KEYS", "X-API-Key"))
-        assert "jew2" in similar(client, "jew0", k=ALL_ITEMS)  # nothing was written
-        assert "jew2" not in history_items(client, "u0")
+    response = keyless.request(method, path, json=body, headers=WRITE)
+    assert response.status_code == 403
+    assert all(hint in detail(response) for hint in ("serving.api_keys", "FORYOU_API_KEYS", "X-API-Key"))
+    assert_nothing_written(keyless)
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}, {"X-API-Key": ""}], ids=["none", "wrong", "empty"])
@@ -77,8 +90,7 @@ def test_writes_need_the_right_key(client: TestClient, headers: dict[str, str], 
     response = client.request(method, path, json=body, headers=headers)
     assert response.status_code == 401
     assert "X-API-Key" in detail(response)
-    assert "jew2" in similar(client, "jew0", k=ALL_ITEMS)
-    assert "jew2" not in history_items(client, "u0")
+    assert_nothing_written(client)
 
 
 # ---- events ---------------------------------------------------------------------------------------------------

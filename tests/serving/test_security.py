@@ -23,16 +23,21 @@ def client(shop_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield shared
 
 
+@pytest.fixture(scope="module")
+def locked(shop_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """One app whose reads need a key, shared by the cases below."""
+    with serving(shop_bundle, tmp_path_factory.mktemp("locked") / "store.db", require_key_for_reads=True) as app:
+        yield app
+
+
 @pytest.mark.parametrize(("method", "path", "body"), READS, ids=[f"{m} {p}" for m, p, _ in READS])
-def test_reads_need_a_key_when_configured(shop_bundle: Path, tmp_path: Path, method: str, path: str,
-                                          body: object) -> None:
-    with serving(shop_bundle, tmp_path / "store.db", require_key_for_reads=True) as client:
-        for headers in ({}, {"X-API-Key": "wrong"}):
-            response = client.request(method, path, json=body, headers=headers)
-            assert response.status_code == 401 and "X-API-Key" in detail(response)
-        assert client.request(method, path, json=body, headers=WRITE).status_code == 200
-        for probe in ("/healthz", "/readyz", "/metrics"):  # orchestrators and scrapers carry no key
-            assert client.get(probe).status_code == 200
+def test_reads_need_a_key_when_configured(locked: TestClient, method: str, path: str, body: object) -> None:
+    for headers in ({}, {"X-API-Key": "wrong"}):
+        response = locked.request(method, path, json=body, headers=headers)
+        assert response.status_code == 401 and "X-API-Key" in detail(response)
+    assert locked.request(method, path, json=body, headers=WRITE).status_code == 200
+    for probe in ("/healthz", "/readyz", "/metrics"):  # orchestrators and scrapers carry no key
+        assert locked.get(probe).status_code == 200
 
 
 def test_reads_need_no_key_by_default(client: TestClient) -> None:

@@ -110,7 +110,7 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
         return resources.files("foryou.serving").joinpath("playground.html").read_text(encoding="utf-8")
 
     @app.get("/healthz", tags=["operations"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         """Live: the process answers."""
         return {"status": "ok"}
 

@@ -2,8 +2,9 @@
 
 Layout (every file but bundle.json is listed in the manifest with its SHA-256, so a damaged file is named):
   bundle.json      format version, foryou version, model version, strategies and the default one (chosen
-                   on validation), the served baselines' parameters (EASE: the engine it was fitted with),
-                   data hashes, validation and test metrics, config, file checksums
+                   on validation; served_choice: the paired test behind that choice), the served baselines'
+                   parameters (EASE: the engine it was fitted with), data hashes, validation and test metrics,
+                   config, file checksums
   model/           the two-tower model (Recommender.save, with its fitted item feature encoder)
   index/           the ANN index over the model's retrieval vectors; labels are catalog rows
   content.npy      (n_items, d) unit content-only item vectors, for the `content` strategy (when items have content)
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,6 +36,7 @@ from foryou.config import RunConfig
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset
 from foryou.errors import DataFileError
+from foryou.evaluation.served_choice import ServedChoice, choose_served
 from foryou.index import VectorIndex, build_index
 from foryou.models.base import Recommender
 from foryou.models.ranking import unit_rows
@@ -88,10 +91,11 @@ class Bundle:
 
 def save_bundle(directory: Path, model: TwoTower, fallback: Recommender, served: dict[str, Recommender],
                 dataset: Dataset, config: RunConfig, test_metrics: dict[str, dict[str, float]],
-                validation_ndcg: dict[str, float] | None = None, ranking: RankingStage | None = None) -> Path:
+                validation_ndcg: dict[str, float] | None = None, ranking: RankingStage | None = None,
+                validation_users: dict[str, pd.Series] | None = None) -> Path:
     """Write the bundle into `directory` (replaced whole: built beside it, then renamed into place). The default
-    strategy is `serving.default_strategy` when set, else the served strategy with the best `validation_ndcg`
-    (NDCG@10 on the validation split, models fitted on train), else two_tower."""
+    strategy is `serving.default_strategy` when set, else `served_choice` on `validation_ndcg` (NDCG@10 on the
+    validation split, models fitted on train) and its per-user values `validation_users`, else two_tower."""
     building = directory.with_name(directory.name + ".building")
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
@@ -118,13 +122,15 @@ def save_bundle(directory: Path, model: TwoTower, fallback: Recommender, served:
              for path in sorted(building.rglob("*")) if path.is_file()}
     created = datetime.now(timezone.utc)
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:8]
+    choice = served_choice(strategies, validation_ndcg or {}, validation_users)
     meta = {
         "bundle_version": BUNDLE_VERSION,
         "foryou_version": foryou.__version__,
         "created_at": created.isoformat(),
         "model_version": f"{config.name}-{created:%Y%m%dT%H%M%S}-{digest}",
         "model": model.name,
-        "default_strategy": config.serving.default_strategy or best_on_validation(strategies, validation_ndcg or {}),
+        "default_strategy": config.serving.default_strategy or (choice.chosen if choice else DEFAULT_STRATEGY),
+        "served_choice": choice.as_meta() if choice else None,
         "strategies": strategies,
         "served_params": {name: served[name].params() for name in MATRIX_STRATEGIES if name in served},
         "validation_ndcg": validation_ndcg or {},
@@ -163,17 +169,27 @@ def load_bundle(directory: Path | str, verify: bool = True) -> Bundle:
             ranking = RankingStage.load(directory / RANKING_DIR)
             cooccurrence = CooccurrenceSource.from_seen(sp.load_npz(directory / RANKING_DIR / COOCCURRENCE_FILE),
                                                         last_n=ranking.settings.last_n)
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
+    except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError) as error:
         raise DataFileError(f"bundle {directory} cannot be loaded: {error}") from error
     index = VectorIndex.load(directory / INDEX_DIR)
     return Bundle(directory, model, index, content, served, fallback, items, meta, ranking, cooccurrence)
 
 
-def best_on_validation(strategies: list[str], validation_ndcg: dict[str, float]) -> str:
+def best_on_validation(strategies: list[str], validation_ndcg: dict[str, float],
+                       users: dict[str, pd.Series] | None = None) -> str:
     """The strategy with the highest validation NDCG@10 among those measured (the earlier one on a tie: two_tower
-    first), or two_tower when none was measured."""
-    measured = [name for name in strategies if name in validation_ndcg]
-    return max(measured, key=lambda name: validation_ndcg[name]) if measured else DEFAULT_STRATEGY
+    first) unless a simpler one is within noise of it on `users` (`served_choice`), or two_tower when none was
+    measured."""
+    choice = served_choice(strategies, validation_ndcg, users)
+    return choice.chosen if choice else DEFAULT_STRATEGY
+
+
+def served_choice(strategies: list[str], validation_ndcg: dict[str, float],
+                  users: dict[str, pd.Series] | None = None) -> ServedChoice | None:
+    """`choose_served` among the measured `strategies`; None when none of them was measured."""
+    if not any(name in validation_ndcg for name in strategies):
+        return None
+    return choose_served(strategies, validation_ndcg, users)
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:

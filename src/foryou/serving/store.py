@@ -136,7 +136,7 @@ class Store:
             if name not in _INSERTS:
                 hint = "use sqlite:///PATH or postgresql+psycopg://..."
                 raise ConfigError(f"unsupported database {shown}: {hint}")
-            self._engine = create_engine(url)
+            self._engine = create_engine(url, pool_pre_ping=True)  # a database restart fails no later request
         except (ArgumentError, ImportError) as exc:
             raise ConfigError(f"invalid database URL {shown}: {exc}") from exc
         self._insert = _INSERTS[name]
