@@ -9,7 +9,8 @@ after one runs alone, and each copy's wall time is compared with the lone run: h
 
 Writes benchmarks/results/pipeline_scale[_SUFFIX].json and .md. Usage:
   .venv/bin/python benchmarks/pipeline_scale.py [--events 1000000 --items 100000 --users 100000]
-      [--workdir runs/pipeline_scale] [--copies 2] [--set key=value ...] [--suffix small]
+      [--config configs/demo.yaml (instead of a generated log)] [--workdir runs/pipeline_scale] [--copies 2]
+      [--set key=value ...] [--suffix small]
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "pipeline_scale")
+    parser.add_argument("--config", type=Path, help="run this config instead of a generated log (e.g. the demo's)")
     parser.add_argument("--copies", type=int, default=0, help="also run this many pipelines at once (0: only alone)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="an override passed to every pipeline (repeatable); none: defaults only")
@@ -48,8 +50,8 @@ def main() -> None:
     parser.add_argument("--suffix", default="", help="results go to pipeline_scale_SUFFIX.json / .md")
     args = parser.parse_args()
     size = LogSize(args.events, args.items, args.users)
-    log = write_log(args.workdir / "log", size)
-    config = Path(log["config"])
+    log = write_log(args.workdir / "log", size) if args.config is None else {"config": str(args.config)}
+    config = Path(log["config"]).resolve()
     alone = run_pipeline(config, args.workdir / "alone", args.overrides, args.timeout)
     together = run_together(config, args.workdir, args.overrides, args.timeout, args.copies) if args.copies else []
     result = {"size": vars(size), "overrides": args.overrides, "log": log, "alone": alone, "together": together,
@@ -109,7 +111,8 @@ def machine() -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     size, alone, host = result["size"], result["alone"], result["machine"]
-    title = f"# foryou pipeline at scale: {size['events']:,} events, {size['items']:,} items, {size['users']:,} users"
+    title = (f"# foryou pipeline at scale: {size['events']:,} events, {size['items']:,} items, {size['users']:,} users"
+             if "recipe" in result["log"] else f"# foryou pipeline on {result['log']['config']}")
     load = ", ".join(f"{value:.1f}" for value in host["load_average_at_end"])
     ran = f"`{result['command']}` ({result['finished_at']}; {host['affinity']} cores; load average at the end {load})."
     overrides = f"Overrides: {', '.join(result['overrides']) or 'none (defaults only)'}."

@@ -1,6 +1,8 @@
 """Cores and memory read from fake cgroup / meminfo files, and the thread cap applied to torch and BLAS."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import faiss
@@ -36,6 +38,16 @@ def test_memory_is_the_smaller_of_meminfo_and_the_cgroup_headroom(tmp_path) -> N
     assert available_memory_bytes(limited, meminfo) == 5 * 2**30
     unlimited = _write(tmp_path / "v2max", {"memory.max": "max", "memory.current": str(3 * 2**30)})
     assert available_memory_bytes(unlimited, meminfo) == 20_000_000 * 1024
+
+
+def test_an_address_space_limit_caps_the_available_memory(tmp_path) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemAvailable:   900000000 kB\n")  # ~858 GiB: more than any limit below
+    script = ("import resource, sys; from pathlib import Path; from foryou.resources import available_memory_bytes; "
+              "resource.setrlimit(resource.RLIMIT_AS, (8 * 2**30, resource.RLIM_INFINITY)); "
+              f"print(available_memory_bytes(Path('{tmp_path}/none'), Path('{meminfo}')))")
+    available = int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+    assert 0 < available < 8 * 2**30  # the 8 GiB limit less what the interpreter has mapped already
 
 
 def test_limit_threads_caps_torch_faiss_and_every_blas_pool() -> None:

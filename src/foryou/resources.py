@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import resource
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -38,8 +39,12 @@ def _cpu_quota(cgroup: Path) -> float | None:
 
 
 def available_memory_bytes(cgroup: Path = CGROUP, meminfo: Path = MEMINFO) -> int:
-    """Bytes this process could still allocate: MemAvailable, or less when the cgroup's limit leaves less."""
+    """Bytes this process could still allocate: MemAvailable, or less when the cgroup's limit or the address-space
+    limit (ulimit -v, less the address space in use) leaves less."""
     available = _meminfo_available(meminfo)
+    address_space, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if address_space != resource.RLIM_INFINITY:
+        available = min(available, max(address_space - _address_space_in_use(), 0))
     for limit_file, usage_file in (("memory.max", "memory.current"),
                                    ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
         limit, usage = _read(cgroup / limit_file), _read(cgroup / usage_file)
@@ -47,6 +52,13 @@ def available_memory_bytes(cgroup: Path = CGROUP, meminfo: Path = MEMINFO) -> in
             available = min(available, max(int(limit) - int(usage), 0))
             break
     return available
+
+
+def _address_space_in_use() -> int:
+    for line in (_read(Path("/proc/self/status")) or "").splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def _meminfo_available(meminfo: Path) -> int:
