@@ -411,3 +411,37 @@ def test_restart_keeps_ingested_events_and_upserted_items(serve: Callable[..., S
         assert [i["item_id"] for i in after["items"]] == [i["item_id"] for i in before["items"]]
         recommended = client.post("/v1/recommendations", json={"user_id": "newcomer", "k": K}).json()
         assert {"kit1", "newX", "kit2"}.isdisjoint(i["item_id"] for i in recommended["items"])  # seen
+
+
+# ---- 5. two workers: one server ----------------------------------------------------------------------------
+def metric_total(text: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include `labels`, from the Prometheus text format."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            if all(f'{key}="{value}"' in line for key, value in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_two_workers_act_as_one_server(serve: Callable[..., Server], bundle: Path) -> None:
+    """A new item is found by every worker right after the 2xx; metrics and the rate limit are the server's."""
+    server = serve(bundle, workers=2, settings=("serving.rate_limit_per_minute=60",))
+    started = time.monotonic()
+    with httpx.Client(base_url=server.url, headers=WRITE, timeout=30) as client:
+        assert client.delete("/v1/items/hom1").status_code == 200  # an earlier write leaves a tombstone
+        assert client.get("/v1/items/jew0/similar", params={"k": 200}).status_code == 200
+        item = {"fields": {"title": "Gold Hoop Earrings 99", "category": "Jewellery", "price": 41.5}}
+        assert client.put("/v1/items/jew99", json=item).status_code == 200
+        found = [client.get("/v1/items/jew0/similar", params={"k": 200}).json() for _ in range(20)]
+        assert all("jew99" in [i["item_id"] for i in answer["items"]] for answer in found), \
+            "a worker left the new item out right after the 2xx"
+        scrapes = [client.get("/metrics").text for _ in range(6)]  # each may be answered by either worker
+        for scrape in scrapes:
+            assert metric_total(scrape, "foryou_requests_total", route="/v1/items/{item_id}/similar") == 21
+            assert metric_total(scrape, "foryou_items_upserted_total") == 1
+        answered = sum(client.get("/v1/noop").status_code == 200 for _ in range(200))
+    elapsed = time.monotonic() - started
+    used = 23  # the DELETE, the PUT and 21 similar requests took tokens from the same bucket
+    print(f"two workers at 60/min: {answered} of 200 more requests answered after {used}, in {elapsed:.1f} s")
+    assert answered <= 60 - used + math.ceil(elapsed) + 1, answered
