@@ -243,16 +243,18 @@ def evaluate_and_report(
                   **(searched.sections() if searched is not None else {})},
         images=searched.images(config.output_dir) if searched is not None else {},
         baselines=list(baselines),
-        served=_model_name(served_strategy(config, validation)) if validation else None,
+        served=_model_name(served_strategy(config, validation, validation_users)) if validation else None,
         diversity_space=space.description if space is not None else None,
     )
     log_test_metrics(config, reports, markdown_path)
     return reports, markdown_path
 
 
-def served_strategy(config: RunConfig, validation: dict[str, float]) -> str:
-    """The strategy a bundle serves by default: `serving.default_strategy`, else the best on validation."""
-    return config.serving.default_strategy or best_on_validation(list(validation), validation)
+def served_strategy(config: RunConfig, validation: dict[str, float],
+                    users: dict[str, pd.Series] | None = None) -> str:
+    """The strategy a bundle serves by default: `serving.default_strategy`, else the best on validation unless a
+    simpler strategy is within noise of it on the per-user scores `users` (evaluation/served_choice.py)."""
+    return config.serving.default_strategy or best_on_validation(list(validation), validation, users)
 
 
 def _model_name(strategy: str) -> str:
@@ -266,7 +268,7 @@ def served_section(config: RunConfig, validation: dict[str, float], reports: lis
     """Report table: every strategy a bundle may default to, its validation and test NDCG@10, its paired test
     against the served one on validation users, and the one served (the best on validation unless
     `serving.default_strategy` names one); the heading says whether it beats the runner-up beyond noise."""
-    served = served_strategy(config, validation)
+    served = served_strategy(config, validation, users)
     tested = {report.name: report.result.summary.get("NDCG@10") for report in reports}
     ranked = sorted(validation.items(), key=lambda pair: -pair[1])
 
@@ -321,6 +323,7 @@ class EvaluationRun:
     validation_ndcg: dict[str, float]  # per strategy a bundle may default to, each fitted on train
     ranking: FittedRanking | None = None
     searched: TuneResult | None = None
+    validation_users: dict[str, pd.Series] | None = None  # per-user validation NDCG@10, for the served choice
 
 
 @dataclass
@@ -370,7 +373,7 @@ def run_evaluation(config: RunConfig, dataset: Dataset | None = None, trained: T
     with timed_stage("evaluation and report"):
         reports, path = evaluate_and_report(config, dataset, trained, baselines, ranking, searched, validation,
                                             users, space)
-    return EvaluationRun(trained, baselines, reports, path, validation, ranking, searched)
+    return EvaluationRun(trained, baselines, reports, path, validation, ranking, searched, users)
 
 
 def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
@@ -396,7 +399,7 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
     stage = evaluation.ranking.stage if evaluation.ranking is not None else None
     with timed_stage("bundle"):
         bundle = save_bundle(config.output_dir / BUNDLE_DIR, trained.model, popularity_fallback(dataset), served,
-                             dataset, config, metrics, validation, stage)
+                             dataset, config, metrics, validation, stage, evaluation.validation_users)
     logger.info("bundle written to %s", bundle)
     return PipelineResult(prepared, evaluation, bundle, validation, read_manifest(bundle)["default_strategy"])
 

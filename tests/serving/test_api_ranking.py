@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from tests.serving.api_client import CATEGORY, STAGE, TITLE, history_items, ids, recommend, serving
 
 from foryou.data.dataset import Dataset
+from foryou.evaluation.served_choice import TIERS
 from foryou.rerank.candidates import merged_columns
 from foryou.rerank.protocol import ranking_frame
 from foryou.rerank.stage import RankingStage, SourceModels
@@ -35,11 +36,17 @@ def client(shop_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield reader
 
 
-def test_the_manifest_records_each_stage_strategys_validation_score_and_picks_the_best(shop_bundle: Path) -> None:
+def test_the_manifest_records_each_stage_strategys_validation_score_and_the_served_choice(shop_bundle: Path) -> None:
     meta = json.loads((shop_bundle / "bundle.json").read_text())
     scores = meta["validation_ndcg"]
     assert set(STAGE) <= set(scores) and all(0.0 <= scores[name] <= 1.0 for name in STAGE)
-    assert meta["default_strategy"] == max(scores, key=scores.get)
+    choice = meta["served_choice"]
+    assert choice["best_on_validation"] == max(scores, key=scores.get) and meta["default_strategy"] == choice["chosen"]
+    # the best is served unless a simpler strategy is within noise of it; either way the paired test is recorded
+    assert choice["chosen"] == choice["best_on_validation"] or (
+        TIERS[choice["chosen"]] < TIERS[choice["best_on_validation"]] and choice["beyond_noise"] is False)
+    low, high = choice["interval"]
+    assert choice["users"] > 0 and low <= choice["difference"] <= high and 0.0 < choice["p_value"] <= 1.0
     assert set(STAGE) <= set(meta["test_metrics"])  # the report's test rows, side by side with the models
 
 
