@@ -68,7 +68,7 @@ def test_a_baseline_and_a_ranking_stage_strategy_are_measured_in_the_catalog_spa
 
 def test_without_a_shared_space_diversity_is_not_measured(dataset: Dataset) -> None:
     history = dataset.restricted_to("train", "valid")
-    stage = ScoreMatrix(np.tile(np.float32([5, 4, 1, 0, 0]), (4, 1)), history)
+    stage = ScoreMatrix(np.tile(np.array([5, 4, 1, 0, 0], np.float32), (4, 1)), history)
     summary = evaluate(stage, dataset, "test", ks=(2,)).summary
     assert math.isnan(summary["diversity_embedding@2"])  # shown as "—", never a default
     with pytest.raises(NotImplementedError, match="shared"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -16,7 +17,7 @@ MODELS = ["two_tower", "ease", "item_knn", "als", "recent_pop", "reranked_lgbm",
 
 
 @pytest.fixture
-def drawn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, plt.Figure]:
+def drawn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, plt.Figure]]:
     """Every figure of a report with eight models, kept open (by name) to measure its layout."""
     figures: dict[str, plt.Figure] = {}
 
@@ -49,9 +50,8 @@ def test_no_legend_covers_an_axes(drawn: dict[str, plt.Figure]) -> None:
     assert not drawn["models"].legends and not any(axis.get_legend() for axis in drawn["models"].axes)
     for name in ("segments", "popularity"):
         figure = drawn[name]
-        renderer = figure.canvas.get_renderer()
         (legend,) = figure.legends
-        box = legend.get_window_extent(renderer)
+        box = legend.get_window_extent()  # in pixels of the drawn figure
         for axis in figure.axes:
-            assert not box.overlaps(axis.get_window_extent(renderer)), name
+            assert not box.overlaps(axis.get_window_extent()), name
         assert box.x1 <= figure.bbox.x1 + 1  # and it is inside the picture
