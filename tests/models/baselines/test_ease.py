@@ -1,15 +1,22 @@
 """EASE against its closed form on a 3x3 example; the sparse (SANSA) engine and when it is chosen."""
 
+import importlib.util
+import sys
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from conftest import build_dataset
 
 from foryou.config import BaselinesConfig
+from foryou.errors import ConfigError
 from foryou.models.base import Recommender
 from foryou.models.baselines import EASE
 from foryou.models.baselines.ease import choose_engine, dense_max_items, ease_weights, sansa_factors
 from foryou.models.registry import build_baselines
+
+needs_sansa = pytest.mark.skipif(importlib.util.find_spec("sansa") is None,
+                                 reason="the sparse engine needs foryou[sparse] (sansa; libsuitesparse-dev)")
 
 
 def test_ease_weights_match_closed_form_by_hand() -> None:
@@ -66,6 +73,7 @@ def test_dense_limit_from_memory_is_twelve_bytes_per_pair_in_half() -> None:
     assert dense_max_items(0) == 0
 
 
+@needs_sansa
 def test_sparse_ease_matches_dense_when_it_keeps_every_weight() -> None:
     # density 1 (weights_per_item >= n_items): SANSA's factors multiply to the exact inverse, so the off-diagonal
     # scores equal the closed form's
@@ -77,6 +85,7 @@ def test_sparse_ease_matches_dense_when_it_keeps_every_weight() -> None:
     np.testing.assert_allclose(product[off_diagonal], ease_weights(x, 25.0)[off_diagonal], atol=1e-4)
 
 
+@needs_sansa
 def test_sparse_ease_recommends_like_dense_unseen_and_sorted(tiny_dataset, tmp_path) -> None:
     model = EASE(l2=1.0, dense_max_items=5).fit(tiny_dataset)  # 20 items > 5: sparse
     assert model.params()["engine"] == "sparse" and model.params()["dense_max_items"] == 5
@@ -102,8 +111,15 @@ def test_forced_dense_engine_ignores_the_limit(tiny_dataset) -> None:
     assert model.params()["engine"] == "dense" and model.weights[0].shape == (20, 20)
 
 
+@needs_sansa
 def test_config_limit_makes_the_default_baselines_fit_sparse_ease(tiny_dataset) -> None:
     lowered = build_baselines(BaselinesConfig(enabled=["ease"], ease_l2=1.0, ease_dense_max_items=10))["ease"]
     assert lowered.fit(tiny_dataset).params()["engine"] == "sparse"  # 20 items > 10
     default = build_baselines(BaselinesConfig(enabled=["ease"], ease_l2=1.0))["ease"]
     assert default.fit(tiny_dataset).params()["engine"] == "dense"  # 20 items fit in any machine's memory
+
+
+def test_sparse_engine_without_sansa_names_the_extra_to_install(tiny_dataset, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "sansa", None)  # import sansa now raises ImportError
+    with pytest.raises(ConfigError, match=r"EASE over 20 items needs .*foryou\[sparse\]"):
+        EASE(l2=1.0, engine="sparse").fit(tiny_dataset)
