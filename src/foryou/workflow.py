@@ -266,8 +266,8 @@ def _model_name(strategy: str) -> str:
 def served_section(config: RunConfig, validation: dict[str, float], reports: list[ModelReport],
                    users: dict[str, pd.Series]) -> dict[str, pd.DataFrame]:
     """Report table: every strategy a bundle may default to, its validation and test NDCG@10, its paired test
-    against the served one on validation users, and the one served (the best on validation unless
-    `serving.default_strategy` names one); the heading says whether it beats the runner-up beyond noise."""
+    against the served one on validation users, and the one served (`served_strategy`); the heading says how the
+    served one compares with the best other strategy on validation, beyond noise or within it."""
     served = served_strategy(config, validation, users)
     tested = {report.name: report.result.summary.get("NDCG@10") for report in reports}
     ranked = sorted(validation.items(), key=lambda pair: -pair[1])
@@ -279,12 +279,12 @@ def served_section(config: RunConfig, validation: dict[str, float], reports: lis
     rows = [{"strategy": name, "valid NDCG@10": f"{value:.4f}", "test NDCG@10": _metric(tested.get(_model_name(name))),
              "served by default": "yes" if name == served else "",
              "valid, minus the served (95% CI, p)": versus_served(name)} for name, value in ranked]
-    runner_up = next((name for name, _ in ranked if name != served), None)
+    other = next((name for name, _ in ranked if name != served), None)
     verdict = ""
-    if runner_up is not None and served in users and runner_up in users:
-        test = paired_test(users[served], users[runner_up])
-        verdict = (f": {served} is {'ahead of' if test.difference.mean > 0 else 'behind'} the runner-up "
-                   f"{runner_up} {'beyond' if test.beyond_noise else 'within'} noise on validation ({test})")
+    if other is not None and served in users and other in users:
+        test = paired_test(users[served], users[other])
+        verdict = (f": {served} minus the best other, {other}, is {test} on validation, "
+                   f"{'beyond' if test.beyond_noise else 'within'} noise")
     return {f"Served strategy (chosen on validation NDCG@10, each fitted on train){verdict}": pd.DataFrame(rows)}
 
 
