@@ -162,7 +162,8 @@ def test_off_a_terminal_each_epoch_is_one_plain_line(capsys: pytest.CaptureFixtu
     assert "\r" not in err
     lines = err.splitlines()
     assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
-    assert re.fullmatch(r"epoch 1/3: loss \d+\.\d{4}, valid NDCG@10 -, \d+\.\d s; at most \d+ s left", lines[0])
+    assert re.fullmatch(r"epoch 1/3: 4 batches in \d+\.\d s, loss \d+\.\d{4}, valid NDCG@10 -; at most \d+ s left",
+                        lines[0])
     assert lines[-1].endswith("at most 0 s left")
 
 

@@ -22,12 +22,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class EpochRecord:
-    """What one epoch produced: mean training loss, validation NDCG@10 (None without validation), seconds."""
+    """What one epoch produced: mean training loss, validation NDCG@10 (None without validation), seconds of
+    training, and how many batches this process stepped (0 in records saved before it was kept)."""
 
     epoch: int
     loss: float
     valid_ndcg: float | None
     seconds: float
+    batches: int = 0
 
 
 class Callback:

@@ -139,8 +139,8 @@ class Trainer:
         epochs.set_postfix(loss=f"{record.loss:.4f}", valid_ndcg=valid)
         epochs.update()
         left = progress.remaining(elapsed, len(self.history), self.config.epochs)
-        progress.line(f"epoch {record.epoch}/{self.config.epochs}: loss {record.loss:.4f}, valid NDCG@10 {valid}, "
-                      f"{record.seconds:.1f} s; at most {left} left", self.progress)
+        progress.line(f"epoch {record.epoch}/{self.config.epochs}: {record.batches} batches in {record.seconds:.1f} s, "
+                      f"loss {record.loss:.4f}, valid NDCG@10 {valid}; at most {left} left", self.progress)
 
     def _epoch(self, module: nn.Module, optimizer: Optimizers, epoch: int,
                batches: Callable[[int], Iterable[Any]], step_loss: Callable[[Any], torch.Tensor],
@@ -169,7 +169,7 @@ class Trainer:
         with torch.no_grad():
             valid = float(validate()) if validate is not None and self.world.is_main else None
         valid = distributed.broadcast(valid)
-        record = EpochRecord(epoch, distributed.mean_over_ranks(total / max(count, 1)), valid, seconds)
+        record = EpochRecord(epoch, distributed.mean_over_ranks(total / max(count, 1)), valid, seconds, count)
         logger.info("epoch %d: loss %.4f, valid NDCG@10 %s, %.1f s", epoch, record.loss,
                     "-" if valid is None else f"{valid:.4f}", seconds)
         return record
