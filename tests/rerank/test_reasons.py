@@ -20,6 +20,7 @@ from foryou.rerank.reasons import (
     explain_items,
     first_value,
     history_anchors,
+    shared_users,
 )
 
 # 2-d unit content vectors: i0, i1 jewellery-like, i2, i3 home-like, i4 in between (closest to i1: cos 0.774)
@@ -141,3 +142,14 @@ def test_ranker_contributions_feed_the_reasons() -> None:
         named = [title for title in TITLES if any(title in reason for reason in explanation.reasons)]
         assert named in ([], [anchor])
     assert explanations[0].reasons[0] == "Because you viewed Linen Cushion"
+
+
+def test_shared_users_is_the_sparse_product() -> None:
+    rng = np.random.default_rng(0)
+    item_users = sp.csr_matrix((rng.random((30, 50)) < 0.2).astype(np.float32))
+    rows, columns = np.array([3, 0, 3, 29]), np.array([1, 3, 7, 0, 0])
+    expected = (item_users[rows] @ item_users[columns].T).toarray()
+    np.testing.assert_array_equal(shared_users(item_users, rows, columns), expected)
+    # by hand: items 0 and 1 share users 0 and 1; item 2 holds nobody
+    small = sp.csr_matrix(np.array([[1, 1, 0], [1, 1, 1], [0, 0, 0]], dtype=np.float32))
+    assert shared_users(small, np.array([0, 2]), np.array([1, 0])).tolist() == [[2, 2], [0, 0]]

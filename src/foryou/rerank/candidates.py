@@ -90,17 +90,22 @@ def recent_items_matrix(events: pd.DataFrame, n_users: int, n_items: int, last_n
     latest = pairs.drop_duplicates(keep="last")
     recency = latest.groupby(S.USER_IDX).cumcount(ascending=False).to_numpy()
     keep = recency < last_n
-    weights = np.power(decay, recency[keep]).astype(np.float32)
+    weights = recency_weights(last_n, decay)[recency[keep]]
     rows = latest[S.USER_IDX].to_numpy(np.int64)[keep]
     cols = latest[S.ITEM_IDX].to_numpy(np.int64)[keep]
     return sp.csr_matrix((weights, (rows, cols)), shape=(n_users, n_items), dtype=np.float32)
+
+
+def recency_weights(n: int, decay: float) -> np.ndarray:
+    """(n,) float32 decay**j: the weight of a history's j-th most recent distinct item (j = 0 the latest)."""
+    return np.power(decay, np.arange(n)).astype(np.float32)
 
 
 def recent_row(items: np.ndarray, n_items: int, last_n: int, decay: float = 1.0) -> sp.csr_matrix:
     """(1, n_items) float32 CSR of one history (item indices, oldest first): `recent_items_matrix`'s row for it."""
     latest_first = np.asarray(items, np.int64)[::-1]
     distinct = latest_first[np.sort(np.unique(latest_first, return_index=True)[1])][:last_n]
-    weights = np.power(decay, np.arange(len(distinct))).astype(np.float32)
+    weights = recency_weights(len(distinct), decay)
     return sp.csr_matrix((weights, (np.zeros(len(distinct), np.int64), distinct)), shape=(1, n_items))
 
 

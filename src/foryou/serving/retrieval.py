@@ -5,10 +5,17 @@ Sources (the ranking stage's names): `two_tower` (user query -> ANN index), `con
 profile -> content index), `als` / `ease` / `item_knn` (the served baselines over the full history; ALS folds it
 in), `recent_pop` (recent popularity, ranked once at load) and `cooccurrence` (items held together with the
 user's last items). Each answers (labels, scores) best first, or None when it cannot place the user.
+
+A trained user without live events has the same catalog scores from the baselines and co-occurrence on every
+request, so their top CACHED_ITEMS per source are kept (LRU, USER_CACHE entries, dropped with the state) and each
+request only filters them by its rules; when the rules leave fewer than k of them, the source runs in full.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +23,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from foryou.models.ranking import tie_break_order, top_k
-from foryou.rerank.candidates import CONTENT_DECAY, CooccurrenceSource, content_profiles, recent_row
+from foryou.rerank.candidates import (
+    CONTENT_DECAY,
+    CooccurrenceSource,
+    content_profiles,
+    recency_weights,
+    recent_row,
+)
 from foryou.serving.catalog import rule_mask
 from foryou.serving.context import UserContext
 from foryou.serving.state import ServingState
@@ -25,6 +38,9 @@ POPULAR = "popular"
 RECENT_POP = "recent_pop"
 SOURCE_STRATEGY = {"als": "collab"}  # candidate source -> the served strategy whose model it is
 Found = tuple[np.ndarray, np.ndarray]  # (labels (n,) int64, scores (n,) float32), best first
+TopK = Callable[[int, "np.ndarray | None"], Found]  # (k, allowed mask or None) -> a source's top k
+CACHED_ITEMS = 256  # a trained user's top items per cached source: more than a request's per-source k
+USER_CACHE = 20_000  # (source, user) entries kept
 
 
 @dataclass
@@ -42,6 +58,33 @@ class Rules:
         return self._masks[n_items]
 
 
+class TopCache:
+    """A bounded LRU of (source, user) -> unfiltered top CACHED_ITEMS, shared by the request threads."""
+
+    def __init__(self, size: int = USER_CACHE) -> None:
+        self.size = size
+        self._entries: OrderedDict[Hashable, Found] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def top(self, key: Hashable, k: int, mask: np.ndarray, compute: TopK) -> Found:
+        """The top k of `compute` under `mask`, from the cached unfiltered list when it holds k passing items."""
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+        if found is None:
+            found = compute(CACHED_ITEMS, None)
+            with self._lock:
+                self._entries[key] = found
+                if len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        labels, scores = found
+        chosen = np.flatnonzero(mask[labels])[:k]
+        if len(chosen) < k and len(labels) >= CACHED_ITEMS:  # the rules ate the cached list: run in full
+            return compute(k, mask)
+        return labels[chosen], scores[chosen]
+
+
 class Retrieval:
     """The candidate sources over one `ServingState`; what is fixed per bundle is computed here, once."""
 
@@ -54,6 +97,7 @@ class Retrieval:
         keep = labels[0] >= 0
         self.popular_labels, self.popular_scores = labels[0][keep], values[0][keep]
         self.tie_order = tie_break_order(0 if cooccurrence is None else len(cooccurrence.item_counts))
+        self.cache = TopCache()
 
     def candidates(self, name: str, context: UserContext, k: int, rules: Rules, last_n: int) -> Found | None:
         """Top-k of source `name` for the user; `last_n`: recent items read by co-occurrence and content."""
@@ -94,7 +138,7 @@ class Retrieval:
                   if index.contains(label)][:last_n]
         if not recent:
             return None
-        weights = recent_row(np.arange(len(recent))[::-1], len(recent), last_n, decay)  # column j: decay**j
+        weights = recency_weights(len(recent), decay)[None, :]
         profile = content_profiles(weights, index.vectors(np.array(recent, dtype=np.int64)))[0]
         return self.search(index, profile, k, rules)
 
@@ -102,17 +146,23 @@ class Retrieval:
         """A served baseline (ALS, EASE, ItemKNN): its stored row for a trained user without live events, else
         the scores of the whole history as a raw one (ALS folds it in)."""
         model = self.state.bundle.served[strategy]
-        if context.user is not None and not context.live:
-            scores = model.score_users(np.array([context.user]))
-        else:
+        history = None
+        if context.user is None or context.live:
             rows = context.seen[context.seen < model.n_items]
             if len(rows) == 0:
                 return None
             history = sp.csr_matrix((np.ones(len(rows), np.float32), rows, [0, len(rows)]), shape=(1, model.n_items))
-            scores = model.score_histories(history)  # type: ignore[attr-defined]
-        labels, values = model.rank(scores, k, None, rules.mask(model.n_items))
-        keep = labels[0] >= 0
-        return labels[0][keep], values[0][keep]
+
+        def top(m: int, mask: np.ndarray | None) -> Found:
+            if history is None:
+                scores = model.score_users(np.array([context.user]))
+            else:
+                scores = model.score_histories(history)  # type: ignore[attr-defined]
+            labels, values = model.rank(scores, m, None, mask)
+            keep = labels[0] >= 0
+            return labels[0][keep], values[0][keep]
+
+        return self._top(strategy, context, k, rules.mask(model.n_items), top)
 
     def cooccurring(self, context: UserContext, k: int, rules: Rules) -> Found | None:
         """Items held together with the user's last items (the bundle's co-occurrence source); -inf: none."""
@@ -120,8 +170,20 @@ class Retrieval:
         if source is None or not len(history):
             return None
         n = len(source.item_counts)
-        scores = source.scores_recent(recent_row(history[history < n], n, source.last_n, source.decay))
-        scores = np.where(rules.mask(n), scores, -np.inf).astype(np.float32)
-        labels, values = top_k(scores, min(k, n), self.tie_order)
-        keep = np.isfinite(values[0])
-        return labels[0][keep].astype(np.int64), values[0][keep]
+
+        def top(m: int, mask: np.ndarray | None) -> Found:
+            assert source is not None
+            scores = source.scores_recent(recent_row(history[history < n], n, source.last_n, source.decay))
+            if mask is not None:
+                scores = np.where(mask, scores, -np.inf).astype(np.float32)
+            labels, values = top_k(scores, min(m, n), self.tie_order)
+            keep = np.isfinite(values[0])
+            return labels[0][keep].astype(np.int64), values[0][keep]
+
+        return self._top("cooccurrence", context, k, rules.mask(n), top)
+
+    def _top(self, name: str, context: UserContext, k: int, mask: np.ndarray, top: TopK) -> Found:
+        """`top(k, mask)`, through the cache for a trained user without live events (fixed scores)."""
+        if context.user is None or context.live:
+            return top(k, mask)
+        return self.cache.top((name, context.user), k, mask, top)
