@@ -143,3 +143,19 @@ def test_popularity_percentiles_and_bias() -> None:
     np.testing.assert_allclose(percentiles, [0.625, 0.25, 0.25, 0.875])
     assert percentiles.mean() == pytest.approx(0.5)
     np.testing.assert_allclose(M.popularity_bias(np.array([[3, 0], [1, -1]]), 2, popularity), [0.75, 0.25])
+
+
+def test_diversity_embeddings_match_the_pairwise_definition() -> None:
+    # The O(k d) identity against the definition, pair by pair, on random lists with padding and empty rows.
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(30, 5))
+    embeddings[[3, 7]] = 0.0
+    ranked = np.array([rng.permutation(30)[:6] for _ in range(40)])
+    ranked[::5, 4:] = -1
+    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    expected = []
+    for row in ranked:
+        items = [i for i in row if i >= 0 and np.any(embeddings[i])]
+        pairs = [1 - unit[a] @ unit[b] for a in items for b in items if a != b]
+        expected.append(np.mean(pairs) if pairs else np.nan)
+    np.testing.assert_allclose(M.intra_list_diversity_embeddings(ranked, 6, embeddings), expected, atol=1e-12)
