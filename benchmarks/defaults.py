@@ -99,6 +99,7 @@ class Outcome:
     sasrec_valid_ndcg: float | None = None  # the SASRec reference on the same split (synthetic shapes)
     sasrec_test_ndcg: float | None = None
     sasrec_epochs: int | None = None
+    sasrec_learning_rate: float | None = None
     sasrec_seconds: float | None = None
     strongest: str | None = None  # the best of the baselines and the SASRec reference, on test
     strongest_test_ndcg: float | None = None
@@ -160,7 +161,7 @@ def score(name: str, manifest: dict[str, Any], seconds: float, reference: Shared
     outcome.strongest, outcome.strongest_test_ndcg = best, outcome.best_baseline_test_ndcg
     if sasrec is not None:
         outcome.sasrec_valid_ndcg, outcome.sasrec_test_ndcg = sasrec.valid_ndcg, sasrec.test["NDCG@10"]
-        outcome.sasrec_epochs = sasrec.best_epoch
+        outcome.sasrec_epochs, outcome.sasrec_learning_rate = sasrec.best_epoch, sasrec.learning_rate
         outcome.sasrec_seconds = round(sasrec.tune_seconds + sasrec.fit_seconds, 1)
         if best is None or sasrec.test["NDCG@10"] > (outcome.best_baseline_test_ndcg or 0.0):
             outcome.strongest, outcome.strongest_test_ndcg = "sasrec_reference", sasrec.test["NDCG@10"]
