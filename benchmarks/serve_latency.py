@@ -2,8 +2,11 @@
 
 For each bundle the server is started with the rate limit lifted and a fresh SQLite store in a temp folder, and
 load time is measured up to GET /readyz = 200. Routes: POST /v1/recommendations k=10 for the bundle's known users
-(explain false and true), the same for raw 5-item histories (no user id), and GET /v1/noop, a no-op route of the
-same app and middleware (the floor). Each (route, concurrency) gets a warm-up, then `wrk -t min(c, 2) -c c -d
+with its default strategy (explain false and true), the same for raw 5-item histories (no user id), on the demo
+bundle also for known users with explain true under two_tower and under every ranking-stage strategy the bundle
+serves, and GET /v1/noop, a no-op route of the same app and middleware (the floor). With --compare-workers N the
+demo bundle is served again by N workers for the default strategy's known users (explain true) at the highest
+concurrency, against the same row of the one-worker server. Each (route, concurrency) gets a warm-up, then `wrk -t min(c, 2) -c c -d
 DURATION` with a generated Lua script that rotates over the request bodies and prints the latency percentiles,
 request count and errors as one JSON line. The server's RSS is read from /proc after the runs.
 
@@ -11,10 +14,15 @@ Bundles: the demo bundle, and a derived catalog of the demo items + 1,000,000 sy
 (benchmarks/synthetic_bundle.py, built once into --cache-dir and reused): synthetic vectors are random demo item
 vectors plus Gaussian noise, rescaled to the demo norms, not trained; the model is the demo's.
 
+Floors (the issue's): per ranking-stage strategy with explanations, against two_tower's row of the same run: p50
+at c=1 <= 1.5x, req/s at the highest concurrency >= 0.7x, p99 there <= 2x, no errors; on the 1M catalog the
+default strategy (known users, explain false) >= 400 req/s with p99 <= 100 ms at the highest concurrency; N
+workers >= 1.4x one worker's req/s.
+
 Writes benchmarks/results/serve_latency.json and .md (with --default-strategy S: serve_latency_S.json and .md,
 the server's default strategy set to S, e.g. reranked_lgbm, so every request runs the ranking stage).
 Usage: .venv/bin/python benchmarks/serve_latency.py [--bundle runs/demo/bundle] [--duration 10] [--skip-1m]
-       [--default-strategy reranked_lgbm]
+       [--default-strategy reranked_lgbm] [--compare-workers 2]
 """
 
 from __future__ import annotations
@@ -25,12 +33,9 @@ import logging
 import os
 import platform
 import shlex
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -42,6 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from synthetic_bundle import CACHE, synthetic_bundle  # benchmarks/ (the script's folder) is on sys.path
+from wrk_server import get_status, memory_mb, run_wrk, start_server, stop_server, write_script
 
 from foryou.data import schema as S
 from foryou.serving.bundle import INDEX_DIR, ITEMS_FILE, MODEL_DIR
@@ -50,8 +56,11 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 CONCURRENCY = (1, 8, 32)
 K, HISTORY_LENGTH, MAX_BODIES = 10, 5, 1000
-READY_TIMEOUT_S, WRK_TIMEOUT = 1800, "30s"
 FLOORS = {"p50_ms": 5.0, "p99_ms": 20.0, "p50_over_noop": 2.5, "requests_per_s": 500.0}
+STAGE_FLOORS = {"p50_over_two_tower": 1.5, "requests_per_s_over_two_tower": 0.7, "p99_over_two_tower": 2.0}
+LARGE_FLOORS = {"requests_per_s": 400.0, "p99_ms": 100.0}
+WORKERS_FLOOR = 1.4
+STAGE_STRATEGIES = ("reranked_lgbm", "reranked_mlp", "hybrid", "hybrid_rrf")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")  # the server inherits them
 PACKAGES = ("foryou", "fastapi", "starlette", "uvicorn", "pydantic", "numpy", "pandas", "faiss-cpu", "torch")
 
@@ -66,6 +75,7 @@ class Scenario:
     requests: str
     explain: bool | None
     bodies: list[str] | None
+    strategy: str = "default"  # the strategy the bodies ask for ("default": none, the server's default)
 
     @property
     def path(self) -> str:
@@ -84,6 +94,7 @@ def main() -> None:
     parser.add_argument("--ef-construction", type=int, default=64, help="HNSW efConstruction of the big index")
     parser.add_argument("--spread", type=float, default=1.0, help="noise norm relative to the demo vector norm")
     parser.add_argument("--cache-dir", type=Path, default=CACHE, help="where the big bundle is built and reused")
+    parser.add_argument("--compare-workers", type=int, default=0, help="also serve the demo with this many workers")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     environment = describe_environment()
@@ -94,7 +105,8 @@ def main() -> None:
         targets.append((f"demo + {args.synthetic_items:,} synthetic (HNSW)", path, build))
     with tempfile.TemporaryDirectory(prefix="serve-latency-") as scratch:
         bundles = [run_bundle(name, path, build, args, Path(scratch)) for name, path, build in targets]
-    write_results(environment, bundles, args)
+        workers = compare_workers(bundles[0], args, Path(scratch)) if args.compare_workers > 1 else None
+    write_results(environment, bundles, args, workers)
 
 
 # ---- one bundle under wrk ----------------------------------------------------------------------------------
@@ -104,78 +116,64 @@ def run_bundle(name: str, bundle: Path, build: dict[str, Any] | None, args: argp
     tag = "synthetic" if build else "demo"
     process, base, load_seconds = start_server(bundle, scratch / tag, args.default_strategy)
     try:
-        scenarios = make_scenarios(bundle)
+        scenarios = make_scenarios(bundle, per_strategy=not build)
         rows: list[dict[str, Any]] = []
         probes: dict[str, dict[str, Any]] = {}
         for scenario in scenarios:
-            probes[f"{scenario.requests}, explain {str(scenario.explain).lower()}"] = probe(base, scenario)
-            script = write_script(scenario, scratch / f"{tag}-{len(rows)}.lua")
-            for connections in args.concurrency:
-                run_wrk(script, base + scenario.path, connections, args.warmup)
-                measured = run_wrk(script, base + scenario.path, connections, args.duration)
-                rows.append({"route": scenario.route, "requests": scenario.requests,
-                             "explain": "-" if scenario.explain is None else str(scenario.explain).lower(),
-                             "concurrency": connections, **measured})
-                logger.info("%s: %s", name, rows[-1])
+            probes[f"{scenario.requests}, {scenario.strategy}, explain {str(scenario.explain).lower()}"] = \
+                probe(base, scenario)
+            rows += measure(scenario, base, args.concurrency, args, scratch / f"{tag}-{len(rows)}.lua", name)
         memory = memory_mb(process.pid)
     finally:
         stop_server(process)
     items = len(pd.read_parquet(bundle / ITEMS_FILE, columns=[S.ITEM_ID]))
     index_kind = json.loads((bundle / INDEX_DIR / "index.json").read_text())["kind"]
+    checks = floors(rows) + (large_floors(rows) if build else stage_floors(rows))
     return {"name": name, "bundle": str(bundle), "items": items, "index": index_kind,
             "load_s": round(load_seconds, 2), **memory, "build": build, "probes": probes, "rows": rows,
-            "floors": floors(rows)}
+            "floors": checks}
 
 
-def start_server(bundle: Path, scratch: Path,
-                 default_strategy: str | None = None) -> tuple[subprocess.Popen[bytes], str, float]:
-    """`foryou serve` on a free port with a fresh store; returns (process, base URL, seconds to /readyz 200)."""
-    scratch.mkdir(parents=True, exist_ok=True)
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = int(free.getsockname()[1])
-    command = [str(Path(sys.executable).parent / "foryou"), "serve", str(bundle), "--port", str(port),
-               "--set", "serving.rate_limit_per_minute=1000000000",
-               "--set", f"serving.store_url=sqlite:///{scratch / 'service.db'}"]
-    if default_strategy:
-        command += ["--set", f"serving.default_strategy={default_strategy}"]
-    log_path = scratch / "serve.log"
-    start = time.perf_counter()
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    while get_status(base + "/readyz") != 200:
-        if process.poll() is not None or time.perf_counter() - start > READY_TIMEOUT_S:
-            stop_server(process)
-            raise RuntimeError(f"foryou serve {bundle} did not become ready:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.1)
-    seconds = time.perf_counter() - start
-    logger.info("%s ready in %.1f s (pid %d)", bundle, seconds, process.pid)
-    return process, base, seconds
+def measure(scenario: Scenario, base: str, concurrency: list[int], args: argparse.Namespace, script_path: Path,
+            name: str) -> list[dict[str, Any]]:
+    """One row per concurrency: a discarded warm-up wrk run, then the measured one."""
+    script = write_script(scenario.bodies, scenario.route.split(" ", 1)[0], script_path)
+    rows = []
+    for connections in concurrency:
+        run_wrk(script, base + scenario.path, connections, args.warmup)
+        measured = run_wrk(script, base + scenario.path, connections, args.duration)
+        rows.append({"route": scenario.route, "requests": scenario.requests, "strategy": scenario.strategy,
+                     "explain": "-" if scenario.explain is None else str(scenario.explain).lower(),
+                     "concurrency": connections, **measured})
+        logger.info("%s: %s", name, rows[-1])
+    return rows
 
 
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully on SIGINT
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def get_status(url: str) -> int | None:
+def compare_workers(demo: dict[str, Any], args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    """The demo's default strategy, known users, explain true, at the highest concurrency, served by
+    `--compare-workers` workers; against the same row of the one-worker server."""
+    connections = max(args.concurrency)
+    bundle = Path(demo["bundle"])
+    scenario = next(s for s in make_scenarios(bundle, per_strategy=False)
+                    if s.requests == "known users" and s.explain)
+    process, base, _ = start_server(bundle, scratch / "workers", args.default_strategy, args.compare_workers)
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return None
+        probe(base, scenario)
+        row = measure(scenario, base, [connections], args, scratch / "workers.lua", "workers")[0]
+    finally:
+        stop_server(process)
+    one = next(r for r in demo["rows"] if r["requests"] == "known users" and r["strategy"] == "default"
+               and r["explain"] == "true" and r["concurrency"] == connections)
+    ratio = round(row["requests_per_s"] / one["requests_per_s"], 2) if one["requests_per_s"] else None
+    return {"workers": args.compare_workers, "concurrency": connections, "one_worker": one, "several": row,
+            "ratio": ratio, "floor": {"floor": f"{args.compare_workers} workers req/s / 1 worker's at c={connections}",
+                                      "value": ratio, "target": f">= {WORKERS_FLOOR}",
+                                      "pass": None if ratio is None else ratio >= WORKERS_FLOOR}}
 
 
-def make_scenarios(bundle: Path) -> list[Scenario]:
-    """Known users (explain off / on), raw 5-item histories, and the no-op floor."""
+def make_scenarios(bundle: Path, per_strategy: bool) -> list[Scenario]:
+    """Known users (explain off / on), raw 5-item histories, the no-op floor; with `per_strategy`, known users
+    with explain on under two_tower and every ranking-stage strategy of the bundle."""
     rng = np.random.default_rng(0)
     users = pd.read_parquet(bundle / MODEL_DIR / "users.parquet")[S.USER_ID].astype(str).to_numpy()
     users = rng.permutation(users)[:MAX_BODIES]
@@ -185,15 +183,21 @@ def make_scenarios(bundle: Path) -> list[Scenario]:
     histories = [[{"item_id": str(item), "event_type": event_type}
                   for item in rng.choice(model_items, HISTORY_LENGTH, replace=False)] for _ in range(MAX_BODIES)]
 
-    def known(explain: bool) -> list[str]:
-        return [json.dumps({"user_id": str(user), "k": K, "explain": explain}) for user in users]
+    def known(explain: bool, strategy: str | None = None) -> list[str]:
+        asked = {} if strategy is None else {"strategy": strategy}
+        return [json.dumps({"user_id": str(user), "k": K, "explain": explain, **asked}) for user in users]
 
     route = "POST /v1/recommendations"
-    return [Scenario(route, "known users", False, known(False)),
-            Scenario(route, "known users", True, known(True)),
-            Scenario(route, f"{HISTORY_LENGTH}-item histories", False,
-                     [json.dumps({"interactions": history, "k": K, "explain": False}) for history in histories]),
-            Scenario("GET /v1/noop", "-", None, None)]
+    scenarios = [Scenario(route, "known users", False, known(False)),
+                 Scenario(route, "known users", True, known(True)),
+                 Scenario(route, f"{HISTORY_LENGTH}-item histories", False,
+                          [json.dumps({"interactions": history, "k": K, "explain": False}) for history in histories]),
+                 Scenario("GET /v1/noop", "-", None, None)]
+    if per_strategy:
+        served = json.loads((bundle / "bundle.json").read_text())["strategies"]
+        for strategy in ["two_tower", *(name for name in STAGE_STRATEGIES if name in served)]:
+            scenarios.append(Scenario(route, "known users", True, known(True, strategy), strategy))
+    return scenarios
 
 
 def probe(base: str, scenario: Scenario) -> dict[str, Any]:
@@ -214,72 +218,11 @@ def probe(base: str, scenario: Scenario) -> dict[str, Any]:
     return {"requests": len(scenario.bodies), **counts}
 
 
-LUA = """-- generated by benchmarks/serve_latency.py
-local bodies = {%(bodies)s}
-local made = 0
-wrk.method = "%(method)s"
-wrk.headers["Content-Type"] = "application/json"
-
-function setup(thread)
-  thread:set("offset", made * 7919)
-  made = made + 1
-end
-
-function init(args)
-  counter = offset or 0
-end
-
-function request()
-  if #bodies == 0 then return wrk.format() end
-  counter = counter + 1
-  return wrk.format(nil, nil, nil, bodies[(counter %% #bodies) + 1])
-end
-
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('\\nRESULT {"p50_us": %%.0f, "p99_us": %%.0f, "mean_us": %%.0f, "max_us": %%.0f, ' ..
-    '"requests": %%d, "duration_us": %%d, "connect": %%d, "read": %%d, "write": %%d, "status": %%d, ' ..
-    '"timeout": %%d}\\n', latency:percentile(50), latency:percentile(99), latency.mean, latency.max,
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout))
-end
-"""
-
-
-def write_script(scenario: Scenario, path: Path) -> Path:
-    """The wrk Lua script of a scenario: rotates over its bodies, one JSON result line from `done`."""
-    bodies = ",\n".join(f"[==[{body}]==]" for body in scenario.bodies or [])
-    path.write_text(LUA % {"bodies": bodies, "method": scenario.route.split(" ", 1)[0]})
-    return path
-
-
-def run_wrk(script: Path, url: str, connections: int, seconds: int) -> dict[str, Any]:
-    """One wrk run: p50 / p99 ms, requests/s and errors (socket errors + non-2xx/3xx answers)."""
-    command = ["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{seconds}s",
-               "--timeout", WRK_TIMEOUT, "-s", str(script), url]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    line = next((line for line in done.stdout.splitlines() if line.startswith("RESULT ")), None)
-    if line is None:
-        raise RuntimeError(f"no result line from {' '.join(command)}:\n{done.stdout}\n{done.stderr}")
-    raw = json.loads(line.removeprefix("RESULT "))
-    errors = sum(raw[key] for key in ("connect", "read", "write", "status", "timeout"))
-    return {"p50_ms": round(raw["p50_us"] / 1e3, 2), "p99_ms": round(raw["p99_us"] / 1e3, 2),
-            "requests_per_s": round(raw["requests"] / (raw["duration_us"] / 1e6), 1), "completed": raw["requests"],
-            "errors": errors, "non_2xx": raw["status"]}
-
-
-def memory_mb(pid: int) -> dict[str, float]:
-    """Resident memory of the server process now and at its peak (VmRSS, VmHWM), in MB."""
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                  if ":" in line)
-    return {key: round(int(fields[name].split()[0]) / 1024, 1)
-            for key, name in (("rss_MB", "VmRSS"), ("peak_rss_MB", "VmHWM"))}
-
-
 def floors(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The issue's targets on the main row (known users, explain off); value None where a needed run is missing."""
     def value(requests: str, concurrency: int, key: str) -> float | None:
         found = [r[key] for r in rows if r["requests"] == requests and r["explain"] in ("false", "-")
-                 and r["concurrency"] == concurrency]
+                 and r["strategy"] == "default" and r["concurrency"] == concurrency]
         return float(found[0]) if found else None
 
     p50, noop = value("known users", 1, "p50_ms"), value("-", 1, "p50_ms")
@@ -289,9 +232,45 @@ def floors(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
               ("recommendations p50 / no-op p50 at c=1", ratio, FLOORS["p50_over_noop"], "<="),
               ("recommendations req/s at c=32", value("known users", 32, "requests_per_s"),
                FLOORS["requests_per_s"], ">=")]
-    return [{"floor": name, "value": measured, "target": f"{op} {target}",
-             "pass": None if measured is None else (measured <= target if op == "<=" else measured >= target)}
-            for name, measured, target, op in checks]
+    return [check(name, measured, target, op) for name, measured, target, op in checks]
+
+
+def stage_floors(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each ranking-stage strategy (explain on) against two_tower's row of the same run."""
+    c1, high = min(r["concurrency"] for r in rows), max(r["concurrency"] for r in rows)
+
+    def row(strategy: str, concurrency: int) -> dict[str, Any] | None:
+        return next((r for r in rows if r["strategy"] == strategy and r["concurrency"] == concurrency), None)
+
+    base_1, base_high = row("two_tower", c1), row("two_tower", high)
+    checks = []
+    for strategy in sorted({r["strategy"] for r in rows} & set(STAGE_STRATEGIES)):
+        one, many = row(strategy, c1), row(strategy, high)
+        pairs = [(f"{strategy} p50 at c={c1} / two_tower's", one, base_1, "p50_ms", "p50_over_two_tower", "<="),
+                 (f"{strategy} req/s at c={high} / two_tower's", many, base_high, "requests_per_s",
+                  "requests_per_s_over_two_tower", ">="),
+                 (f"{strategy} p99 at c={high} / two_tower's", many, base_high, "p99_ms", "p99_over_two_tower", "<=")]
+        for name, mine, theirs, key, floor, op in pairs:
+            ratio = round(mine[key] / theirs[key], 2) if mine and theirs and theirs[key] else None
+            checks.append(check(name, ratio, STAGE_FLOORS[floor], op))
+        errors = sum(r["errors"] for r in rows if r["strategy"] == strategy)
+        checks.append(check(f"{strategy} errors (all concurrencies)", errors, 0, "<="))
+    return checks
+
+
+def large_floors(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The default strategy on the big catalog (known users, explain false) at the highest concurrency."""
+    high = max(r["concurrency"] for r in rows)
+    found = next((r for r in rows if r["requests"] == "known users" and r["strategy"] == "default"
+                  and r["explain"] == "false" and r["concurrency"] == high), None)
+    return [check(f"default strategy req/s at c={high}", found["requests_per_s"] if found else None,
+                  LARGE_FLOORS["requests_per_s"], ">="),
+            check(f"default strategy p99 at c={high} (ms)", found["p99_ms"] if found else None, LARGE_FLOORS["p99_ms"], "<=")]
+
+
+def check(name: str, measured: float | None, target: float, op: str) -> dict[str, Any]:
+    return {"floor": name, "value": measured, "target": f"{op} {target}",
+            "pass": None if measured is None else (measured <= target if op == "<=" else measured >= target)}
 
 
 # ---- results ------------------------------------------------------------------------------------------------
@@ -311,27 +290,30 @@ def describe_environment() -> dict[str, Any]:
             "command": shlex.join([os.path.relpath(sys.executable, ROOT), *sys.argv])}
 
 
-def write_results(environment: dict[str, Any], bundles: list[dict[str, Any]], args: argparse.Namespace) -> None:
+def write_results(environment: dict[str, Any], bundles: list[dict[str, Any]], args: argparse.Namespace,
+                  workers: dict[str, Any] | None) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     settings = {"duration_s": args.duration, "warmup_s": args.warmup, "concurrency": args.concurrency, "k": K,
                 "wrk_threads": "min(concurrency, 2)", "history_length": HISTORY_LENGTH, "floors": FLOORS,
                 "default_strategy": args.default_strategy or "the bundle's"}
     for bundle in bundles:
         bundle["p50_over_noop"] = noop_ratios(bundle["rows"])
-    payload = {"environment": environment, "settings": settings, "bundles": bundles}
+    payload = {"environment": environment, "settings": settings, "bundles": bundles, "workers": workers}
     stem = "serve_latency" + (f"_{args.default_strategy}" if args.default_strategy else "")
     (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=2))
-    (RESULTS / f"{stem}.md").write_text(markdown(environment, settings, bundles) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown(environment, settings, bundles, workers) + "\n")
 
 
 def noop_ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
     """p50 of the main row over the no-op's, per concurrency."""
     noop = {r["concurrency"]: r["p50_ms"] for r in rows if r["route"] == "GET /v1/noop"}
     return {str(r["concurrency"]): round(r["p50_ms"] / noop[r["concurrency"]], 2) for r in rows
-            if r["requests"] == "known users" and r["explain"] == "false" and noop.get(r["concurrency"])}
+            if r["requests"] == "known users" and r["strategy"] == "default" and r["explain"] == "false"
+            and noop.get(r["concurrency"])}
 
 
-def markdown(environment: dict[str, Any], settings: dict[str, Any], bundles: list[dict[str, Any]]) -> str:
+def markdown(environment: dict[str, Any], settings: dict[str, Any], bundles: list[dict[str, Any]],
+             workers: dict[str, Any] | None) -> str:
     lines = ["# Service latency: `foryou serve` under wrk", "", machine_line(environment), "",
              f"Command: `{environment['command']}`", "", method_line(settings), ""]
     for bundle in bundles:
@@ -339,12 +321,19 @@ def markdown(environment: dict[str, Any], settings: dict[str, Any], bundles: lis
     sizes = [{"catalog": b["name"], "items": b["items"], "index": b["index"], "load_s (to /readyz)": b["load_s"],
               "RSS MB (after runs)": b["rss_MB"], "peak RSS MB": b["peak_rss_MB"]} for b in bundles]
     lines += ["## Memory and load time per catalog size", "", *table(sizes), "",
-              "## Floors (the issue's targets, on known users, explain off)", ""]
-    for bundle in bundles:
-        for floor in bundle["floors"]:
-            verdict = "n/a (not run)" if floor["pass"] is None else ("PASS" if floor["pass"] else "FAIL")
-            lines.append(f"- {verdict}: {bundle['name']}: {floor['floor']} = {floor['value']} "
-                         f"(target {floor['target']})")
+              "## Floors (the issues' targets)", ""]
+    named = [(bundle["name"], floor) for bundle in bundles for floor in bundle["floors"]]
+    if workers is not None:
+        one, several = workers["one_worker"], workers["several"]
+        lines[-2:-2] = ["## Workers", "",
+                        (f"Default strategy, known users, explain true, c={workers['concurrency']}: one worker "
+                         f"{one['requests_per_s']} req/s (p99 {one['p99_ms']} ms), {workers['workers']} workers "
+                         f"{several['requests_per_s']} req/s (p99 {several['p99_ms']} ms, {several['errors']} "
+                         f"errors): x{workers['ratio']}."), ""]
+        named.append((bundles[0]["name"], workers["floor"]))
+    for name, floor in named:
+        verdict = "n/a (not run)" if floor["pass"] is None else ("PASS" if floor["pass"] else "FAIL")
+        lines.append(f"- {verdict}: {name}: {floor['floor']} = {floor['value']} (target {floor['target']})")
     return "\n".join(lines)
 
 
@@ -374,7 +363,8 @@ def bundle_section(bundle: dict[str, Any]) -> list[str]:
     lines = [f"## {bundle['name']}: {bundle['items']:,} items, {bundle['index']} index", ""]
     if bundle["build"]:
         lines += [synthetic_line(bundle["build"]), ""]
-    columns = ["route", "requests", "explain", "concurrency", "p50_ms", "p99_ms", "requests_per_s", "errors"]
+    columns = ["route", "requests", "strategy", "explain", "concurrency", "p50_ms", "p99_ms", "requests_per_s",
+               "errors"]
     lines += table([{c: row[c] for c in columns} for row in bundle["rows"]], columns)
     ratios = ", ".join(f"c={c}: {ratio}" for c, ratio in bundle["p50_over_noop"].items())
     shares = [f"{name}: {p['synthetic_items']:,}/{p['items']:,} synthetic, {p['fallbacks']} fallbacks"
