@@ -229,4 +229,4 @@ def test_healthz_stays_fast_while_every_store_read_takes_200_ms(shop_bundle: Pat
     p99 = statistics.quantiles(latencies, n=100)[98]
     print(f"/healthz with 8 clients on 200 ms store reads: p50 {statistics.median(latencies) * 1e3:.1f} ms, "
           f"p99 {p99 * 1e3:.1f} ms over {len(latencies)} probes; {reads} slow reads answered")
-    assert reads >= 8 and p99 < 0.1  # on the loop, each probe would wait behind a 200 ms read
+    assert reads >= 8 and p99 < 0.15  # on the loop, a probe would wait behind a 200 ms read (busy CI: margin)

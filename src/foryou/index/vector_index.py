@@ -128,7 +128,10 @@ class VectorIndex:
                 if short.any():  # a selective filter can starve an HNSW / IVF search
                     found[short], scores[short] = self._exact_top_k(
                         queries[short], self._passing_rows(rows, denied_rows), k)
-            labels = np.where(found >= 0, self._row_labels[np.maximum(found, 0)], -1)
+            if len(self._row_labels):
+                labels = np.where(found >= 0, self._row_labels[np.maximum(found, 0)], -1)
+            else:  # every item removed and compacted away
+                labels = np.full_like(found, -1)
             return labels.astype(np.int64), np.where(found >= 0, scores, -np.inf).astype(np.float32)
 
     def memory_bytes(self) -> int:

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -100,7 +101,8 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
     # event loop saves a thread-pool hop per request; their store reads alone go to a thread (Service), so a
     # slow database never stalls the loop. Writes and reload block on disk or load a bundle: threads.
     # The error statuses each kind of route may answer, documented so that clients (and schema checks) know them.
-    reads: dict[str, Any] = {"dependencies": [Depends(read_access)],
+    # Reads declare the key (an OpenAPI security scheme) only when they need one.
+    reads: dict[str, Any] = {"dependencies": [Depends(read_access)] if config.require_key_for_reads else [],
                              "responses": _errors(400, 401, 404, 413, 422, 429, 503)}
     writes: dict[str, Any] = {"dependencies": [Depends(write_access)],
                               "responses": _errors(400, 401, 403, 404, 413, 422, 429, 503)}
@@ -168,7 +170,8 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
 
     @app.get("/v1/items/{item_id}/similar", response_model=api.SimilarResponse, **reads,
              tags=["items"])
-    async def similar(item_id: ItemIdPath, k: Annotated[int, Query(ge=1)] = 10) -> api.SimilarResponse:
+    async def similar(item_id: ItemIdPath,
+                      k: Annotated[int, Query(ge=1)] = 10) -> api.SimilarResponse:
         items, version = service.similar(item_id, k, Filters())
         return api.SimilarResponse(item_id=item_id, items=items, model_version=version)
 
@@ -231,7 +234,23 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
         metrics.serving(version)
         return api.ReloadResponse(model_version=version, previous_model_version=previous)
 
+    app.openapi = lambda: _declare_max_k(app, config.max_k)  # type: ignore[method-assign]
     return app
+
+
+def _declare_max_k(app: FastAPI, max_k: int) -> dict[str, Any]:
+    """The OpenAPI schema with serving.max_k as the maximum of every `k`, in bodies and queries (the limit is
+    the server's setting, so the static models cannot say it)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for name in ("RecommendationRequest", "RetrieveRequest"):
+            schema["components"]["schemas"][name]["properties"]["k"]["maximum"] = max_k
+        for operation in (op for path in schema["paths"].values() for op in path.values()):
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] == "k" and parameter["in"] == "query":
+                    parameter["schema"]["maximum"] = max_k
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 ERROR_MEANINGS = {
