@@ -13,7 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,10 +28,12 @@ PG_SETTINGS = "-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
 
 @dataclass
 class PostgresServer:
-    """A running server; `new_database()` gives each test its own empty database."""
+    """A running server; `new_database()` gives each test its own empty database; `restart()` stops it (fast mode:
+    open connections are cut) and starts it again."""
 
     host: str
     port: int
+    restart: Callable[[], None]
     _names: Iterator[int] = field(default_factory=itertools.count)
 
     def new_database(self) -> str:
@@ -99,13 +101,19 @@ def postgres_server() -> Iterator[PostgresServer]:
         made = run("initdb", "-D", str(data), "-U", PG_SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C")
         if made.returncode != 0:
             pytest.fail(f"initdb failed: {made.stderr.strip()}")
-        started = run("pg_ctl", "-D", str(data), "-l", str(log), "-w", "-t", "60",
-                      "-o", f"-p {port} -h 127.0.0.1 -k {root} {PG_SETTINGS}", "start")
+        options = f"-p {port} -h 127.0.0.1 -k {root} {PG_SETTINGS}"
+        started = run("pg_ctl", "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o", options, "start")
         if started.returncode != 0:
             server_log = log.read_text(errors="replace")[-2000:]
             pytest.fail(f"pg_ctl start failed: {started.stdout.strip()}\n{server_log}")
+
+        def restart() -> None:
+            again = run("pg_ctl", "-D", str(data), "-l", str(log), "-w", "-t", "60", "-m", "fast",
+                        "-o", options, "restart")
+            assert again.returncode == 0, f"pg_ctl restart failed: {again.stdout.strip()}"
+
         try:
-            yield PostgresServer(host="127.0.0.1", port=port)
+            yield PostgresServer(host="127.0.0.1", port=port, restart=restart)
         finally:
             run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
     finally:

@@ -250,3 +250,16 @@ def test_reloads_are_recorded_newest_last(store_url: str) -> None:
         assert store.latest_reload() == (second, "/bundles/b", "b-1")
     finally:
         store.close()
+
+
+def test_a_postgresql_restart_fails_no_later_call(postgres_server) -> None:  # type: ignore[no-untyped-def]
+    """Pooled connections die with the server; each is pinged before use, so the next call reconnects."""
+    store = Store(postgres_server.new_database())
+    try:
+        store.add_events([event("u1", "i1", 0)])
+        assert [e.item_id for e in store.user_events("u1")] == ["i1"]  # a pooled connection is now open
+        postgres_server.restart()
+        store.add_events([event("u1", "i2", 1)])
+        assert [e.item_id for e in store.user_events("u1")] == ["i1", "i2"]
+    finally:
+        store.close()
