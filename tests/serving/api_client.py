@@ -28,10 +28,11 @@ ALL_ITEMS = len(CATEGORY)
 
 
 @contextmanager
-def serving(bundle: Path, store: Path, api_keys: tuple[str, ...] = (KEY,), **settings: Any) -> Iterator[TestClient]:
-    """A loaded app over `bundle` with its SQLite store at `store`, lifespan running; 500s come back as
-    responses (not exceptions) so a test can assert that a bad request is never one."""
-    app = create_app(bundle, ServingConfig(**settings), sqlite_url(store), api_keys=list(api_keys),
+def serving(bundle: Path, store: Path, api_keys: tuple[str, ...] = (KEY,), store_url: str | None = None,
+            **settings: Any) -> Iterator[TestClient]:
+    """A loaded app over `bundle` with its SQLite store at `store` (or the database at `store_url`), lifespan
+    running; 500s come back as responses (not exceptions) so a test can assert that a bad request is never one."""
+    app = create_app(bundle, ServingConfig(**settings), store_url or sqlite_url(store), api_keys=list(api_keys),
                      load_in_background=False)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client

@@ -17,9 +17,12 @@ READS = [("POST", "/v1/recommendations", {"user_id": "u0"}), ("GET", "/v1/users/
 JSON = {"content-type": "application/json"}
 
 
-@pytest.fixture(scope="module")
-def client(shop_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    with serving(shop_bundle, tmp_path_factory.mktemp("security") / "store.db") as shared:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def client(request: pytest.FixtureRequest, shop_bundle: Path,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """One app per store backend: every bad input must be refused the same way on both."""
+    store = None if request.param == "sqlite" else request.getfixturevalue("postgres_server").new_database()
+    with serving(shop_bundle, tmp_path_factory.mktemp("security") / "store.db", store_url=store) as shared:
         yield shared
 
 
