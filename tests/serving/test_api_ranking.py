@@ -169,3 +169,23 @@ def test_the_timeline_is_the_event_history_as_arrays(shop_bundle: Path) -> None:
         assert timeline.labels.tolist() == [state.catalog.label(event.item_id) for event in history]
         assert timeline.ns.tolist() == nanoseconds([event.timestamp for event in history]).tolist()
         assert timeline.types == [event.event_type for event in history]
+
+
+def test_lgbm_contributions_are_remembered_per_feature_row(shop_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The memo must give what LightGBM gives, and compute a row's TreeSHAP once: a repeat request reads it back.
+    recommender = Recommender(ServingState.load(shop_bundle))
+    ranker = recommender.stage
+    assert ranker is not None
+    lgbm = ranker.stage.lgbm
+    rng = np.random.default_rng(0)
+    arrays = {name: rng.random(12) for name in lgbm.feature_names}
+    rows = np.array([3, 0, 7, 3])
+    expected = lgbm.explain({name: values[rows] for name, values in arrays.items()})
+    computed: list[int] = []
+    table = lgbm.contribution_table
+    monkeypatch.setattr(lgbm, "contribution_table", lambda features: computed.append(len(next(iter(
+        features.values())))) or table(features))
+    first = ranker.memo.contributions("reranked_lgbm", arrays, rows)
+    again = ranker.memo.contributions("reranked_lgbm", arrays, rows[::-1].copy())
+    assert first == expected
+    assert again == first[::-1] and computed == [4]  # the first call computes its rows, the repeat none

@@ -81,21 +81,25 @@ class LGBMRanker(FeatureRanker):
     def contributions(self, features: FeatureRows) -> pd.DataFrame:
         """(n, f + 1): each feature's contribution to the raw score plus the `bias` column; rows sum to `predict`."""
         index = features.index if isinstance(features, pd.DataFrame) else None
-        return pd.DataFrame(self._contributions(features), columns=[*self.feature_names, BIAS], index=index)
+        return pd.DataFrame(self.contribution_table(features), columns=[*self.feature_names, BIAS], index=index)
 
     def explain(self, features: FeatureRows) -> list[list[tuple[str, float]]]:
         """Per row, every (feature, contribution) largest first, then (`bias`, value); they sum to the score."""
-        table = self._contributions(features)
-        values, bias = table[:, :-1], table[:, -1]
-        order = np.argsort(-values, axis=1, kind="stable")
-        return [[(self.feature_names[j], float(row[j])) for j in ranks] + [(BIAS, float(b))]
-                for row, ranks, b in zip(values, order, bias)]
+        return self.ranked_contributions(self.contribution_table(features))
 
-    def _contributions(self, features: FeatureRows) -> np.ndarray:
+    def contribution_table(self, features: FeatureRows) -> np.ndarray:
+        """(n, f + 1) float64 `contributions` without pandas: LightGBM's exact TreeSHAP (`pred_contrib`)."""
         booster = self._fitted()
         values = booster.predict(self._matrix(features), num_iteration=self.best_iteration, pred_contrib=True,
                                  num_threads=self.predict_threads)
         return np.asarray(values, np.float64)
+
+    def ranked_contributions(self, table: np.ndarray) -> list[list[tuple[str, float]]]:
+        """`explain` of a `contribution_table` (n, f + 1)."""
+        values, bias = table[:, :-1], table[:, -1]
+        order = np.argsort(-values, axis=1, kind="stable")
+        return [[(self.feature_names[j], float(row[j])) for j in ranks] + [(BIAS, float(b))]
+                for row, ranks, b in zip(values, order, bias)]
 
     def feature_importance(self, kind: str = "gain") -> pd.Series:
         """Importance per feature ("gain" or "split") over the kept iterations, largest first."""

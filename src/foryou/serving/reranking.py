@@ -10,6 +10,8 @@ of the bundle's reference time and the user's last event. Everything per request
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +20,7 @@ import numpy as np
 
 from foryou.data import schema as S
 from foryou.rerank.candidates import MERGED_RANK, CooccurrenceSource, merged_columns
+from foryou.rerank.features import feature_matrix
 from foryou.rerank.reasons import (
     CONTENT_ANCHOR,
     COOCCURRENCE_ANCHOR,
@@ -28,10 +31,12 @@ from foryou.rerank.reasons import (
     first_value,
     history_anchors,
 )
-from foryou.rerank.stage import RERANKED_MLP, RankingStage
+from foryou.rerank.stage import RERANKED_LGBM, RERANKED_MLP, RankingStage
 from foryou.serving.context import UserContext
 from foryou.serving.retrieval import RECENT_POP, Found, Retrieval, Rules
 from foryou.serving.state import ServingState
+
+MEMO_ROWS = 100_000  # feature rows whose LightGBM contributions are kept (~0.5 KB each with the key)
 
 
 @dataclass
@@ -57,6 +62,38 @@ class FixedCandidates:
         return items, scores
 
 
+class ContributionMemo:
+    """LightGBM's exact contributions (TreeSHAP, ~0.4 ms a row on the demo) are a pure function of a row's
+    features, and a trained user's rows repeat from request to request: each row's table is kept (LRU, MEMO_ROWS
+    rows, dropped with the state). The hybrids' contributions read every candidate of the request: computed anew."""
+
+    def __init__(self, stage: RankingStage, size: int = MEMO_ROWS) -> None:
+        self.stage, self.size = stage, size
+        self._rows: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def contributions(self, strategy: str, arrays: dict[str, np.ndarray],
+                      rows: np.ndarray) -> list[list[tuple[str, float]]] | None:
+        if strategy != RERANKED_LGBM:
+            return self.stage.contributions(strategy, arrays, rows)
+        lgbm = self.stage.lgbm
+        chosen = {name: arrays[name][rows] for name in lgbm.feature_names}
+        keys = [row.tobytes() for row in feature_matrix(chosen, lgbm.feature_names)]
+        with self._lock:
+            found = {key: self._rows[key] for key in keys if key in self._rows}
+            for key in found:
+                self._rows.move_to_end(key)
+        missing = [position for position, key in enumerate(keys) if key not in found]
+        if missing:
+            table = lgbm.contribution_table({name: values[missing] for name, values in chosen.items()})
+            found.update(zip([keys[position] for position in missing], table))
+            with self._lock:
+                self._rows.update((keys[position], found[keys[position]]) for position in missing)
+                while len(self._rows) > self.size:
+                    self._rows.popitem(last=False)
+        return lgbm.ranked_contributions(np.stack([found[key] for key in keys]))
+
+
 class StageRanker:
     """Ranks one request through the bundle's ranking stage, over the candidates `Retrieval` finds."""
 
@@ -68,6 +105,7 @@ class StageRanker:
         stage.lgbm.predict_threads = 1  # 200 rows: OpenMP start-up costs more than it saves, and other requests wait
         self.cooccurrence = cooccurrence
         fields = list(stage.catalog.groups)
+        self.memo = ContributionMemo(stage)
         self.templates = default_templates(fields[0] if fields else None, fields[1] if len(fields) > 1 else None)
         items = state.bundle.items
         self.group_values = {field: items[field].map(first_value).to_numpy(dtype=object)
@@ -111,7 +149,7 @@ class StageRanker:
     # ---- explanations -------------------------------------------------------------------------------------------
     def _explain(self, strategy: str, arrays: dict[str, np.ndarray], rows: np.ndarray,
                  context: UserContext) -> list[dict[str, Any]]:
-        contributions = self.stage.contributions(strategy, arrays, rows)
+        contributions = self.memo.contributions(strategy, arrays, rows)
         assert contributions is not None
         labels = arrays[S.ITEM_IDX][rows]
         records = [{name: values[row] for name, values in arrays.items()} for row in rows.tolist()]
