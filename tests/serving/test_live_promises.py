@@ -5,11 +5,13 @@ rate limits hold for the whole server; a bundle cannot run code."""
 
 from __future__ import annotations
 
+import gc
 import pickle
 import shutil
 import statistics
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -230,3 +232,13 @@ def test_healthz_stays_fast_while_every_store_read_takes_200_ms(shop_bundle: Pat
     print(f"/healthz with 8 clients on 200 ms store reads: p50 {statistics.median(latencies) * 1e3:.1f} ms, "
           f"p99 {p99 * 1e3:.1f} ms over {len(latencies)} probes; {reads} slow reads answered")
     assert reads >= 8 and p99 < 0.15  # on the loop, a probe would wait behind a 200 ms read (busy CI: margin)
+
+
+def test_a_reload_frees_the_bundle_it_replaced(client: TestClient, shop_bundle: Path) -> None:
+    for user in ("u0", "u1", "u2"):  # fill the per-user caches of the current state
+        ok(client.get(f"/v1/users/{user}/history"))
+        ok(client.post("/v1/recommendations", json={"user_id": user, "explain": True}))
+    old = weakref.ref(client.app.state.service.recommender.state)  # type: ignore[attr-defined]
+    ok(client.post("/v1/admin/reload", json={"bundle": shop_bundle.name}, headers=WRITE))
+    gc.collect()
+    assert old() is None, "the replaced bundle is still referenced"

@@ -9,6 +9,7 @@ and applies what changed, its own writes included. Store reads of the async rout
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import threading
@@ -154,6 +155,7 @@ class Service:
         self._check_default_strategy(recommender)
         self._current = recommender
         self.bundle_dir = directory
+        gc.collect()  # the replaced bundle's reference cycles (torch modules, caches) go now, not at some later GC
         logger.info("serving bundle %s: %s -> %s", directory, previous, recommender.state.model_version)
 
     def _check_default_strategy(self, recommender: Recommender) -> None:
