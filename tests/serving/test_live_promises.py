@@ -242,3 +242,18 @@ def test_a_reload_frees_the_bundle_it_replaced(client: TestClient, shop_bundle: 
     ok(client.post("/v1/admin/reload", json={"bundle": shop_bundle.name}, headers=WRITE))
     gc.collect()
     assert old() is None, "the replaced bundle is still referenced"
+
+
+def test_a_strategy_without_a_handler_is_never_answered_by_popular(client: TestClient) -> None:
+    state = client.app.state.service.recommender.state  # type: ignore[attr-defined]
+    state.bundle.meta["strategies"] = [*state.bundle.meta["strategies"], "mystery"]
+    response = client.post("/v1/recommendations", json={"user_id": "u0", "strategy": "mystery"})
+    assert response.status_code == 422 and "mystery" in detail(response)
+
+
+def test_a_default_strategy_the_bundle_does_not_serve_is_refused_at_start(shop_bundle: Path, tmp_path: Path) -> None:
+    app = create_app(shop_bundle, ServingConfig(default_strategy="mystery"), f"sqlite:///{tmp_path / 's.db'}",
+                     api_keys=[KEY], load_in_background=False)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        answer = test_client.get("/readyz")
+        assert answer.status_code == 503 and "serving.default_strategy 'mystery'" in answer.json()["detail"]

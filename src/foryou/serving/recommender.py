@@ -147,7 +147,9 @@ class Recommender:
             return self.retrieval.content(context, k, rules, CONTENT_HISTORY, CONTENT_STRATEGY_DECAY)
         if strategy in self.state.bundle.served:
             return self.retrieval.served(strategy, context, k, rules)
-        return self.retrieval.popular(k, rules)
+        if strategy == POPULAR:
+            return self.retrieval.popular(k, rules)
+        raise ValueError(f"strategy {strategy!r} has no handler in this bundle")  # never popular in disguise
 
     def _rules(self, filters: Filters, seen: np.ndarray | None) -> Rules:
         """Category / price rules as allowed labels (None: all); availability and seen items as denied labels."""
