@@ -119,6 +119,8 @@ BAD_INPUT = [
     ("POST", "/v1/users/encode", b'{"interactions": [{"item_id": "jew1", "event_type": ""}]}',
      "body.interactions.0.event_type"),
     ("POST", "/v1/events", b'{"events": []}', "body.events"),
+    ("POST", "/v1/events", b'{"events": [{"user_id": "u0", "item_id": "jew1", "timestamp": 1700000000}]}',
+     "body.events.0.timestamp"),
     ("POST", "/v1/events", f'{{"events": [{{"user_id": "u0", "item_id": "jew1", "event_id": "{TOO_LONG}"}}]}}'.encode(),
      "body.events.0.event_id"),
     ("POST", "/v1/events", (b'{"events": [{"user_id": "u0", "item_id": "jew1", '

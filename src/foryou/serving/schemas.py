@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 MAX_ID_LENGTH = 256
 MAX_TEXT_LENGTH = 10_000
@@ -30,7 +30,14 @@ def _in_utc_range(moment: datetime) -> datetime:
     return moment
 
 
-Timestamp = Annotated[datetime, AfterValidator(_in_utc_range)]
+def _iso_text(value: Any) -> Any:
+    """Only ISO 8601 text (the schema says `date-time`): a bare number is refused, not read as epoch seconds."""
+    if not isinstance(value, (str, datetime)):
+        raise ValueError("must be an ISO 8601 date-time string, e.g. 2024-05-01T12:00:00Z")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_in_utc_range)]
 FieldValue = (Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH)] | float | bool | None
               | Annotated[list[Annotated[str, StringConstraints(max_length=MAX_ID_LENGTH)]], Field(max_length=100)])
 
