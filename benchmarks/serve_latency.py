@@ -36,6 +36,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -207,15 +208,27 @@ def probe(base: str, scenario: Scenario) -> dict[str, Any]:
         return {"status": get_status(base + scenario.path)}
     counts = {"fallbacks": 0, "synthetic_items": 0, "items": 0}
     for body in scenario.bodies:
-        request = urllib.request.Request(base + scenario.path, body.encode(), {"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            answer = json.load(response)
+        answer = post(base + scenario.path, body)
         if len(answer["items"]) != K:
             raise RuntimeError(f"{scenario.route} {body}: {len(answer['items'])} items instead of {K}")
         counts["fallbacks"] += answer["fallback"] is not None
         counts["items"] += K
         counts["synthetic_items"] += sum(item["item_id"].startswith("syn") for item in answer["items"])
     return {"requests": len(scenario.bodies), **counts}
+
+
+def post(url: str, body: str, attempts: int = 100) -> dict[str, Any]:
+    """POST a JSON body; a 503 (a worker still loading its bundle) is retried every 0.2 s."""
+    request = urllib.request.Request(url, body.encode(), {"Content-Type": "application/json"})
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return dict(json.load(response))
+        except urllib.error.HTTPError as error:
+            if error.code != 503 or attempt == attempts - 1:
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
 
 
 def floors(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -17,13 +17,11 @@ from tests.serving.api_client import CATEGORY, STAGE, TITLE, history_items, ids,
 
 from foryou.data.dataset import Dataset
 from foryou.evaluation.served_choice import TIERS
-from foryou.rerank.candidates import merged_columns
 from foryou.rerank.protocol import ranking_frame
 from foryou.rerank.stage import RankingStage, SourceModels
 from foryou.serving.catalog import Filters
 from foryou.serving.context import nanoseconds
 from foryou.serving.recommender import Recommender
-from foryou.serving.reranking import FixedCandidates
 from foryou.serving.state import Event, ServingState
 
 EXPLAINED = ["reranked_lgbm", "hybrid", "hybrid_rrf"]  # additive scores: contributions sum to the score
@@ -141,12 +139,10 @@ def test_the_service_builds_a_users_candidates_and_features_as_the_offline_proto
                             history_end=pd.Timestamp(stage.catalog.reference_ns, tz="UTC"),
                             total=stage.settings.candidates)
     context = recommender.context("u0", [], [])
-    found = ranker._sources(context, stage.settings.per_source_k, recommender._rules(Filters(), context.seen))
-    assert list(found) == stage.source_names
-    online = merged_columns([FixedCandidates(name, *found[name]) for name in stage.source_names], np.zeros(1, np.int64),
-                            stage.settings.per_source_k, stage.settings.candidates)
-    timeline = context.timeline
-    online.update(stage.catalog.features(online["item_idx"], timeline.labels, timeline.ns, stage.catalog.reference_ns))
+    rules = recommender._rules(Filters(), context.seen)
+    assert list(ranker._sources(context, stage.settings.per_source_k, rules)) == stage.source_names
+    online = ranker.candidates(context, stage.settings.per_source_k, rules)  # what rank() scores
+    assert online is not None
     assert online["item_idx"].tolist() == offline["item_idx"].tolist()
     for name in stage.feature_names:
         np.testing.assert_allclose(online[name], offline[name].to_numpy(np.float64), rtol=1e-5, atol=1e-6,

@@ -231,24 +231,26 @@ def content_profiles(recent: sp.csr_matrix | np.ndarray, unit: np.ndarray) -> np
 
 def merge_candidates(sources: Sequence[CandidateSource], user_idx: np.ndarray,
                      per_source_k: int | Mapping[str, int], total: int | None = 200,
-                     exclude_seen: bool = True) -> pd.DataFrame:
+                     exclude_seen: bool = True, tie_order: np.ndarray | None = None) -> pd.DataFrame:
     """One row per proposed (user, item): user_idx, item_idx, then per source `<name>_score` (NaN when the source
     did not propose the item) and `<name>_rank` (1..k, or k + 1 when not proposed), then `merged_rank`.
 
     Rule: the union of every source's top `per_source_k` (an int or name -> k), ordered per user by the item's
     best rank in any source, ties by the sum of reciprocal ranks (items several sources agree on first), then by
-    a fixed random item order; `merged_rank` is the position in that order and rows past `total` are dropped
+    a fixed random item order (`tie_order`, see `merged_columns`); `merged_rank` is the position in that order and rows past `total` are dropped
     (None: keep the whole union). Best rank interleaves the sources, so the merged top `total` holds each
     source's top total // len(sources). Rows are sorted by (user_idx, merged_rank).
     """
-    return pd.DataFrame(merged_columns(sources, user_idx, per_source_k, total, exclude_seen))
+    return pd.DataFrame(merged_columns(sources, user_idx, per_source_k, total, exclude_seen, tie_order))
 
 
 def merged_columns(sources: Sequence[CandidateSource], user_idx: np.ndarray,
                    per_source_k: int | Mapping[str, int], total: int | None = 200,
-                   exclude_seen: bool = True) -> dict[str, np.ndarray]:
+                   exclude_seen: bool = True, tie_order: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """`merge_candidates` as column name -> array, numpy only: the service merges one user's candidates per
-    request, where building a DataFrame column by column would cost more than the merge."""
+    request, where building a DataFrame column by column would cost more than the merge. `tie_order`: the fixed
+    random rank per item of the last tie-break (default `tie_break_order` over the largest candidate index + 1,
+    which the service precomputes over its catalog instead of drawing a permutation per request)."""
     names = [source.name for source in sources]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if not sources or duplicates:
@@ -272,7 +274,7 @@ def merged_columns(sources: Sequence[CandidateSource], user_idx: np.ndarray,
         columns[f"{name}_rank"][rows] = ranks
         np.minimum.at(best, rows, ranks)
         np.add.at(fusion, rows, 1.0 / ranks)
-    tie = tie_break_order(width)
+    tie = tie_break_order(width) if tie_order is None else tie_order
     order = np.lexsort((tie[columns[S.ITEM_IDX]], -fusion, best, columns[S.USER_IDX]))
     columns = {name: values[order] for name, values in columns.items()}
     users = columns[S.USER_IDX]

@@ -32,6 +32,7 @@ import pandas as pd
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset
 from foryou.models.base import Recommender
+from foryou.models.ranking import tie_break_order
 from foryou.models.registry import build_baseline
 from foryou.models.two_tower import TwoTower
 from foryou.rerank.candidates import (
@@ -158,7 +159,7 @@ def ranking_frame(sources: Sequence[CandidateSource], history: Dataset, users: n
         if labels is None:
             raise ValueError("give history_end (a time or user_idx -> time) when there are no labels")
         history_end = labels.drop_duplicates(S.USER_IDX).set_index(S.USER_IDX)[S.TIMESTAMP]
-    frame = merge_candidates(sources, users, per_source_k, total=total)
+    frame = merge_candidates(sources, users, per_source_k, total=total, tie_order=tie_break_order(history.n_items))
     frame = ranking_features(frame, history, history_end)
     frame[LABEL] = np.zeros(len(frame), dtype=np.int64)
     if labels is not None and len(frame):

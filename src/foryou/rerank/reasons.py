@@ -67,7 +67,7 @@ def explain_items(contributions: Sequence[Sequence[tuple[str, float]]],
                   rows: pd.DataFrame | Sequence[Mapping[str, Any]], templates: Mapping[str, Reason | str],
                   max_reasons: int = 3, min_contribution: float = 0.0) -> list[Explanation]:
     """contributions[i]: item i's (feature, contribution) pairs (e.g. `LGBMRanker.explain`); rows (n, ...): that
-    item's features and context columns (`reason_context`), same order, as a frame or as one mapping per item.
+    item's features and context (`anchor_fields`, the item's fields), same order, as a frame or one mapping per item.
     Returns one Explanation per item."""
     if len(contributions) != len(rows):
         raise ValueError(f"{len(contributions)} contribution lists for {len(rows)} rows")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from foryou.data import schema as S
+from foryou.models.ranking import tie_break_order
 from foryou.rerank.candidates import MERGED_RANK, CooccurrenceSource, merged_columns
 from foryou.rerank.features import feature_matrix
 from foryou.rerank.reasons import (
@@ -106,6 +107,7 @@ class StageRanker:
         self.cooccurrence = cooccurrence
         fields = list(stage.catalog.groups)
         self.memo = ContributionMemo(stage)
+        self.tie_order = tie_break_order(len(state.catalog))
         self.templates = default_templates(fields[0] if fields else None, fields[1] if len(fields) > 1 else None)
         items = state.bundle.items
         self.group_values = {field: items[field].map(first_value).to_numpy(dtype=object)
@@ -113,17 +115,10 @@ class StageRanker:
 
     def rank(self, strategy: str, context: UserContext, k: int, rules: Rules) -> Ranked | None:
         """The top `k` of the merged candidates under `strategy`, or None when no source can place the user."""
-        timeline = context.timeline
-        per_source = max(self.stage.settings.per_source_k, k)
-        found = self._sources(context, per_source, rules)
-        personal = [name for name, (labels, _) in found.items() if len(labels) and name != RECENT_POP]
-        if not personal or (strategy == RERANKED_MLP and context.vector is None):
+        arrays = self.candidates(context, k, rules)
+        if arrays is None or (strategy == RERANKED_MLP and context.vector is None):
             return None
-        fixed = [FixedCandidates(name, *found[name]) for name in self.stage.source_names]
-        columns = merged_columns(fixed, np.zeros(1, np.int64), per_source, max(self.stage.settings.candidates, k))
-        labels = columns[S.ITEM_IDX]
-        cut = max(self.stage.catalog.reference_ns, int(timeline.ns.max(initial=0)) + 1)
-        arrays = {**columns, **self.stage.catalog.features(labels, timeline.labels, timeline.ns, cut)}
+        labels = arrays[S.ITEM_IDX]
         vectors = None
         if strategy == RERANKED_MLP:
             assert context.vector is not None
@@ -138,6 +133,27 @@ class StageRanker:
 
         explainable = strategy != RERANKED_MLP  # the MLP's score has no additive split: the generic reasons explain it
         return Ranked(labels[order], scores[order].astype(np.float32), explain if explainable else None)
+
+    def candidates(self, context: UserContext, k: int, rules: Rules) -> dict[str, np.ndarray] | None:
+        """The user's merged candidates (columns as the offline frame's: ids, per-source score and rank, merged
+        rank, features at the request's cut), or None when no source but popularity proposes anything."""
+        per_source = max(self.stage.settings.per_source_k, k)
+        found = self._sources(context, per_source, rules)
+        if not any(len(labels) for name, (labels, _) in found.items() if name != RECENT_POP):
+            return None
+        fixed = [FixedCandidates(name, *found[name]) for name in self.stage.source_names]
+        columns = merged_columns(fixed, np.zeros(1, np.int64), per_source, max(self.stage.settings.candidates, k),
+                                 tie_order=self._tie_order(len(self.state.catalog)))
+        timeline = context.timeline
+        cut = max(self.stage.catalog.reference_ns, int(timeline.ns.max(initial=0)) + 1)
+        return {**columns, **self.stage.catalog.features(columns[S.ITEM_IDX], timeline.labels, timeline.ns, cut)}
+
+    def _tie_order(self, n_items: int) -> np.ndarray:
+        """The merge's last tie-break over the whole catalog, drawn once per catalog size (a permutation of 1M
+        items takes ~0.1 s): the same for every request, as it is for every user of the offline frame."""
+        if len(self.tie_order) != n_items:
+            self.tie_order = tie_break_order(n_items)
+        return self.tie_order
 
     def _sources(self, context: UserContext, k: int, rules: Rules) -> dict[str, Found]:
         """Every source's top-k for the user, in the stage's source order (empty where a source has nothing)."""
