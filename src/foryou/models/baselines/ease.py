@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from foryou.data.dataset import Dataset
 from foryou.errors import ConfigError
-from foryou.models.baselines.history import ItemItemRecommender
+from foryou.models.baselines.history import ItemItemRecommender, dense_product
 from foryou.resources import available_memory_bytes
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,12 @@ def sansa_factors(user_items: sp.spmatrix, l2: float, weights_per_item: int) -> 
     """Two sparse float32 (n_items, n_items) factors whose product approximates the EASE weights B (its
     diagonal is about -1 instead of 0: only the seen items it scores, which are excluded, differ)."""
     try:
-        from sansa import SANSA, CHOLMODGramianFactorizerConfig, SANSAConfig, UMRUnitLowerTriangleInverterConfig
+        from sansa import (
+            SANSA,
+            CHOLMODGramianFactorizerConfig,
+            SANSAConfig,
+            UMRUnitLowerTriangleInverterConfig,
+        )
     except ImportError as exc:
         raise ConfigError(f"EASE over {user_items.shape[1]} items needs the sparse engine, which needs the "
                           "foryou[sparse] extra (sansa; apt-get install libsuitesparse-dev first), or raise "
@@ -103,7 +108,7 @@ class EASE(ItemItemRecommender):
         self.dense_max_items = dense_max_items
         self.weights_per_item = int(weights_per_item)
         self.used_engine: Literal["dense", "sparse"] | None = None
-        self.weights: tuple[np.ndarray] | tuple[sp.csr_matrix, sp.csr_matrix] | None = None
+        self.weights: tuple[np.ndarray | sp.spmatrix, ...] | None = None  # dense: (B,); sparse: two factors
 
     def params(self) -> dict[str, Any]:
         return {"l2": self.l2, "engine": self.used_engine or self.engine, "dense_max_items": self.dense_max_items,
@@ -131,15 +136,12 @@ class EASE(ItemItemRecommender):
         """Rows of B: items that reconstruct the same other items are similar (sparse: B's rows, densified)."""
         self._check_fitted()
         assert self.weights is not None
-        if self.used_engine == "dense":
-            return self.weights[0]
-        first, second = self.weights
-        return np.asarray((first @ second).toarray(), dtype=np.float32)
+        return self.weights[0] if self.used_engine == "dense" else dense_product(self.weights)
 
     def _save_state(self, directory: Path) -> None:
         assert self.weights is not None
         if self.used_engine == "dense":
-            np.save(directory / "ease_weights.npy", self.weights[0])
+            np.save(directory / "ease_weights.npy", np.asarray(self.weights[0]))
             return
         for position, factor in enumerate(self.weights):
             sp.save_npz(directory / f"ease_factor_{position}.npz", factor)

@@ -52,7 +52,14 @@ class ItemItemRecommender(Recommender):
         return self._score(check_histories(histories, self.n_items))
 
     def _score(self, histories: sp.csr_matrix) -> np.ndarray:
-        scores: np.ndarray | sp.spmatrix = histories
-        for factor in self.item_item_factors():
-            scores = scores @ factor
-        return np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32)
+        return dense_product((histories, *self.item_item_factors()))
+
+
+def dense_product(matrices: tuple[np.ndarray | sp.spmatrix, ...]) -> np.ndarray:
+    """The float32 array of the left-to-right product of dense and sparse matrices (sparse while both are)."""
+    product = matrices[0]
+    for matrix in matrices[1:]:
+        product = product @ matrix
+    if isinstance(product, (sp.spmatrix, sp.sparray)):
+        return np.asarray(product.toarray(), dtype=np.float32)
+    return np.asarray(product, dtype=np.float32)
