@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
-from tests.serving.api_client import ALL_ITEMS, KEY, WRITE, detail, ok, similar
+from tests.serving.api_client import ALL_ITEMS, KEY, STRATEGIES, WRITE, detail, ok, similar
 
 from foryou.config import ServingConfig
 from foryou.errors import ConfigError, DataFileError
@@ -257,3 +257,20 @@ def test_a_default_strategy_the_bundle_does_not_serve_is_refused_at_start(shop_b
     with TestClient(app, raise_server_exceptions=False) as test_client:
         answer = test_client.get("/readyz")
         assert answer.status_code == 503 and "serving.default_strategy 'mystery'" in answer.json()["detail"]
+
+
+def test_the_schema_says_what_the_server_accepts(shop_bundle: Path, tmp_path: Path) -> None:
+    app = create_app(shop_bundle, ServingConfig(max_k=77), f"sqlite:///{tmp_path / 's.db'}", api_keys=[KEY],
+                     load_in_background=False)
+    with TestClient(app) as test_client:
+        schema = ok(test_client.get("/openapi.json"))
+    body = schema["components"]["schemas"]["RecommendationRequest"]["properties"]
+    assert body["k"]["maximum"] == 77
+    assert body["strategy"]["anyOf"][0]["enum"] == STRATEGIES
+    query = {p["name"]: p for p in schema["paths"]["/v1/items/{item_id}/similar"]["get"]["parameters"]}
+    assert query["k"]["schema"]["maximum"] == 77
+    assert schema["components"]["securitySchemes"]["APIKeyHeader"] == {
+        "type": "apiKey", "in": "header", "name": "X-API-Key",
+        "description": "the key for writes and admin (and reads when serving.require_key_for_reads is set)"}
+    assert schema["paths"]["/v1/events"]["post"]["security"] == [{"APIKeyHeader": []}]
+    assert "security" not in schema["paths"]["/v1/recommendations"]["post"]  # reads need no key here

@@ -234,23 +234,28 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
         metrics.serving(version)
         return api.ReloadResponse(model_version=version, previous_model_version=previous)
 
-    app.openapi = lambda: _declare_max_k(app, config.max_k)  # type: ignore[method-assign]
+    app.openapi = lambda: _declared_limits(  # type: ignore[method-assign]
+        app, config.max_k, service.recommender.state.bundle.strategies if service.ready else None)
     return app
 
 
-def _declare_max_k(app: FastAPI, max_k: int) -> dict[str, Any]:
-    """The OpenAPI schema with serving.max_k as the maximum of every `k`, in bodies and queries (the limit is
-    the server's setting, so the static models cannot say it)."""
-    if app.openapi_schema is None:
-        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        for name in ("RecommendationRequest", "RetrieveRequest"):
-            schema["components"]["schemas"][name]["properties"]["k"]["maximum"] = max_k
-        for operation in (op for path in schema["paths"].values() for op in path.values()):
-            for parameter in operation.get("parameters", []):
-                if parameter["name"] == "k" and parameter["in"] == "query":
-                    parameter["schema"]["maximum"] = max_k
-        app.openapi_schema = schema
-    return app.openapi_schema
+def _declared_limits(app: FastAPI, max_k: int, strategies: list[str] | None) -> dict[str, Any]:
+    """The OpenAPI schema with what the static models cannot say: serving.max_k as the maximum of every `k` and,
+    once a bundle is loaded, the strategies it serves as the values `strategy` takes. Built per call (it is
+    rarely asked for), so it follows reloads."""
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    bodies = schema["components"]["schemas"]
+    for name in ("RecommendationRequest", "RetrieveRequest"):
+        bodies[name]["properties"]["k"]["maximum"] = max_k
+    if strategies:
+        bodies["RecommendationRequest"]["properties"]["strategy"]["anyOf"][0]["enum"] = strategies
+    for operation in (op for path in schema["paths"].values() for op in path.values()):
+        for parameter in operation.get("parameters", []):
+            if parameter["name"] == "k" and parameter["in"] == "query":
+                parameter["schema"]["maximum"] = max_k
+            if parameter["name"] == "strategy" and parameter["in"] == "query" and strategies:
+                parameter["schema"]["anyOf"][0]["enum"] = strategies
+    return schema
 
 
 ERROR_MEANINGS = {

@@ -57,15 +57,15 @@ class RecommendationFilters(Strict):
                                  description="keep only items in one of these categories")
     exclude_categories: list[Id] = Field(default_factory=list, max_length=MAX_LIST,
                                          description="leave out items in any of these categories")
-    min_price: float | None = Field(None, ge=0)
-    max_price: float | None = Field(None, ge=0)
-    available_only: bool = Field(True, description="leave out items marked unavailable")
-    exclude_seen: bool = Field(True, description="leave out items the user already interacted with")
+    min_price: float | None = Field(None, ge=0, strict=True)
+    max_price: float | None = Field(None, ge=0, strict=True)
+    available_only: bool = Field(True, strict=True, description="leave out items marked unavailable")
+    exclude_seen: bool = Field(True, strict=True, description="leave out items the user already interacted with")
     seen_event_types: list[EventType] | None = Field(
         None, max_length=100, description="the event types that make an item seen for exclude_seen (absent: all); "
         "e.g. [\"view\", \"add_to_cart\"] lets bought items come back, for re-buying")
     max_per_category: int | None = Field(None, ge=1, strict=True, description="at most this many items per category")
-    diversity: float = Field(0.0, ge=0.0, le=1.0, description="MMR trade-off between score (0, the default: off) "
+    diversity: float = Field(0.0, ge=0.0, le=1.0, strict=True, description="MMR trade-off between score (0, the default: off) "
                              "and unlikeness to the items above (1); items then come in MMR order, each with "
                              "its strategy score")
 
@@ -165,7 +165,7 @@ class ItemIn(Strict):
     fields: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], FieldValue] = Field(
         default_factory=dict, max_length=100,
         description="the catalog's item fields: text (e.g. title, description), categoricals, numbers (price)")
-    available: bool = True
+    available: bool = Field(True, strict=True)
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"fields": {"description": "GOLD HOOP EARRINGS", "price": 4.95}, "available": True}]})
@@ -174,7 +174,7 @@ class ItemIn(Strict):
 class ItemPatch(Strict):
     fields: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], FieldValue] = Field(
         default_factory=dict, max_length=100, description="only the fields to change; null clears one")
-    available: bool | None = Field(None, description="absent: unchanged")
+    available: bool | None = Field(None, strict=True, description="absent: unchanged")
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"available": False}, {"fields": {"price": 3.5}}]})
 
@@ -197,7 +197,8 @@ class EncodeResponse(BaseModel):
 
 
 class RetrieveRequest(Strict):
-    vector: list[float] = Field(min_length=1, max_length=4096, description="as returned by /v1/users/encode")
+    vector: list[Annotated[float, Field(strict=True)]] = Field(min_length=1, max_length=4096,
+                                                               description="as returned by /v1/users/encode")
     k: int = Field(10, ge=1, strict=True)
     filters: RecommendationFilters = Field(default_factory=RecommendationFilters)
     exclude_items: list[Id] = Field(default_factory=list, max_length=MAX_LIST)
