@@ -134,3 +134,21 @@ def test_playground_feed_click_new_item_and_similar(browser: Any, server: str) -
     fill("similar-k", "30")
     browser.find_element(By.ID, "show-similar").click()
     until(lambda: "new-ring" in ids("similar-list"), "the new item among jew0's similar items")
+
+    # After saving another item, "Show similar" shows items like the one just saved (not the previous item).
+    fill("new-item-id", "new-ring-2")
+    browser.find_element(By.ID, "add-item").click()
+    until(lambda: "new-ring-2 created" in status()[1], "the second item to be saved")
+    assert browser.find_element(By.ID, "similar-of").get_attribute("value") == "new-ring-2"
+    browser.find_element(By.ID, "show-similar").click()
+    until(lambda: "similar to new-ring-2" in status()[1], "items similar to the saved item")
+    assert "new-ring" in ids("similar-list") and "new-ring-2" not in ids("similar-list")
+
+    # "unavailable" PATCHes availability only: the item leaves every list and keeps its title.
+    browser.find_element(By.CSS_SELECTOR, '#similar-list li[data-item-id="new-ring"] [data-testid="unavailable-link"]'
+                         ).click()
+    until(lambda: "new-ring is unavailable" in status()[1], "the PATCH to be acknowledged")
+    browser.find_element(By.ID, "show-similar").click()
+    until(lambda: (now := ids("similar-list")) and "new-ring" not in now, "the list without the unavailable item")
+    patched = httpx.patch(f"{server}/v1/items/new-ring", json={"available": True}, headers={"X-API-Key": API_KEY})
+    assert patched.json()["item"]["title"] == "Gold Hoop Earrings deluxe"
