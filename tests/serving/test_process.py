@@ -418,9 +418,9 @@ def metric_total(text: str, name: str, **labels: str) -> float:
     """The sum of a metric's samples whose labels include `labels`, from the Prometheus text format."""
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            if all(f'{key}="{value}"' in line for key, value in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
+        if line.startswith((name + "{", name + " ")) and all(f'{key}="{value}"' in line
+                                                             for key, value in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
     return total
 
 

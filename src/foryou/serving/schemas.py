@@ -32,8 +32,8 @@ def _in_utc_range(moment: datetime) -> datetime:
 
 def _iso_text(value: Any) -> Any:
     """Only ISO 8601 text (the schema says `date-time`): a bare number is refused, not read as epoch seconds."""
-    if not isinstance(value, (str, datetime)):
-        raise ValueError("must be an ISO 8601 date-time string, e.g. 2024-05-01T12:00:00Z")
+    if not isinstance(value, (str, datetime)):  # pydantic makes a ValueError (not a TypeError) a 422
+        raise ValueError("must be an ISO 8601 date-time string, e.g. 2024-05-01T12:00:00Z")  # noqa: TRY004
     return value
 
 
