@@ -45,6 +45,17 @@ def test_normalised_scores_by_hand() -> None:
     np.testing.assert_allclose(normalised_scores(frame, "b"), [1.0, 1.0, 0.0, 0.0, 0.0, 1.0])
 
 
+def test_one_users_rows_scale_as_in_a_frame_of_many() -> None:
+    # the service scales one request's rows (one user) without grouping: it must agree with the grouped path
+    frame = two_source_frame()
+    for user in (0, 1):
+        own = frame[frame["user_idx"] == user]
+        columns = {name: own[name].to_numpy() for name in own}  # the service's column arrays, not a frame
+        for source in ("a", "b"):
+            np.testing.assert_array_equal(normalised_scores(columns, source),
+                                          normalised_scores(frame, source)[frame["user_idx"] == user])
+
+
 def test_reciprocal_rank_fusion_by_hand() -> None:
     frame = pd.DataFrame({
         "user_idx": [0, 0, 0],

@@ -41,13 +41,18 @@ def normalised_scores(frame: FeatureRows, source: str) -> np.ndarray:
     0.0 where the source did not propose the row (NaN or a non-finite score)."""
     values = _score_column(frame, source)
     proposed = np.isfinite(values)
-    _, user = np.unique(np.asarray(frame[S.USER_IDX]), return_inverse=True)  # numpy: one request's 200 rows too
-    low_per_user = np.full(user.max(initial=-1) + 1, np.inf)
-    high_per_user = np.full(len(low_per_user), -np.inf)
-    np.minimum.at(low_per_user, user[proposed], values[proposed])
-    np.maximum.at(high_per_user, user[proposed], values[proposed])
-    low = low_per_user[user]
-    span = high_per_user[user] - low
+    users = np.asarray(frame[S.USER_IDX])
+    if len(users) and (users == users[0]).all():  # one user (a request): plain reductions, no grouping
+        low = np.full(len(values), values[proposed].min(initial=np.inf))
+        span = values[proposed].max(initial=-np.inf) - low
+    else:
+        _, user = np.unique(users, return_inverse=True)
+        low_per_user = np.full(user.max(initial=-1) + 1, np.inf)
+        high_per_user = np.full(len(low_per_user), -np.inf)
+        np.minimum.at(low_per_user, user[proposed], values[proposed])
+        np.maximum.at(high_per_user, user[proposed], values[proposed])
+        low = low_per_user[user]
+        span = high_per_user[user] - low
     scaled = np.ones(len(values), dtype=np.float64)
     spread = proposed & (span > 0)
     scaled[spread] = (values[spread] - low[spread]) / span[spread]
