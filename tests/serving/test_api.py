@@ -296,8 +296,10 @@ def test_retrieve_applies_filters(client: TestClient) -> None:
 
 def test_encode_without_anything_known_is_refused(client: TestClient) -> None:
     response = client.post("/v1/users/encode", json={"user_id": "stranger", "interactions": [{"item_id": "nope"}]})
-    assert response.status_code == 422
-    assert detail(response).startswith("interactions:")
+    assert response.status_code == 404  # an unknown user and unknown items: nothing the model knows
+    assert detail(response).startswith("user_id, interactions:")
+    empty = client.post("/v1/users/encode", json={})
+    assert empty.status_code == 422 and "give a user_id or at least one interaction" in str(empty.json()["detail"])
 
 
 def test_retrieve_with_a_vector_of_the_wrong_width_is_refused(client: TestClient) -> None:

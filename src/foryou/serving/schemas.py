@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 MAX_ID_LENGTH = 256
 MAX_TEXT_LENGTH = 10_000
@@ -38,6 +38,18 @@ def _iso_text(value: Any) -> Any:
 
 
 Timestamp = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_in_utc_range)]
+
+
+def _whole(value: Any) -> Any:
+    """A JSON integer, which JSON Schema lets be written 3 or 3.0; never a boolean, a string or 2.5."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be a whole number")  # noqa: TRY004 - pydantic makes a ValueError a 422
+    return value
+
+
+PositiveWhole = Annotated[int, Field(ge=1), BeforeValidator(_whole)]  # the bound first: the schema says it
 FieldValue = (Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH)] | float | bool | None
               | Annotated[list[Annotated[str, StringConstraints(max_length=MAX_ID_LENGTH)]], Field(max_length=100)])
 
@@ -64,7 +76,7 @@ class RecommendationFilters(Strict):
     seen_event_types: list[EventType] | None = Field(
         None, max_length=100, description="the event types that make an item seen for exclude_seen (absent: all); "
         "e.g. [\"view\", \"add_to_cart\"] lets bought items come back, for re-buying")
-    max_per_category: int | None = Field(None, ge=1, strict=True, description="at most this many items per category")
+    max_per_category: PositiveWhole | None = Field(None, description="at most this many items per category")
     diversity: float = Field(0.0, ge=0.0, le=1.0, strict=True, description="MMR trade-off between score (0, the default: off) "
                              "and unlikeness to the items above (1); items then come in MMR order, each with "
                              "its strategy score")
@@ -73,7 +85,7 @@ class RecommendationFilters(Strict):
 class RecommendationRequest(Strict):
     user_id: Id | None = Field(None, description="a user id: their stored history is used")
     interactions: list[Interaction] = Field(default_factory=list, description="events to add to the history")
-    k: int = Field(10, ge=1, strict=True, description="how many items (at most the server's max_k)")
+    k: PositiveWhole = Field(10, description="how many items (at most the server's max_k)")
     strategy: str | None = Field(None, min_length=1, max_length=64,
                                  description="absent: the bundle's default strategy")
     filters: RecommendationFilters = Field(default_factory=RecommendationFilters)
@@ -189,6 +201,16 @@ class EncodeRequest(Strict):
     user_id: Id | None = None
     interactions: list[Interaction] = Field(default_factory=list)
 
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}},
+        {"required": ["interactions"], "properties": {"interactions": {"minItems": 1}}}]})
+
+    @model_validator(mode="after")
+    def _someone_to_encode(self) -> EncodeRequest:
+        if self.user_id is None and not self.interactions:
+            raise ValueError("give a user_id or at least one interaction")
+        return self
+
 
 class EncodeResponse(BaseModel):
     vector: list[float]
@@ -199,7 +221,7 @@ class EncodeResponse(BaseModel):
 class RetrieveRequest(Strict):
     vector: list[Annotated[float, Field(strict=True)]] = Field(min_length=1, max_length=4096,
                                                                description="as returned by /v1/users/encode")
-    k: int = Field(10, ge=1, strict=True)
+    k: PositiveWhole = 10
     filters: RecommendationFilters = Field(default_factory=RecommendationFilters)
     exclude_items: list[Id] = Field(default_factory=list, max_length=MAX_LIST)
 

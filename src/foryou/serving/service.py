@@ -41,6 +41,10 @@ class BadRequestError(ForyouError):
     """A request is well-formed but asks for something this service cannot do; the message names the field."""
 
 
+class OutsideBundleRootError(ForyouError):
+    """A reload names a folder outside the bundle root (403)."""
+
+
 @dataclass
 class ItemWrite:
     item_id: str
@@ -124,11 +128,15 @@ class Service:
             raise BadRequestError("bundle: a path cannot contain a NUL character")
         try:
             directory = (self.bundle_root / bundle).resolve()
+            inside, found = directory.is_relative_to(self.bundle_root), directory.is_dir()
         except (OSError, RuntimeError, ValueError):
             raise BadRequestError(f"bundle: {bundle!r} is not a usable path") from None
-        if not directory.is_relative_to(self.bundle_root):
-            raise BadRequestError(f"bundle: {bundle!r} is outside the bundle root this server may load from "
-                                  "(serving.bundle_root, by default the folder holding the served bundle)")
+        if not inside:
+            raise OutsideBundleRootError(f"bundle: {bundle!r} is outside the bundle root this server may load "
+                                         "from (serving.bundle_root, by default the folder holding the served "
+                                         "bundle)")
+        if not found:
+            raise UnknownIdError(f"bundle: no folder {bundle!r} in the bundle root")
         return directory
 
     def follow_reloads(self) -> bool:
@@ -264,8 +272,8 @@ class Service:
         context = self.context(recommender, user_id, stored, interactions, warnings)
         vector = recommender.user_vector(context)
         if vector is None:
-            raise BadRequestError("interactions: no event on an item the model knows, and no known user_id: "
-                                  "there is nothing to encode")
+            raise UnknownIdError("user_id, interactions: neither a user the model knows nor an event on an item it "
+                                 "knows: there is nothing to encode")
         return vector, recommender.state.model_version, warnings
 
     def retrieve(self, vector: list[float], k: int, filters: Filters,
