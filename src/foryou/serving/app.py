@@ -36,6 +36,7 @@ from foryou.serving.metrics import ServiceMetrics, worker_exited
 from foryou.serving.recommender import Query as RecommendQuery
 from foryou.serving.security import KEY_HEADER, AccessDenied, ApiKeys, BodySizeLimit, RateLimiter
 from foryou.serving.service import NotReadyError, OutsideBundleRootError, Service, stored_event
+from foryou.serving.changes import ChangeSignal
 from foryou.serving.state import Event, ServingState, as_utc
 from foryou.serving.store import Store
 
@@ -46,7 +47,7 @@ SETTINGS_ENV = "FORYOU_SERVE_SETTINGS"
 ItemIdPath = Annotated[str, PathParam(min_length=1, max_length=api.MAX_ID_LENGTH, pattern=api.ID_PATTERN)]
 api_key_header = APIKeyHeader(name=KEY_HEADER, auto_error=False, description="the key for writes and admin "
                               "(and reads when serving.require_key_for_reads is set)")
-RATE_LIMIT_FILE = "rate_limits.db"
+RATE_LIMIT_FILE, ITEM_CHANGES_FILE = "rate_limits.db", "item_changes"
 
 
 def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys: list[str],
@@ -54,11 +55,12 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
                runtime_dir: Path | None = None) -> FastAPI:
     """The service over `bundle_dir`; with `load_in_background`, /healthz answers while the bundle loads; with
     `exit_on_load_failure` (the `foryou serve` process) a bundle that cannot load stops the server.
-    `runtime_dir` holds what the server's workers share (the rate-limit buckets); None: a folder of this app."""
+    `runtime_dir` holds what the server's workers share (rate-limit buckets, the item-change counter); None: a
+    folder of this app."""
     keys = ApiKeys([*config.api_keys, *api_keys], config.require_key_for_reads)
-    service = Service(bundle_dir, config, Store(store_url))
-    metrics = ServiceMetrics()
     runtime = Path(runtime_dir) if runtime_dir else Path(tempfile.mkdtemp(prefix="foryou-serve-"))
+    service = Service(bundle_dir, config, Store(store_url), ChangeSignal(runtime / ITEM_CHANGES_FILE))
+    metrics = ServiceMetrics()
     limiter = RateLimiter(config.rate_limit_per_minute, runtime / RATE_LIMIT_FILE)
     load_failure: list[str] = []
 
@@ -172,7 +174,7 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
              tags=["items"])
     async def similar(item_id: ItemIdPath,
                       k: Annotated[int, Query(ge=1)] = 10) -> api.SimilarResponse:
-        items, version = service.similar(item_id, k, Filters())
+        items, version = await service.similar(item_id, k, Filters())
         return api.SimilarResponse(item_id=item_id, items=items, model_version=version)
 
     @app.get("/v1/catalog", response_model=api.CatalogResponse, **reads, tags=["items"])
@@ -194,7 +196,7 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
 
     @app.post("/v1/retrieve", response_model=api.RetrieveResponse, **reads, tags=["vectors"])
     async def retrieve(body: api.RetrieveRequest) -> api.RetrieveResponse:
-        items, version = service.retrieve(body.vector, body.k, _filters(body.filters), body.exclude_items)
+        items, version = await service.retrieve(body.vector, body.k, _filters(body.filters), body.exclude_items)
         return api.RetrieveResponse(items=items, model_version=version)
 
     @app.post("/v1/events", response_model=api.EventsResponse, **writes, tags=["writes"])

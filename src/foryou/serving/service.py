@@ -25,6 +25,7 @@ from foryou.config import ServingConfig
 from foryou.errors import ForyouError, UnknownIdError
 from foryou.serving.catalog import FieldRoles, Filters
 from foryou.serving.recommender import POPULAR, Query, Recommender, Result, UserContext
+from foryou.serving.changes import ChangeSignal
 from foryou.serving.state import Event, ServingState, as_utc, stored_events_as_history
 from foryou.serving.store import Store, StoredEvent, StoredItem
 
@@ -55,8 +56,10 @@ class ItemWrite:
 class Service:
     """Bundle + store + config: what every route calls."""
 
-    def __init__(self, bundle_dir: Path, config: ServingConfig, store: Store) -> None:
+    def __init__(self, bundle_dir: Path, config: ServingConfig, store: Store, changes: ChangeSignal) -> None:
+        """`changes` is shared by the server's workers: item writes raise it, reads catch up when behind it."""
         self.bundle_dir = Path(bundle_dir).resolve()
+        self.changes = changes
         self.bundle_root = Path(config.bundle_root).resolve() if config.bundle_root else self.bundle_dir.parent
         self.config = config
         self.store = store
@@ -93,6 +96,7 @@ class Service:
         if self._poller is not None:
             self._poller.join(timeout=5)
         self.store.close()
+        self.changes.close()
 
     @property
     def ready(self) -> bool:
@@ -202,6 +206,12 @@ class Service:
             state.apply_items(items, sequence)
         return len(items)
 
+    async def current_items(self, recommender: Recommender) -> None:
+        """Catch up with item changes another worker of this server acknowledged (the shared counter is ahead
+        of this state), so every worker answers with every acknowledged write at once."""
+        if self.changes.latest() > recommender.state.item_sequence:
+            await to_thread.run_sync(self.sync_items)
+
     # ---- reads ------------------------------------------------------------------------------------------------
     def strategy(self, asked: str | None, recommender: Recommender | None = None) -> str:
         """The strategy a request gets from `recommender` (default: the current one): the asked one, else the
@@ -246,6 +256,7 @@ class Service:
         self.check_k(query.k)
         recommender = self.recommender
         query = replace(query, strategy=self.strategy(asked_strategy, recommender))
+        await self.current_items(recommender)
         stored = await self.stored_events(query.user_id)
         warnings: list[str] = []
         context = self.context(recommender, query.user_id, stored, query.interactions, warnings)
@@ -267,6 +278,7 @@ class Service:
     async def encode(self, user_id: str | None, interactions: list[Event]) -> tuple[np.ndarray, str, list[str]]:
         """(the user's query vector, the model version that made it, warnings)."""
         recommender = self.recommender
+        await self.current_items(recommender)
         stored = await self.stored_events(user_id)
         warnings: list[str] = []
         context = self.context(recommender, user_id, stored, interactions, warnings)
@@ -276,11 +288,12 @@ class Service:
                                  "knows: there is nothing to encode")
         return vector, recommender.state.model_version, warnings
 
-    def retrieve(self, vector: list[float], k: int, filters: Filters,
-                 exclude: list[str]) -> tuple[list[dict[str, Any]], str]:
+    async def retrieve(self, vector: list[float], k: int, filters: Filters,
+                       exclude: list[str]) -> tuple[list[dict[str, Any]], str]:
         """(ranked items, model version) for a query vector."""
         self.check_k(k)
         recommender = self.recommender
+        await self.current_items(recommender)
         width = recommender.state.index.dim
         if len(vector) != width:
             raise BadRequestError(f"vector: {len(vector)} numbers, this model's vectors have {width}")
@@ -292,10 +305,11 @@ class Service:
         found, scores = recommender.retrieve(query.astype(np.float32), k, filters, labels)
         return ranked(recommender, found, scores), recommender.state.model_version
 
-    def similar(self, item_id: str, k: int, filters: Filters) -> tuple[list[dict[str, Any]], str]:
+    async def similar(self, item_id: str, k: int, filters: Filters) -> tuple[list[dict[str, Any]], str]:
         """(ranked items like `item_id`, model version)."""
         self.check_k(k)
         recommender = self.recommender
+        await self.current_items(recommender)
         found, scores = recommender.similar(item_id, k, filters)
         return ranked(recommender, found, scores), recommender.state.model_version
 
@@ -338,6 +352,7 @@ class Service:
     def _write_item(self, state: ServingState, item: StoredItem, created: bool) -> ItemWrite:
         sequence = self.store.upsert_item(item)
         state.apply_items([item], 0)
+        self.changes.announce(sequence)
         logger.debug("item %s stored as change %d", item.item_id, sequence)
         label = state.catalog.label(item.item_id)
         return ItemWrite(item.item_id, created, None if label is None else state.catalog.describe(label))
@@ -346,8 +361,9 @@ class Service:
         state = self.recommender.state
         if state.catalog.label(item_id) is None:
             raise UnknownIdError(f"unknown item id: {item_id!r}")
-        self.store.delete_item(item_id)
+        sequence = self.store.delete_item(item_id)
         state.apply_items([StoredItem(item_id, {}, available=False, deleted=True)], 0)
+        self.changes.announce(sequence)
 
 
 def ranked(recommender: Recommender, labels: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
