@@ -24,8 +24,8 @@ from anyio import to_thread
 from foryou.config import ServingConfig
 from foryou.errors import ForyouError, UnknownIdError
 from foryou.serving.catalog import FieldRoles, Filters
-from foryou.serving.recommender import POPULAR, Query, Recommender, Result, UserContext
 from foryou.serving.changes import ChangeSignal
+from foryou.serving.recommender import POPULAR, Query, Recommender, Result, UserContext
 from foryou.serving.state import Event, ServingState, as_utc, stored_events_as_history
 from foryou.serving.store import Store, StoredEvent, StoredItem
 
