@@ -80,7 +80,7 @@ def main() -> None:
         verdict[f"{key}_meets_floor"] = bool(stage) and all(row[key]["p50_ms"] <= FLOOR_MS for row in stage)
     profiles = {row["strategy"]: profile(Recommender(state), warm_up, known, row["strategy"], args.top)
                 for row in stage}
-    environment = {"cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+    environment = {"load_average_at_end": [round(value, 2) for value in os.getloadavg()], "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
                    "torch_threads": torch.get_num_threads(), "bundle": str(args.bundle),
                    "items": len(state.catalog), "users": len(state.model.user_ids),
                    "candidates": state.bundle.ranking.settings.candidates if state.bundle.ranking else None,
@@ -153,7 +153,9 @@ def markdown(environment: dict[str, Any], verdict: dict[str, Any], rows: list[di
              (f"Bundle {environment['bundle']} ({environment['items']:,} items, {environment['users']:,} users, "
               f"{environment['candidates']} merged candidates per request), k={K}, one request at a time, "
               f"{environment['torch_threads']} torch thread(s), {environment['cpu_count']} cores; "
-              f"`Recommender.recommend` (sources, merge, features, ranker, rules, explanations), no HTTP."), "",
+              f"`Recommender.recommend` (sources, merge, features, ranker, rules, explanations), no HTTP. Load "
+              f"average at the end {environment['load_average_at_end']}: on a shared machine compare rows of one "
+              "run, not runs."), "",
              ("| strategy | explain | known user, first request p50 (ms) | p95 | p99 | repeat request p50 (ms) | p95 "
               "| p99 | raw 5-item history p50 (ms) | p95 | p99 |"),
              "|---|---|---|---|---|---|---|---|---|---|---|"]
