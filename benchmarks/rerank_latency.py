@@ -61,12 +61,12 @@ def main() -> None:
     known: Requests = [(user, []) for user in shuffled[: args.users]]
     warm_up: Requests = [(user, []) for user in shuffled[args.users: args.users + WARM_UP]]
     raw: Requests = [(None, events) for events in raw_histories(state, args.users)]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for strategy in state.bundle.strategies:
         for explain in (False, True):
             fresh = Recommender(state)
             timed(fresh, warm_up, strategy, explain)
-            row = {"strategy": strategy, "explain": explain, "known_users": timed(fresh, known, strategy, explain),
+            row: dict[str, Any] = {"strategy": strategy, "explain": explain, "known_users": timed(fresh, known, strategy, explain),
                    "known_users_repeat": timed(fresh, known, strategy, explain),
                    "raw_histories": timed(fresh, raw, strategy, explain)}
             rows.append(row)
@@ -74,7 +74,7 @@ def main() -> None:
                   f"{row['known_users_repeat']['p50_ms']:.2f} ms, raw {row['raw_histories']['p50_ms']:.2f} ms",
                   flush=True)
     stage = [row for row in rows if row["strategy"] in STAGE_STRATEGIES and row["explain"]]
-    verdict = {"case": "every ranking-stage strategy, explain on, known users", "floor_ms": FLOOR_MS}
+    verdict: dict[str, Any] = {"case": "every ranking-stage strategy, explain on, known users", "floor_ms": FLOOR_MS}
     for key in ("known_users", "known_users_repeat"):
         verdict[key] = {row["strategy"]: row[key]["p50_ms"] for row in stage}
         verdict[f"{key}_meets_floor"] = bool(stage) and all(row[key]["p50_ms"] <= FLOOR_MS for row in stage)
