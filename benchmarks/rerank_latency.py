@@ -66,9 +66,10 @@ def main() -> None:
         for explain in (False, True):
             fresh = Recommender(state)
             timed(fresh, warm_up, strategy, explain)
-            row: dict[str, Any] = {"strategy": strategy, "explain": explain, "known_users": timed(fresh, known, strategy, explain),
-                   "known_users_repeat": timed(fresh, known, strategy, explain),
-                   "raw_histories": timed(fresh, raw, strategy, explain)}
+            row: dict[str, Any] = {"strategy": strategy, "explain": explain,
+                                   "known_users": timed(fresh, known, strategy, explain),
+                                   "known_users_repeat": timed(fresh, known, strategy, explain),
+                                   "raw_histories": timed(fresh, raw, strategy, explain)}
             rows.append(row)
             print(f"{strategy:14s} explain={explain!s:5s} known p50 {row['known_users']['p50_ms']:.2f} ms, repeat "
                   f"{row['known_users_repeat']['p50_ms']:.2f} ms, raw {row['raw_histories']['p50_ms']:.2f} ms",
