@@ -194,6 +194,9 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="log every request")] = False,
 ) -> None:
     """Serve the bundle over HTTP: recommendations, events, items, /docs, /metrics and a playground at /."""
+    from foryou.resources import prepare_thread_environment
+
+    prepare_thread_environment(1)  # before numpy, LightGBM and faiss load, here and in every worker it starts
     from foryou.serving.app import LOG_FORMAT
     from foryou.serving.server import serve as run_server
     from foryou.serving.server import serving_config

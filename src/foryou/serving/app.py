@@ -389,14 +389,12 @@ class Observed:
 
 def app_from_environment() -> FastAPI:
     """The app of `foryou serve`, built in each uvicorn worker from FORYOU_SERVE_SETTINGS (JSON). One compute
-    thread per worker: a request is small, and threads of several requests would only contend (scale with
-    --workers)."""
-    import faiss
-    import torch
+    thread per worker (torch, BLAS, OpenMP for LightGBM, faiss): a request is small, and threads of several
+    requests would only contend (scale with --workers)."""
+    from foryou.resources import limit_threads
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)  # a worker process: its own log handler
-    torch.set_num_threads(1)
-    faiss.omp_set_num_threads(1)
+    limit_threads(1)
     settings = json.loads(os.environ[SETTINGS_ENV])
     return create_app(Path(settings["bundle"]), ServingConfig.model_validate(settings["config"]),
                       settings["store_url"], settings["api_keys"], exit_on_load_failure=True,
