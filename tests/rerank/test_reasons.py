@@ -153,3 +153,11 @@ def test_shared_users_is_the_sparse_product() -> None:
     # by hand: items 0 and 1 share users 0 and 1; item 2 holds nobody
     small = sp.csr_matrix(np.array([[1, 1, 0], [1, 1, 1], [0, 0, 0]], dtype=np.float32))
     assert shared_users(small, np.array([0, 2]), np.array([1, 0])).tolist() == [[2, 2], [0, 0]]
+
+
+def test_a_source_that_did_not_propose_the_item_gives_no_reason() -> None:
+    # the served feature rows are float32: a missing source score is a float32 NaN, not a Python float
+    templates = default_templates()
+    missing, proposed = {"als_score": np.float32("nan")}, {"als_score": np.float32(0.7)}
+    condition = templates["als_score"].condition
+    assert condition is not None and not condition(missing) and condition(proposed)

@@ -103,7 +103,7 @@ def _render(reason: Reason, row: Mapping[str, Any]) -> str | None:
 
 
 def _present(value: Any) -> bool:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)):  # float32 NaN too
         return False
     return not (isinstance(value, str) and not value.strip())
 
