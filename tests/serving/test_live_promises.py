@@ -275,3 +275,12 @@ def test_the_schema_says_what_the_server_accepts(shop_bundle: Path, tmp_path: Pa
         "description": "the key for writes and admin (and reads when serving.require_key_for_reads is set)"}
     assert schema["paths"]["/v1/events"]["post"]["security"] == [{"APIKeyHeader": []}]
     assert "security" not in schema["paths"]["/v1/recommendations"]["post"]  # reads need no key here
+
+
+def test_the_largest_query_vector_allowed_still_scores_finitely(client: TestClient) -> None:
+    width = len(ok(client.post("/v1/users/encode", json={"user_id": "u0"}))["vector"])
+    extreme = [1e6 if n % 2 else -1e6 for n in range(width)]
+    answer = ok(client.post("/v1/retrieve", json={"vector": extreme, "k": 5}))
+    assert len(answer["items"]) == 5 and all(isinstance(item["score"], float) for item in answer["items"])
+    beyond = client.post("/v1/retrieve", json={"vector": [2e6] * width})
+    assert beyond.status_code == 422 and detail(beyond).startswith("vector:")

@@ -36,7 +36,13 @@ from foryou.serving.changes import ChangeSignal
 from foryou.serving.metrics import ServiceMetrics, worker_exited
 from foryou.serving.recommender import Query as RecommendQuery
 from foryou.serving.security import KEY_HEADER, AccessDenied, ApiKeys, BodySizeLimit, RateLimiter
-from foryou.serving.service import NotReadyError, OutsideBundleRootError, Service, stored_event
+from foryou.serving.service import (
+    MAX_VECTOR_VALUE,
+    NotReadyError,
+    OutsideBundleRootError,
+    Service,
+    stored_event,
+)
 from foryou.serving.state import Event, ServingState, as_utc
 from foryou.serving.store import Store
 
@@ -147,7 +153,7 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
     @app.get("/v1/users/{user_id}/recommendations", response_model=api.RecommendationResponse,
              **reads, tags=["recommendations"])
     async def user_recommendations(user_id: ItemIdPath, k: Annotated[int, Query(ge=1)] = 10,
-                             strategy: Annotated[str | None, Query(max_length=64)] = None,
+                             strategy: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
                              explain: bool = False) -> api.RecommendationResponse:
         return await _recommend(user_id, [], k, strategy, api.RecommendationFilters(), explain)
 
@@ -241,9 +247,6 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
     return app
 
 
-FLOAT32_MAX = 3.4028234663852886e38
-
-
 def _declared_limits(app: FastAPI, config: ServingConfig, state: ServingState | None) -> dict[str, Any]:
     """The OpenAPI schema with what the static models cannot say: the server's limits (max_k, max_interactions)
     and, once a bundle is loaded, what it accepts (its strategies, event types, item fields, vector width).
@@ -266,7 +269,7 @@ def _declared_limits(app: FastAPI, config: ServingConfig, state: ServingState | 
             bodies[name]["properties"]["event_type"]["enum"] = state.event_types
         vector = bodies["RetrieveRequest"]["properties"]["vector"]
         vector.update(minItems=state.index.dim, maxItems=state.index.dim)
-        vector["items"].update(minimum=-FLOAT32_MAX, maximum=FLOAT32_MAX)
+        vector["items"].update(minimum=-MAX_VECTOR_VALUE, maximum=MAX_VECTOR_VALUE)
         for name in ("ItemIn", "ItemPatch"):
             bodies[name]["properties"]["fields"] = _item_fields_schema(state.roles)
     return schema

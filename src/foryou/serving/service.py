@@ -31,6 +31,7 @@ from foryou.serving.store import Store, StoredEvent, StoredItem
 
 logger = logging.getLogger(__name__)
 
+MAX_VECTOR_VALUE = 1e6  # per number of a /v1/retrieve query: its scores stay finite in float32
 STORE_POLL_SECONDS = 1.0  # how soon other workers' item changes and reloads are picked up
 
 
@@ -298,8 +299,9 @@ class Service:
         if len(vector) != width:
             raise BadRequestError(f"vector: {len(vector)} numbers, this model's vectors have {width}")
         query = np.asarray(vector, np.float64)
-        if np.abs(query).max() > np.finfo(np.float32).max:
-            raise BadRequestError("vector: numbers beyond the float32 range (about 3.4e38)")
+        if np.abs(query).max() > MAX_VECTOR_VALUE:
+            raise BadRequestError(f"vector: numbers beyond ±{MAX_VECTOR_VALUE:g} (encoded users are far smaller; "
+                                  "larger ones would overflow the float32 scores)")
         catalog = recommender.state.catalog
         labels = np.array([label for item in exclude if (label := catalog.label(item)) is not None], np.int64)
         found, scores = recommender.retrieve(query.astype(np.float32), k, filters, labels)
