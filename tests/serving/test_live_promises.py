@@ -138,7 +138,7 @@ def test_reloads_stay_inside_the_bundle_root_and_name_no_host_path(client: TestC
         response = client.post("/v1/admin/reload", json={"bundle": bundle}, headers=WRITE)
         assert response.status_code == 403 and "outside the bundle root" in detail(response)
     for bundle, status in (("x" * 300, 422), ("a/" * 150 + "b", 404), ("missing-folder", 404), ("a\u0000b", 422),
-                           (".", 422)):  # the bundle root itself: a folder that holds no bundle
+                           (".", 404)):  # the bundle root itself: a folder that holds no bundle
         response = client.post("/v1/admin/reload", json={"bundle": bundle}, headers=WRITE)
         assert response.status_code == status, response.text
         assert str(shop_bundle.parent) not in response.text  # no resolved host path

@@ -23,6 +23,7 @@ from anyio import to_thread
 
 from foryou.config import ServingConfig
 from foryou.errors import ForyouError, UnknownIdError
+from foryou.serving.bundle import MANIFEST
 from foryou.serving.catalog import FieldRoles, Filters
 from foryou.serving.changes import ChangeSignal
 from foryou.serving.recommender import POPULAR, Query, Recommender, Result, UserContext
@@ -133,7 +134,7 @@ class Service:
             raise BadRequestError("bundle: a path cannot contain a NUL character")
         try:
             directory = (self.bundle_root / bundle).resolve()
-            inside, found = directory.is_relative_to(self.bundle_root), directory.is_dir()
+            inside, found = directory.is_relative_to(self.bundle_root), (directory / MANIFEST).is_file()
         except (OSError, RuntimeError, ValueError):
             raise BadRequestError(f"bundle: {bundle!r} is not a usable path") from None
         if not inside:
@@ -141,7 +142,7 @@ class Service:
                                          "from (serving.bundle_root, by default the folder holding the served "
                                          "bundle)")
         if not found:
-            raise UnknownIdError(f"bundle: no folder {bundle!r} in the bundle root")
+            raise UnknownIdError(f"bundle: no bundle (a folder with {MANIFEST}) at {bundle!r} in the bundle root")
         return directory
 
     def follow_reloads(self) -> bool:
