@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from tests.headless_chromium import chromium_session
 
 from foryou.evaluation.plots import PAGE_WIDTH_PX
 from foryou.evaluation.protocol import EvaluationResult
 from foryou.evaluation.report import ModelReport, write_report
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 WINDOW_WIDTH = 1280
 # The names of a demo run: nine strategies with long names are what made the old legend cover the bars.
 MODELS = ["two_tower", "ease", "item_knn", "als", "recent_pop", "reranked_lgbm", "reranked_mlp", "hybrid",
@@ -27,23 +27,9 @@ MODELS = ["two_tower", "ease", "item_knn", "als", "recent_pop", "reranked_lgbm",
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    """A headless Chromium session 1,280 px wide; skips when the browser or its driver is not installed."""
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    if missing:
-        pytest.skip(f"browser test needs {' and '.join(missing)}: apt-get install chromium chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not importable: pip install selenium")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     f"--window-size={WINDOW_WIDTH},1000", "--force-device-scale-factor=1"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    try:
+    """A headless Chromium session 1,280 px wide, at scale 1."""
+    with chromium_session(f"--window-size={WINDOW_WIDTH},1000", "--force-device-scale-factor=1") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _result(rng: np.random.Generator, level: float) -> EvaluationResult:

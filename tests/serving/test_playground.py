@@ -17,32 +17,18 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.headless_chromium import chromium_session
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 API_KEY = "playground-test-key"
 WAIT_S = 20
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    """A headless Chromium session; skips when the browser or its driver is not installed."""
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    if missing:
-        pytest.skip(f"browser test needs {' and '.join(missing)}: apt-get install chromium chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not importable: pip install selenium")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1100"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    try:
+    with chromium_session("--window-size=1280,1100") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture
