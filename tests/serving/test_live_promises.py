@@ -258,6 +258,7 @@ def test_a_default_strategy_the_bundle_does_not_serve_is_refused_at_start(shop_b
     with TestClient(app, raise_server_exceptions=False) as test_client:
         answer = test_client.get("/readyz")
         assert answer.status_code == 503 and "serving.default_strategy 'mystery'" in answer.json()["detail"]
+        assert test_client.post("/v1/recommendations", json={"user_id": "u0"}).status_code == 503  # not served
 
 
 def test_the_schema_says_what_the_server_accepts(shop_bundle: Path, tmp_path: Path) -> None:

@@ -81,15 +81,14 @@ class Service:
         if latest is not None:
             self._applied_reload, directory = latest[0], Path(latest[1])
         try:
-            self._current = self._prepare(directory)
+            recommender = self._load(directory)
         except ForyouError as error:
             if directory == self.bundle_dir:
                 raise
             logger.error("cannot load the recorded bundle %s (%s); serving %s", directory, error, self.bundle_dir)
             directory = self.bundle_dir
-            self._current = self._prepare(directory)
-        self.bundle_dir = directory
-        self._check_default_strategy(self._current)
+            recommender = self._load(directory)
+        self._current, self.bundle_dir = recommender, directory
         self._poller = threading.Thread(target=self._poll_store, name="foryou-store-sync", daemon=True)
         self._poller.start()
 
@@ -165,20 +164,22 @@ class Service:
 
     def _swap(self, directory: Path) -> None:
         previous = self.recommender.state.model_version
-        recommender = self._prepare(directory)
-        self._check_default_strategy(recommender)
+        recommender = self._load(directory)
         self._current = recommender
         self.bundle_dir = directory
         gc.collect()  # the replaced bundle's reference cycles (torch modules, caches) go now, not at some later GC
         logger.info("serving bundle %s: %s -> %s", directory, previous, recommender.state.model_version)
 
-    def _check_default_strategy(self, recommender: Recommender) -> None:
-        """`serving.default_strategy` must be one the bundle serves: checked at start and at every reload."""
+    def _load(self, directory: Path) -> Recommender:
+        """The bundle at `directory`, ready to serve; `serving.default_strategy` must be one it serves (checked
+        at start and at every reload, before the bundle is served)."""
+        recommender = self._prepare(directory)
         name = self.config.default_strategy
         if name is not None and name not in recommender.state.bundle.strategies:
             raise BadRequestError(f"serving.default_strategy {name!r} is not served by bundle "
                                   f"{recommender.state.model_version}; it serves "
                                   f"{', '.join(recommender.state.bundle.strategies)}")
+        return recommender
 
     def _prepare(self, directory: Path) -> Recommender:
         state = ServingState.load(directory)
