@@ -21,8 +21,9 @@ from foryou.rerank.protocol import ranking_frame
 from foryou.rerank.stage import RankingStage, SourceModels
 from foryou.serving.catalog import Filters
 from foryou.serving.context import nanoseconds
-from foryou.serving.recommender import Recommender
+from foryou.serving.recommender import Query, Recommender
 from foryou.serving.state import Event, ServingState
+from foryou.serving.store import StoredItem
 
 EXPLAINED = ["reranked_lgbm", "hybrid", "hybrid_rrf"]  # additive scores: contributions sum to the score
 JEWELLERY_VIEWS = [{"item_id": f"jew{i}", "timestamp": f"2024-01-0{i}T12:00:00Z"} for i in (1, 2, 3, 4)]
@@ -181,7 +182,38 @@ def test_lgbm_contributions_are_remembered_per_feature_row(shop_bundle: Path, mo
     table = lgbm.contribution_table
     monkeypatch.setattr(lgbm, "contribution_table", lambda features: computed.append(len(next(iter(
         features.values())))) or table(features))
-    first = ranker.memo.contributions("reranked_lgbm", arrays, rows)
-    again = ranker.memo.contributions("reranked_lgbm", arrays, rows[::-1].copy())
+    first = ranker.memo.contributions({name: values[rows] for name, values in arrays.items()})
+    again = ranker.memo.contributions({name: values[rows[::-1]] for name, values in arrays.items()})
     assert first == expected
     assert again == first[::-1] and computed == [4]  # the first call computes its rows, the repeat none
+
+
+def test_a_trained_users_answer_is_kept_until_their_events_the_rules_or_the_catalog_change(
+        shop_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A kept answer must be the one computed anew, and anything that can change the answer must miss it.
+    state = ServingState.load(shop_bundle)
+    recommender = Recommender(state)
+    ranker = recommender.stage
+    assert ranker is not None
+    computed: list[str] = []
+    candidates = ranker.candidates
+    monkeypatch.setattr(ranker, "candidates", lambda *args: computed.append("run") or candidates(*args))
+    live = [Event("jew1", "click", datetime(2030, 1, 1, tzinfo=timezone.utc))]
+
+    def ask(seen_types: list[str] | None = None, events: list[Event] | None = None,
+            on: Recommender = recommender) -> list[dict[str, object]]:
+        query = Query("u0", events or [], 5, "hybrid", Filters(), explain=True, seen_event_types=seen_types)
+        return on.recommend(query, on.context("u0", events or [], [])).items
+
+    first = ask()
+    assert ask() == first and len(computed) == 1
+    assert ask(on=Recommender(ServingState.load(shop_bundle))) == first  # kept == computed anew, reasons included
+    ask(["purchase"])
+    assert len(computed) == 2  # other rules (fewer seen items left out): computed
+    ask(events=live)
+    ask(events=live)
+    assert len(computed) == 4  # live events: never kept
+    moved = first[0]
+    state.apply_items([StoredItem(str(moved["item_id"]), {"title": "renamed"}, available=False)], sequence=1)
+    after = ask()
+    assert len(computed) == 5 and moved["item_id"] not in [item["item_id"] for item in after]

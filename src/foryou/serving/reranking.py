@@ -10,8 +10,6 @@ of the bundle's reference time and the user's last event. Everything per request
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +20,7 @@ from foryou.data import schema as S
 from foryou.models.ranking import tie_break_order
 from foryou.rerank.candidates import MERGED_RANK, CooccurrenceSource, merged_columns
 from foryou.rerank.features import feature_matrix
+from foryou.rerank.lgbm import LGBMRanker
 from foryou.rerank.reasons import (
     CONTENT_ANCHOR,
     COOCCURRENCE_ANCHOR,
@@ -34,10 +33,12 @@ from foryou.rerank.reasons import (
 )
 from foryou.rerank.stage import RERANKED_LGBM, RERANKED_MLP, RankingStage
 from foryou.serving.context import UserContext
+from foryou.serving.lru import LruCache
 from foryou.serving.retrieval import RECENT_POP, Found, Retrieval, Rules
 from foryou.serving.state import ServingState
 
 MEMO_ROWS = 100_000  # feature rows whose LightGBM contributions are kept (~0.5 KB each with the key)
+ANSWERS = 20_000  # kept answers of trained users (their top rows only: ~5 KB each at k=10)
 
 
 @dataclass
@@ -64,35 +65,26 @@ class FixedCandidates:
 
 
 class ContributionMemo:
-    """LightGBM's exact contributions (TreeSHAP, ~0.4 ms a row on the demo) are a pure function of a row's
+    """LightGBM's exact contributions (TreeSHAP, ~0.25 ms a row on the demo) are a pure function of a row's
     features, and a trained user's rows repeat from request to request: each row's table is kept (LRU, MEMO_ROWS
-    rows, dropped with the state). The hybrids' contributions read every candidate of the request: computed anew."""
+    rows, dropped with the state)."""
 
-    def __init__(self, stage: RankingStage, size: int = MEMO_ROWS) -> None:
-        self.stage, self.size = stage, size
-        self._rows: OrderedDict[bytes, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+    def __init__(self, lgbm: LGBMRanker, size: int = MEMO_ROWS) -> None:
+        self.lgbm = lgbm
+        self._rows: LruCache[np.ndarray] = LruCache(size)
 
-    def contributions(self, strategy: str, arrays: dict[str, np.ndarray],
-                      rows: np.ndarray) -> list[list[tuple[str, float]]] | None:
-        if strategy != RERANKED_LGBM:
-            return self.stage.contributions(strategy, arrays, rows)
-        lgbm = self.stage.lgbm
-        chosen = {name: arrays[name][rows] for name in lgbm.feature_names}
-        keys = [row.tobytes() for row in feature_matrix(chosen, lgbm.feature_names)]
-        with self._lock:
-            found = {key: self._rows[key] for key in keys if key in self._rows}
-            for key in found:
-                self._rows.move_to_end(key)
+    def contributions(self, rows: dict[str, np.ndarray]) -> list[list[tuple[str, float]]]:
+        """Per row of `rows` (feature columns, any others ignored), its (feature, contribution) pairs."""
+        chosen = {name: rows[name] for name in self.lgbm.feature_names}
+        keys = [row.tobytes() for row in feature_matrix(chosen, self.lgbm.feature_names)]
+        found = {key: table for key in keys if (table := self._rows.get(key)) is not None}
         missing = [position for position, key in enumerate(keys) if key not in found]
         if missing:
-            table = lgbm.contribution_table({name: values[missing] for name, values in chosen.items()})
-            found.update(zip([keys[position] for position in missing], table))
-            with self._lock:
-                self._rows.update((keys[position], found[keys[position]]) for position in missing)
-                while len(self._rows) > self.size:
-                    self._rows.popitem(last=False)
-        return lgbm.ranked_contributions(np.stack([found[key] for key in keys]))
+            table = self.lgbm.contribution_table({name: values[missing] for name, values in chosen.items()})
+            for position, contributions in zip(missing, table):
+                found[keys[position]] = contributions
+                self._rows.put(keys[position], contributions)
+        return self.lgbm.ranked_contributions(np.stack([found[key] for key in keys]))
 
 
 class StageRanker:
@@ -106,7 +98,8 @@ class StageRanker:
         stage.lgbm.predict_threads = 1  # 200 rows: OpenMP start-up costs more than it saves, and other requests wait
         self.cooccurrence = cooccurrence
         fields = list(stage.catalog.groups)
-        self.memo = ContributionMemo(stage)
+        self.memo = ContributionMemo(stage.lgbm)
+        self.answers: LruCache[Ranked] = LruCache(ANSWERS)
         self.tie_order = tie_break_order(len(state.catalog))
         self.templates = default_templates(fields[0] if fields else None, fields[1] if len(fields) > 1 else None)
         items = state.bundle.items
@@ -114,7 +107,20 @@ class StageRanker:
                              for field in stage.catalog.groups if field in items}
 
     def rank(self, strategy: str, context: UserContext, k: int, rules: Rules) -> Ranked | None:
-        """The top `k` of the merged candidates under `strategy`, or None when no source can place the user."""
+        """The top `k` of the merged candidates under `strategy`, or None when no source can place the user. A
+        trained user without live events gets the same answer until the catalog or the rules change: it is kept."""
+        key = None
+        if context.user is not None and not context.live:
+            key = (strategy, context.user, k, rules.key(), self.state.item_sequence, len(self.state.catalog))
+            kept = self.answers.get(key)
+            if kept is not None:
+                return kept
+        ranked = self._rank(strategy, context, k, rules)
+        if key is not None and ranked is not None:
+            self.answers.put(key, ranked)
+        return ranked
+
+    def _rank(self, strategy: str, context: UserContext, k: int, rules: Rules) -> Ranked | None:
         arrays = self.candidates(context, k, rules)
         if arrays is None or (strategy == RERANKED_MLP and context.vector is None):
             return None
@@ -126,13 +132,12 @@ class StageRanker:
                        self.state.index.vectors(labels))
         scores = self.stage.scores(strategy, arrays, vectors)
         order = np.lexsort((arrays[MERGED_RANK], -scores))[:k]
-
-        def explain(chosen: list[int]) -> list[dict[str, Any]]:
-            position = {label: row for row, label in enumerate(labels[order].tolist())}
-            return self._explain(strategy, arrays, order[[position[label] for label in chosen]], context)
-
-        explainable = strategy != RERANKED_MLP  # the MLP's score has no additive split: the generic reasons explain it
-        return Ranked(labels[order], scores[order].astype(np.float32), explain if explainable else None)
+        if strategy == RERANKED_MLP:  # its score has no additive split: the generic reasons explain it
+            return Ranked(labels[order], scores[order].astype(np.float32), None)
+        top = {name: values[order] for name, values in arrays.items()}
+        blended = None if strategy == RERANKED_LGBM else self.stage.contributions(strategy, arrays, order)
+        return Ranked(top[S.ITEM_IDX], scores[order].astype(np.float32),
+                      Explanations(self, strategy, top, context, blended))
 
     def candidates(self, context: UserContext, k: int, rules: Rules) -> dict[str, np.ndarray] | None:
         """The user's merged candidates (columns as the offline frame's: ids, per-source score and rank, merged
@@ -162,13 +167,16 @@ class StageRanker:
         return {name: self.retrieval.candidates(name, context, k, rules, last_n) or empty
                 for name in self.stage.source_names}
 
-    # ---- explanations -------------------------------------------------------------------------------------------
-    def _explain(self, strategy: str, arrays: dict[str, np.ndarray], rows: np.ndarray,
-                 context: UserContext) -> list[dict[str, Any]]:
-        contributions = self.memo.contributions(strategy, arrays, rows)
-        assert contributions is not None
-        labels = arrays[S.ITEM_IDX][rows]
-        records = [{name: values[row] for name, values in arrays.items()} for row in rows.tolist()]
+    def explain(self, strategy: str, top: dict[str, np.ndarray], rows: np.ndarray, context: UserContext,
+                blended: list[list[tuple[str, float]]] | None) -> list[dict[str, Any]]:
+        """{reasons, contributions} of `rows` of the answer's `top` candidates; `blended`: the hybrids' per-row
+        contributions of every top row (None: LightGBM's, computed here for `rows` only)."""
+        if blended is None:
+            contributions = self.memo.contributions({name: values[rows] for name, values in top.items()})
+        else:
+            contributions = [blended[row] for row in rows.tolist()]
+        labels = top[S.ITEM_IDX][rows]
+        records = [{name: values[row] for name, values in top.items()} for row in rows.tolist()]
         assert self.cooccurrence.item_users is not None
         timeline = context.timeline
         anchors = history_anchors(labels, timeline.recent(self.stage.settings.last_n), self.cooccurrence.item_users,
@@ -185,6 +193,25 @@ class StageRanker:
         """(item id, title) of a history item a reason names; the id when it has no title."""
         described = self.state.catalog.describe(label)
         return described["item_id"], str(described["title"] or described["item_id"])
+
+
+class Explanations:
+    """The reasons of one ranked answer's items, computed for the labels asked and kept with the answer: a kept
+    answer's repeat costs no explanation work. Holds only the answer's top rows, not every candidate."""
+
+    def __init__(self, ranker: StageRanker, strategy: str, top: dict[str, np.ndarray], context: UserContext,
+                 blended: list[list[tuple[str, float]]] | None) -> None:
+        self.ranker, self.strategy, self.top, self.context, self.blended = ranker, strategy, top, context, blended
+        self.row_of = {label: row for row, label in enumerate(top[S.ITEM_IDX].tolist())}
+        self.done: dict[int, dict[str, Any]] = {}
+
+    def __call__(self, labels: list[int]) -> list[dict[str, Any]]:
+        missing = [label for label in labels if label not in self.done]
+        if missing:
+            rows = np.array([self.row_of[label] for label in missing], dtype=np.int64)
+            explained = self.ranker.explain(self.strategy, self.top, rows, self.context, self.blended)
+            self.done.update(zip(missing, explained))
+        return [dict(self.done[label]) for label in labels]
 
 
 KIND_BY_PREFIX = (("content", "content"), ("user_share_", "category"), ("days_since_", "category"),

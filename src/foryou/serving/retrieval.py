@@ -13,8 +13,7 @@ request only filters them by its rules; when the rules leave fewer than k of the
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+import hashlib
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,7 @@ from foryou.rerank.candidates import (
 )
 from foryou.serving.catalog import rule_mask
 from foryou.serving.context import UserContext
+from foryou.serving.lru import LruCache
 from foryou.serving.state import ServingState
 
 POPULAR = "popular"
@@ -51,6 +51,14 @@ class Rules:
     denied: np.ndarray
     _masks: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
+    def key(self) -> bytes:
+        """A digest of the rules (equal rules, equal key): part of the key of an answer kept between requests."""
+        digest = hashlib.blake2b(digest_size=16)
+        allowed = b"*" if self.allowed is None else np.asarray(self.allowed, np.int64).tobytes()
+        for part in (np.int64(len(allowed)).tobytes(), allowed, np.asarray(self.denied, np.int64).tobytes()):
+            digest.update(part)
+        return digest.digest()
+
     def mask(self, n_items: int) -> np.ndarray:
         """(n_items,) bool of the labels a request may receive; built once per size and request."""
         if n_items not in self._masks:
@@ -59,25 +67,17 @@ class Rules:
 
 
 class TopCache:
-    """A bounded LRU of (source, user) -> unfiltered top CACHED_ITEMS, shared by the request threads."""
+    """(source, user) -> unfiltered top CACHED_ITEMS, shared by the request threads."""
 
     def __init__(self, size: int = USER_CACHE) -> None:
-        self.size = size
-        self._entries: OrderedDict[Hashable, Found] = OrderedDict()
-        self._lock = threading.Lock()
+        self._entries: LruCache[Found] = LruCache(size)
 
     def top(self, key: Hashable, k: int, mask: np.ndarray, compute: TopK) -> Found:
         """The top k of `compute` under `mask`, from the cached unfiltered list when it holds k passing items."""
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
+        found = self._entries.get(key)
         if found is None:
             found = compute(CACHED_ITEMS, None)
-            with self._lock:
-                self._entries[key] = found
-                if len(self._entries) > self.size:
-                    self._entries.popitem(last=False)
+            self._entries.put(key, found)
         labels, scores = found
         chosen = np.flatnonzero(mask[labels])[:k]
         if len(chosen) < k and len(labels) >= CACHED_ITEMS:  # the rules ate the cached list: run in full
