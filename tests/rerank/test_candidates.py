@@ -28,6 +28,7 @@ from foryou.rerank import (
     recent_popularity_source,
     two_tower_source,
 )
+from foryou.rerank.candidates import recent_items, recent_row
 
 # Four items, four users (user, item, day):  u0: 0, 1   u1: 0, 1, 2   u2: 1, 2, 3   u3: 3, 0
 # Pairs held together: u0 {0,1}; u1 {0,1} {0,2} {1,2}; u2 {1,2} {1,3} {2,3}; u3 {0,3}, so off the diagonal
@@ -84,6 +85,22 @@ def test_cooccurrence_decay_and_no_evidence_means_no_candidate() -> None:
     single = CooccurrenceSource(last_n=1).fit(four_item_dataset())
     items, _ = single.candidates(np.array([3]), k=4, exclude_seen=False)
     assert sorted(items[0][:3]) == [1, 2, 3] and items[0][3] == -1  # item 0 only co-occurs with itself: left out
+
+
+@pytest.mark.parametrize("decay", [1.0, 0.7])
+def test_one_history_scores_as_the_batch_does(decay: float) -> None:
+    # The service's one-user path must give the batch path's numbers, on a log with repeats and popular items.
+    rng = np.random.default_rng(3)
+    events = [(int(user), int(item), float(day)) for day, (user, item) in
+              enumerate(zip(rng.integers(0, 40, 600), np.minimum(rng.zipf(1.5, 600) - 1, 59)))]
+    source = CooccurrenceSource(last_n=4, decay=decay).fit(build_dataset(events, 40, 60, ["x"] * 60))
+    history = rng.integers(0, 60, 9)
+    batch = source.scores_recent(recent_row(history, 60, 4, decay))[0]
+    np.testing.assert_allclose(source.scores_one(*recent_items(history, 4, decay)), batch, rtol=1e-6)
+    if decay == 1.0:
+        assert np.array_equal(source.scores_one(*recent_items(history, 4, decay)), batch)  # integer counts: exact
+    np.testing.assert_array_equal(source.scores_one(np.zeros(0, np.int64), np.zeros(0, np.float32)),
+                                  np.full(60, -np.inf, np.float32))
 
 
 def test_content_source_by_hand() -> None:

@@ -27,11 +27,13 @@ from foryou.models.baselines.history import ItemItemRecommender
 from foryou.models.baselines.popularity import RecentPop
 from foryou.models.ranking import tie_break_order, top_k, unit_rows
 from foryou.models.two_tower import TwoTower
+from foryou.rerank.online import csr_rows
 
 MERGED_RANK = "merged_rank"
 CONTENT_DECAY = 0.8  # the content source's recency weight: the j-th most recent item weighs 0.8**j
 ModelT = TypeVar("ModelT")
 BATCH_SIZE = 1024
+LongList = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # (users, items, scores, ranks) of a source's candidates
 
 
 @runtime_checkable
@@ -101,11 +103,17 @@ def recency_weights(n: int, decay: float) -> np.ndarray:
     return np.power(decay, np.arange(n)).astype(np.float32)
 
 
-def recent_row(items: np.ndarray, n_items: int, last_n: int, decay: float = 1.0) -> sp.csr_matrix:
-    """(1, n_items) float32 CSR of one history (item indices, oldest first): `recent_items_matrix`'s row for it."""
+def recent_items(items: np.ndarray, last_n: int, decay: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct items, float32 weights) of one history's `last_n` latest distinct items (history oldest first),
+    latest first: `recent_items_matrix`'s row for it, as arrays."""
     latest_first = np.asarray(items, np.int64)[::-1]
     distinct = latest_first[np.sort(np.unique(latest_first, return_index=True)[1])][:last_n]
-    weights = recency_weights(len(distinct), decay)
+    return distinct, recency_weights(len(distinct), decay)
+
+
+def recent_row(items: np.ndarray, n_items: int, last_n: int, decay: float = 1.0) -> sp.csr_matrix:
+    """(1, n_items) float32 CSR of one history (item indices, oldest first): `recent_items_matrix`'s row for it."""
+    distinct, weights = recent_items(items, last_n, decay)
     return sp.csr_matrix((weights, (np.zeros(len(distinct), np.int64), distinct)), shape=(1, n_items))
 
 
@@ -190,6 +198,21 @@ class CooccurrenceSource(_HistorySource):
         scores[scores <= 0] = -np.inf
         return scores
 
+    def scores_one(self, items: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """(n_items,) float32 `scores_recent` of one history's recent `items` and their `weights` (as
+        `recent_items` gives them), without scipy's per-call overhead: a request scores one user. The users who
+        hold the items, weighted by the items they hold, then every item those users hold (the matrix is binary)."""
+        assert self.item_users is not None and self.seen is not None
+        items = np.asarray(items, np.int64)
+        owner, users = csr_rows(self.item_users, items)
+        users, where = np.unique(users, return_inverse=True)
+        user_weights = np.bincount(where, weights=np.asarray(weights, np.float64)[owner], minlength=len(users))
+        holder, held = csr_rows(self.seen, users)
+        scores = np.bincount(held, weights=user_weights[holder], minlength=len(self.item_counts)).astype(np.float32)
+        scores[items] -= np.asarray(weights, np.float32) * self.item_counts[items]
+        scores[scores <= 0] = -np.inf
+        return scores
+
 
 class ContentSource(_HistorySource):
     """Cosine between each item's content vector and the recency-weighted mean of the user's last n items' unit
@@ -247,25 +270,33 @@ def merge_candidates(sources: Sequence[CandidateSource], user_idx: np.ndarray,
 def merged_columns(sources: Sequence[CandidateSource], user_idx: np.ndarray,
                    per_source_k: int | Mapping[str, int], total: int | None = 200,
                    exclude_seen: bool = True, tie_order: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """`merge_candidates` as column name -> array, numpy only: the service merges one user's candidates per
-    request, where building a DataFrame column by column would cost more than the merge. `tie_order`: the fixed
-    random rank per item of the last tie-break (default `tie_break_order` over the largest candidate index + 1,
-    which the service precomputes over its catalog instead of drawing a permutation per request)."""
+    """`merge_candidates` as column name -> array, numpy only. `tie_order`: the fixed random rank per item of the
+    last tie-break (default `tie_break_order` over the largest candidate index + 1, which the service precomputes
+    over its catalog instead of drawing a permutation per request)."""
     names = [source.name for source in sources]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if not sources or duplicates:
         raise ValueError(f"need sources with distinct names, got {names}")
     ks = {name: int(per_source_k[name] if isinstance(per_source_k, Mapping) else per_source_k) for name in names}
     user_idx = np.asarray(user_idx, dtype=np.int64)
-    lists = [_long_list(source, user_idx, ks[source.name], exclude_seen) for source in sources]
-    users_items = np.concatenate([np.stack([users, items]) for users, items, _, _ in lists], axis=1)
+    lists = {source.name: _long_list(source, user_idx, ks[source.name], exclude_seen) for source in sources}
+    return merge_lists(lists, ks, total, tie_order)
+
+
+def merge_lists(lists: Mapping[str, LongList], ks: Mapping[str, int], total: int | None = 200,
+                tie_order: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """`merged_columns` of the sources' lists (name -> (users, items, scores, ranks) of every real candidate,
+    rank 1 first; `ks`: the k each source was asked for): the service builds one user's lists itself."""
+    if not lists:
+        raise ValueError("need at least one source's list to merge")
+    users_items = np.concatenate([np.stack([users, items]) for users, items, _, _ in lists.values()], axis=1)
     width = int(users_items[1].max(initial=-1)) + 1
     keys, where = np.unique(users_items[0] * width + users_items[1], return_inverse=True)
     columns = {S.USER_IDX: keys // max(width, 1), S.ITEM_IDX: keys % max(width, 1)}
     best = np.full(len(keys), np.iinfo(np.int64).max, dtype=np.int64)
     fusion = np.zeros(len(keys), dtype=np.float64)
     start = 0
-    for name, (_, _, scores, ranks) in zip(names, lists):
+    for name, (_, _, scores, ranks) in lists.items():
         rows = where[start:start + len(ranks)]
         start += len(ranks)
         columns[f"{name}_score"] = np.full(len(keys), np.nan, dtype=np.float32)
@@ -316,8 +347,7 @@ def per_source_recall(frame: pd.DataFrame, targets: tuple[np.ndarray, np.ndarray
     return recall
 
 
-def _long_list(source: CandidateSource, user_idx: np.ndarray, k: int,
-               exclude_seen: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _long_list(source: CandidateSource, user_idx: np.ndarray, k: int, exclude_seen: bool) -> LongList:
     """(users, items, scores, ranks) of every real candidate of `source`, computed in batches of users."""
     parts = [source.candidates(user_idx[start:start + BATCH_SIZE], k, exclude_seen)
              for start in range(0, len(user_idx), BATCH_SIZE)]

@@ -18,7 +18,7 @@ import numpy as np
 
 from foryou.data import schema as S
 from foryou.models.ranking import tie_break_order
-from foryou.rerank.candidates import MERGED_RANK, CooccurrenceSource, merged_columns
+from foryou.rerank.candidates import MERGED_RANK, CooccurrenceSource, merge_lists
 from foryou.rerank.features import feature_matrix
 from foryou.rerank.lgbm import LGBMRanker
 from foryou.rerank.reasons import (
@@ -48,20 +48,6 @@ class Ranked:
     labels: np.ndarray
     scores: np.ndarray
     explain: Callable[[list[int]], list[dict[str, Any]]] | None  # labels -> {reasons, contributions} per label
-
-
-class FixedCandidates:
-    """One source's answer for the request, as a `CandidateSource` of one user (index 0) for `merge_candidates`."""
-
-    def __init__(self, name: str, labels: np.ndarray, scores: np.ndarray) -> None:
-        self.name, self.labels, self.scores = name, labels, scores
-
-    def candidates(self, user_idx: np.ndarray, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        items = np.full((1, k), -1, np.int64)
-        scores = np.full((1, k), -np.inf, np.float32)
-        items[0, :len(self.labels)] = self.labels[:k]
-        scores[0, :len(self.labels)] = self.scores[:k]
-        return items, scores
 
 
 class ContributionMemo:
@@ -146,9 +132,10 @@ class StageRanker:
         found = self._sources(context, per_source, rules)
         if not any(len(labels) for name, (labels, _) in found.items() if name != RECENT_POP):
             return None
-        fixed = [FixedCandidates(name, *found[name]) for name in self.stage.source_names]
-        columns = merged_columns(fixed, np.zeros(1, np.int64), per_source, max(self.stage.settings.candidates, k),
-                                 tie_order=self._tie_order(len(self.state.catalog)))
+        lists = {name: (np.zeros(len(found[name][0]), np.int64), found[name][0], found[name][1],
+                        np.arange(1, len(found[name][0]) + 1, dtype=np.int32)) for name in self.stage.source_names}
+        columns = merge_lists(lists, dict.fromkeys(lists, per_source), max(self.stage.settings.candidates, k),
+                              tie_order=self._tie_order(len(self.state.catalog)))
         timeline = context.timeline
         cut = max(self.stage.catalog.reference_ns, int(timeline.ns.max(initial=0)) + 1)
         return {**columns, **self.stage.catalog.features(columns[S.ITEM_IDX], timeline.labels, timeline.ns, cut)}

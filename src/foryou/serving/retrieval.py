@@ -27,7 +27,7 @@ from foryou.rerank.candidates import (
     CooccurrenceSource,
     content_profiles,
     recency_weights,
-    recent_row,
+    recent_items,
 )
 from foryou.serving.catalog import rule_mask
 from foryou.serving.context import UserContext
@@ -173,7 +173,7 @@ class Retrieval:
 
         def top(m: int, mask: np.ndarray | None) -> Found:
             assert source is not None
-            scores = source.scores_recent(recent_row(history[history < n], n, source.last_n, source.decay))
+            scores = source.scores_one(*recent_items(history[history < n], source.last_n, source.decay))[None, :]
             if mask is not None:
                 scores = np.where(mask, scores, -np.inf).astype(np.float32)
             labels, values = top_k(scores, min(m, n), self.tie_order)
