@@ -28,7 +28,7 @@ def top_k(scores: np.ndarray, k: int, tie_order: np.ndarray) -> tuple[np.ndarray
     values = np.full((n_rows, k), -np.inf, dtype=np.float32)
     if k == 0:
         return indices, values
-    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
+    kth = np.partition(scores, n_items - k, axis=1)[:, n_items - k]  # each row's k-th largest
     for row in range(n_rows):
         row_scores = scores[row]
         candidates = np.flatnonzero(row_scores >= kth[row]) if np.isfinite(kth[row]) else np.flatnonzero(

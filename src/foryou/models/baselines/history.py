@@ -45,6 +45,8 @@ class ItemItemRecommender(Recommender):
     def score_users(self, user_idx: np.ndarray) -> np.ndarray:
         self._check_fitted()
         assert self.seen is not None
+        if len(user_idx) == 1 and 0 <= user_idx[0] < self.seen.shape[0]:  # a request: a row slice, not scipy's
+            return self._score(self.seen[int(user_idx[0]):int(user_idx[0]) + 1])  # fancy indexing
         return self._score(self.seen[user_idx])
 
     def score_histories(self, histories: sp.spmatrix) -> np.ndarray:
