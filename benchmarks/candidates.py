@@ -110,8 +110,7 @@ def fit_sources(name: str, config: RunConfig, dataset: Dataset, train: Dataset,
         logger.info("%s: %s fitted in %.1f s", name, label, seconds[label]["fit_s"])
         return source
 
-    tower_train = config.train.model_copy(update={"epochs": epochs})
-    tower = TwoTower(config.model, config.loss, tower_train, config.features, config.tracking)
+    tower = TwoTower.from_config(config, epochs)
     settings["two_tower"] = {"epochs": epochs, "config_max_epochs": config.train.epochs, "early_stopping": False}
     sources = [timed("two_tower", lambda: ModelSource(tower.fit(train), "two_tower"))]
     for baseline in ("ease", "item_knn", "als", "recent_pop"):

@@ -55,14 +55,9 @@ def run_dataset(name: str, config: RunConfig) -> None:
         model = build_baseline(baseline, params).fit(train_valid)
         rows.append(row(baseline, model, dataset, time.perf_counter() - start))
     start = time.perf_counter()
-    model = two_tower(config, epochs_chosen_by_quality(name, config)).fit(train_valid)
+    model = TwoTower.from_config(config, epochs_chosen_by_quality(name, config), mlflow=False).fit(train_valid)
     rows.append(row("TwoTower (transformer)", model, dataset, time.perf_counter() - start))
     write(name, dataset, cold, rows)
-
-
-def two_tower(config: RunConfig, epochs: int) -> TwoTower:
-    return TwoTower(model=config.model, loss=config.loss, train=config.train.model_copy(update={"epochs": epochs}),
-                    features=config.features)
 
 
 def epochs_chosen_by_quality(name: str, config: RunConfig) -> int:

@@ -85,7 +85,7 @@ def train_two_tower(config: RunConfig, dataset: Dataset, progress: bool = True,
     A search's best two-tower (fitted on train with these settings) stands in for the first fit."""
 
     def build(epochs: int) -> TwoTower:
-        return configured_two_tower(config, epochs, progress)
+        return TwoTower.from_config(config, epochs, progress)
 
     start = time.perf_counter()
     if searched is not None and searched.two_tower is not None and searched.metric == "NDCG@10":
@@ -103,13 +103,6 @@ def train_two_tower(config: RunConfig, dataset: Dataset, progress: bool = True,
         model = _closing_tracker(build(best.epoch).fit(dataset.restricted_to("train", "valid")))
     return TrainedTwoTower(model, best.epoch, list(tuned.history), tuning_seconds, time.perf_counter() - start,
                            tuned)
-
-
-def configured_two_tower(config: RunConfig, epochs: int, progress: bool, mlflow: bool = True) -> TwoTower:
-    """The config's two-tower, unfitted, trained for `epochs` (an MLflow run per fit unless `mlflow` is off)."""
-    tracking = config.tracking if mlflow else config.tracking.model_copy(update={"mlflow": False})
-    return TwoTower(model=config.model, loss=config.loss, train=config.train.model_copy(update={"epochs": epochs}),
-                    features=config.features, tracking=tracking, progress=progress)
 
 
 def _closing_tracker(model: TwoTower) -> TwoTower:
@@ -167,7 +160,7 @@ def fit_ranking(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower,
     def window(data: Dataset, tower: TwoTower | None = None) -> SourceModels:
         baselines = build_baselines(config.baselines, spark=config.spark)
         fitted = {name: model.fit(data) for name, model in baselines.items() if name in ITEM_ITEM_SOURCES}
-        tower = tower or configured_two_tower(config, trained.best_epoch, progress, mlflow=False).fit(data)
+        tower = tower or TwoTower.from_config(config, trained.best_epoch, progress, mlflow=False).fit(data)
         return SourceModels.fit(data, tower, fitted, recent_popularity(data), config.ranking.last_n)
 
     train_sources = window(dataset.restricted_to("train"), trained.tuned)

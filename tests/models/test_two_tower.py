@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from foryou.config import RunConfig
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset, Manifest
 from foryou.errors import UnknownIdError
@@ -61,6 +62,21 @@ def _model(user_tower: str = "transformer", **overrides: Any) -> TwoTower:
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     torch.set_num_threads(1)
+
+
+def test_from_config_takes_every_section_and_overrides_only_epochs_and_mlflow() -> None:
+    config = RunConfig.model_validate({"data": {"source": "movielens", "path": "x"},
+                                       "model": {"embedding_dim": 24}, "loss": {"temperature": 0.2},
+                                       "train": {"epochs": 7, "batch_size": 8}, "tracking": {"mlflow": True},
+                                       "features": {"max_categories": 9}})
+    as_configured = TwoTower.from_config(config)
+    refit = TwoTower.from_config(config, epochs=3, mlflow=False)
+    for model in (as_configured, refit):
+        assert (model.model_config, model.loss_config, model.features_config) == \
+            (config.model, config.loss, config.features)
+    assert (as_configured.train_config, as_configured.tracking) == (config.train, config.tracking)
+    assert refit.train_config == config.train.model_copy(update={"epochs": 3})
+    assert refit.tracking == config.tracking.model_copy(update={"mlflow": False})
 
 
 @pytest.mark.parametrize("user_tower", ["mean", "attention", "gru", "lstm", "transformer"])

@@ -85,9 +85,14 @@ class TwoTower(Recommender):
         self._validate: Callable[[TwoTower], float] | None = None
 
     @classmethod
-    def from_config(cls, config: RunConfig, progress: bool = False) -> TwoTower:
-        """The model a run configuration describes (its model, loss, train, features and tracking sections)."""
-        return cls(config.model, config.loss, config.train, config.features, config.tracking, progress)
+    def from_config(cls, config: RunConfig, epochs: int | None = None, progress: bool = False,
+                    mlflow: bool = True) -> TwoTower:
+        """The one way a run builds its two-tower, unfitted: the config's model, loss, train, features and
+        tracking sections; `epochs` replaces train.epochs (a refit for the chosen epoch count) and `mlflow=False`
+        keeps a fit out of MLflow (search trials, the ranking stage's window fits) whatever tracking says."""
+        train = config.train if epochs is None else config.train.model_copy(update={"epochs": epochs})
+        tracking = config.tracking if mlflow else config.tracking.model_copy(update={"mlflow": False})
+        return cls(config.model, config.loss, train, config.features, tracking, progress)
 
     def params(self) -> dict[str, Any]:
         return {"model": self.model_config.model_dump(mode="json"), "loss": self.loss_config.model_dump(mode="json"),

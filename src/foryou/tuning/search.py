@@ -180,9 +180,7 @@ class _Search:
         def objective(trial: optuna.Trial) -> float:
             began = time.monotonic()
             params = suggest_two_tower(trial, self.config)
-            config = with_params(self.config, params)
-            model = TwoTower(config.model, config.loss, config.train, config.features,
-                             config.tracking.model_copy(update={"mlflow": False}), progress=self.progress)
+            model = TwoTower.from_config(with_params(self.config, params), progress=self.progress, mlflow=False)
             scores: list[float] = []
             try:
                 model.fit(self.train, validate=self._hook(trial, scores, deadline))
