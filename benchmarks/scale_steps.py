@@ -39,7 +39,7 @@ from foryou.index import build_index, ivf_nlist
 from foryou.models.sequences import TrainingBatch, training_windows
 from foryou.models.two_tower import TwoTower
 from foryou.training.trainer import Optimizers
-from foryou.tuning.shape import with_shaped_defaults
+from foryou.tuning.shape import DataShape, with_shaped_defaults
 from index import recall, synthetic_catalog
 from index import settings as index_settings  # benchmarks/ (the script's folder) is on sys.path
 
@@ -66,7 +66,7 @@ def train_throughput(config_path: Path, prepared: Path, batch_size: int, steps: 
     load_seconds = time.perf_counter() - start
     overrides = ["loss.kind=sampled_softmax", f"train.batch_size={batch_size}", "train.epochs=1",
                  f"train.device={device}", f"train.num_threads={threads}", "tracking.mlflow=false"]
-    config = with_shaped_defaults(load_config(config_path, overrides), full)
+    config = with_shaped_defaults(load_config(config_path, overrides), DataShape.of(full))
     dataset = full.restricted_to("train")
     model = TwoTower.from_config(config)
     marks: list[tuple[float, float, int]] = []  # (wall and CPU time a batch was handed over, its targets)

@@ -25,7 +25,7 @@ from foryou.resources import limit_threads, usable_cores
 from foryou.training import distributed
 from foryou.training.distributed import World
 from foryou.training.trainer import resolve_device
-from foryou.tuning.shape import with_shaped_defaults
+from foryou.tuning.shape import DataShape, with_shaped_defaults
 
 logger = logging.getLogger(__name__)
 EXIT_USER_ERROR = 2
@@ -61,8 +61,8 @@ def train(config: RunConfig, world: World, progress: bool = True) -> None:
     distributed.per_rank_batch_size(config.train.batch_size, world.size)  # fail before preparing anything
     if not world.is_main:
         config = config.model_copy(update={"tracking": config.tracking.model_copy(update={"mlflow": False})})
-    dataset = prepared_dataset(config, world, progress and world.is_main)
-    trained = workflow.train_two_tower(with_shaped_defaults(config, dataset), dataset, progress=progress)
+    dataset, shaped = prepared_dataset(config, world, progress and world.is_main)
+    trained = workflow.train_two_tower(shaped, dataset, progress=progress)
     if world.is_main:
         path = workflow.save_trained(trained, config.output_dir)
         best = max(record.valid_ndcg or 0.0 for record in trained.tuning_history)
@@ -72,16 +72,20 @@ def train(config: RunConfig, world: World, progress: bool = True) -> None:
         console.print(f"two-tower model saved to {path}")
 
 
-def prepared_dataset(config: RunConfig, world: World, progress: bool) -> Dataset:
-    """Rank 0 prepares (or reuses) the dataset and fills the text-embedding cache for its catalog; the other
-    ranks wait, then read both, so that they never write (a fully cached catalog is not re-encoded)."""
+def prepared_dataset(config: RunConfig, world: World, progress: bool) -> tuple[Dataset, RunConfig]:
+    """The dataset and `config` with its data-shaped defaults (derived once per process). Rank 0 prepares (or
+    reuses) the dataset and fills the text-embedding cache for its catalog; the other ranks wait, then read both,
+    so that they never write (a fully cached catalog is not re-encoded)."""
     if world.is_main:
         dataset = workflow.load_or_prepare(config, progress=progress)
+        shaped = with_shaped_defaults(config, DataShape.of(dataset))
         if world.size > 1:
-            shaped = with_shaped_defaults(config, dataset)
             build_item_inputs(dataset, shaped.model, shaped.features)
     distributed.barrier()
-    return dataset if world.is_main else Dataset.load(config.prepared_dir)
+    if world.is_main:
+        return dataset, shaped
+    dataset = Dataset.load(config.prepared_dir)
+    return dataset, with_shaped_defaults(config, DataShape.of(dataset))
 
 
 def _report_error(exc: ForyouError) -> int:

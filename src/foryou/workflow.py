@@ -330,32 +330,48 @@ class PipelineResult:
     default_strategy: str  # what the bundle serves when a request names none
 
 
+def shaped_run(config: RunConfig, progress: bool = True) -> tuple[Dataset, RunConfig]:
+    """The (prepared or reused) dataset and `config` with its data-shaped defaults: derived once per command."""
+    dataset = load_or_prepare(config, progress=progress)
+    return dataset, with_shaped_defaults(config, DataShape.of(dataset))
+
+
 def run_training(config: RunConfig, progress: bool = True) -> tuple[TrainedTwoTower, Path]:
     """`foryou train`: the (prepared or reused) dataset, the tuned and refitted two-tower, saved."""
-    dataset = load_or_prepare(config, progress=progress)
-    trained = train_two_tower(with_shaped_defaults(config, dataset), dataset, progress=progress)
+    dataset, shaped = shaped_run(config, progress)
+    trained = train_two_tower(shaped, dataset, progress=progress)
     return trained, save_trained(trained, config.output_dir)
 
 
-def run_tuning(config: RunConfig, dataset: Dataset | None = None, progress: bool = True) -> tuple[TuneResult, Path]:
-    """`foryou tune`: the search within `tune.budget` from the data-shaped defaults; writes the chosen settings
-    as a complete YAML (and the search's table and plot) into output_dir."""
-    dataset = dataset if dataset is not None else load_or_prepare(config, progress=progress)
-    result = run_search(with_shaped_defaults(config, dataset), dataset, progress=False)
+def run_tuning(config: RunConfig, progress: bool = True) -> tuple[TuneResult, Path]:
+    """`foryou tune`: `search_settings` from the data-shaped defaults of the (prepared or reused) dataset."""
+    dataset, shaped = shaped_run(config, progress)
+    return search_settings(shaped, dataset)
+
+
+def search_settings(config: RunConfig, dataset: Dataset) -> tuple[TuneResult, Path]:
+    """The search within `tune.budget` from `config` (with its data-shaped defaults, `shaped_run`); writes the
+    chosen settings as a complete YAML (and the search's table and plot) into output_dir."""
+    result = run_search(config, dataset, progress=False)
     path = write_tuned_config(result, config.output_dir)
     logger.info("chosen settings written to %s", path)
     return result, path
 
 
-def run_evaluation(config: RunConfig, dataset: Dataset | None = None, trained: TrainedTwoTower | None = None,
-                   progress: bool = True, searched: TuneResult | None = None) -> EvaluationRun:
+def run_evaluation(config: RunConfig, progress: bool = True) -> EvaluationRun:
     """`foryou evaluate`: the saved two-tower (trained now when absent) and every baseline on the test split."""
-    dataset = dataset if dataset is not None else load_or_prepare(config, progress=progress)
-    config = with_shaped_defaults(config, dataset)
-    trained = trained if trained is not None else load_trained(config.output_dir)
+    dataset, shaped = shaped_run(config, progress)
+    trained = load_trained(shaped.output_dir)
     if trained is None:
-        trained = train_two_tower(config, dataset, progress=progress)
-        save_trained(trained, config.output_dir)
+        trained = train_two_tower(shaped, dataset, progress=progress)
+        save_trained(trained, shaped.output_dir)
+    return evaluate_models(shaped, dataset, trained, progress)
+
+
+def evaluate_models(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower, progress: bool = True,
+                    searched: TuneResult | None = None) -> EvaluationRun:
+    """`trained`, every baseline and the ranking stage's strategies on the test split, the servable strategies
+    on validation, and the report; `config` is the run's, with its data-shaped defaults (`shaped_run`)."""
     baselines = fit_baselines(config, dataset)
     space = diversity_space(dataset, config.features, trained.model.item_embeddings)
     with timed_stage("ranking stage (sources on two windows, rankers, test)"):
@@ -376,14 +392,15 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
         prepared = prepare_dataset(config, progress=progress)
         write_prepared(prepared, config.prepared_dir)
     dataset = prepared.dataset
-    shaped = with_shaped_defaults(config, dataset)
-    announce("\n".join(describe_plan(config, shaped, DataShape.of(dataset))), progress)
+    shape = DataShape.of(dataset)
+    shaped = with_shaped_defaults(config, shape)
+    announce("\n".join(describe_plan(config, shaped, shape)), progress)
     config = shaped
-    searched = run_tuning(config, dataset, progress)[0] if config.tune.budget is not None else None
+    searched = search_settings(config, dataset)[0] if config.tune.budget is not None else None
     config = searched.config if searched is not None else config
     trained = train_two_tower(config, dataset, progress=progress, searched=searched)
     save_trained(trained, config.output_dir)
-    evaluation = run_evaluation(config, dataset, trained, progress=progress, searched=searched)
+    evaluation = evaluate_models(config, dataset, trained, progress=progress, searched=searched)
     served = {SERVED_BASELINES[name]: model for name, (model, _) in evaluation.baselines.items()
               if name in SERVED_BASELINES}
     metrics = {report.name: {key: value for key, value in report.result.summary.items() if _is_number(value)}

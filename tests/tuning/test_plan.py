@@ -6,7 +6,7 @@ from pathlib import Path
 
 from foryou.config import load_config
 from foryou.tuning.plan import describe_plan
-from foryou.tuning.shape import DataShape, derived_settings, shaped_settings
+from foryou.tuning.shape import DataShape, derived_settings, shaped_settings, with_shaped_defaults
 
 # 1,500 users, 150 items, 6,000 train events, p75 history 6, text on 20% of items
 TINY = DataShape(users=1_500, items=150, train_events=6_000, history_p50=4, history_p75=6, text_coverage=0.2)
@@ -25,9 +25,7 @@ ranking: {{mlp: false}}
     derived = derived_settings(config, TINY)
     assert "learning_rate" not in derived["train"]  # set in the config: not the data's choice
     assert derived["model"] == shaped_settings(TINY)["model"] == {"max_history": 10, "use_text": False}
-    shaped = config.model_copy(update={section: getattr(config, section).model_copy(update=chosen)
-                                       for section, chosen in derived.items()})
-    lines = describe_plan(config, shaped, TINY)
+    lines = describe_plan(config, with_shaped_defaults(config, TINY), TINY)
     assert lines[0] == ("data: 1,500 users, 150 items, 6,000 train events; history p50 4 / p75 6 events; "
                         "text on 20% of items")
     assert "  model.max_history = 10: the smallest window covering 3 users in 4 (p75 history: 6)" in lines

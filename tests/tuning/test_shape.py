@@ -73,12 +73,12 @@ train: {{learning_rate: 0.01}}
 def test_explicit_settings_win_and_the_rest_follow_the_shape(small_config: Path) -> None:
     config = load_config(small_config, ["train.batch_size=8"])
     dataset = prepare_dataset(config, progress=False).dataset
-    shaped = with_shaped_defaults(config, dataset)
+    shaped = with_shaped_defaults(config, DataShape.of(dataset))
     assert shaped.model.max_history == 7 and shaped.train.learning_rate == 0.01 and shaped.train.batch_size == 8
     expected = shaped_settings(DataShape.of(dataset))
     assert shaped.train.whole_history is expected["train"]["whole_history"] is True
     assert shaped.loss.temperature == 0.1 and shaped.model.use_text is True  # every item has a title
-    assert with_shaped_defaults(shaped, dataset) == shaped  # applying the rules again changes nothing
+    assert with_shaped_defaults(shaped, DataShape.of(dataset)) == shaped  # applying the rules again changes nothing
 
 
 def test_shape_reads_the_train_split(small_config: Path) -> None:

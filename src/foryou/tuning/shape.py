@@ -85,9 +85,9 @@ def derived_settings(config: RunConfig, shape: DataShape) -> dict[str, dict[str,
     return derived
 
 
-def with_shaped_defaults(config: RunConfig, dataset: Dataset) -> RunConfig:
-    """`config` with every shaped setting it does not set explicitly replaced by the rule's value (logged)."""
-    shape = DataShape.of(dataset)
+def with_shaped_defaults(config: RunConfig, shape: DataShape) -> RunConfig:
+    """`config` with every shaped setting it does not set explicitly replaced by the rule's value (logged).
+    A run derives this once, from `DataShape.of` its dataset, and passes the result down."""
     derived = derived_settings(config, shape)
     if derived:
         logger.info("data shape %s -> defaults %s", asdict(shape), derived)
