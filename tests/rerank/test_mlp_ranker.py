@@ -4,12 +4,15 @@ learns either, predicts alike after save/load and across fits with one seed, and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from foryou.errors import NotFittedError
+from foryou.rerank import mlp
 from foryou.rerank.mlp import MLPRanker
 
 GROUP = 20
@@ -96,6 +99,27 @@ def test_save_load_with_vectors(tmp_path: Path) -> None:
     expected = ranker.predict(features, vectors)
     np.testing.assert_allclose(loaded.predict(features, vectors), expected, rtol=1e-6)
 
+
+
+def test_predicting_in_chunks_gives_the_numbers_of_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    features, labels, groups, vectors = vector_problem(12, seed=10)  # 120 rows
+    features["days"] = np.where(np.arange(len(features)) % 3 == 0, np.nan, np.arange(len(features)) * 100.0)
+    ranker = MLPRanker(hidden=(8,), epochs=2, batch_groups=4).fit(features, labels, groups, vectors=vectors)
+    # the network sees chunks of PREDICT_ROWS rows (its numbers may depend on a call's row count): 8 here
+    monkeypatch.setattr(mlp, "PREDICT_ROWS", 8)
+    assembled, assemble = [], mlp._assembled
+
+    def counted(matrix: np.ndarray, *rest: Any) -> torch.Tensor:
+        assembled.append(len(matrix))
+        return assemble(matrix, *rest)
+
+    monkeypatch.setattr(mlp, "_assembled", counted)
+    whole = ranker.predict(features, vectors)
+    assert len(assembled) == 15 and max(assembled) == 8  # never one (120, width) input matrix
+    pieces = [ranker.predict(features.iloc[start:start + 24], (vectors[0][start:start + 24],
+                                                               vectors[1][start:start + 24]))
+              for start in range(0, len(features), 24)]
+    np.testing.assert_array_equal(np.concatenate(pieces), whole)
 
 def test_nan_and_huge_values_give_finite_scores(ranker: MLPRanker) -> None:
     features = pd.DataFrame({"noise_days": [np.nan, 1e300, -np.inf, 5.0],

@@ -25,9 +25,11 @@ from foryou.rerank.protocol import (
     SourceSettings,
     fit_sources,
     holdout_last_train_event,
+    rank_matrix,
     ranking_frame,
     rerank_scores,
     reranked_model,
+    score_matrix,
     train_ranker,
 )
 
@@ -108,6 +110,24 @@ def test_rerank_scores_put_candidates_above_the_rest_in_the_rankers_order() -> N
         assert set(ranked[0][:per_user]) == set(items[mine]) and np.all(ranked[0][per_user:] == -1)
     assert np.all(np.isneginf(scores[n_users]))  # a user without candidates gets nothing
 
+
+
+def test_the_sparse_rank_matrix_ranks_exactly_as_the_dense_one() -> None:
+    rng = np.random.default_rng(1)
+    n_users, n_items, per_user = 6, 40, 9
+    users = np.repeat(np.arange(n_users - 1), per_user)  # the last user has no candidates
+    items = np.concatenate([rng.choice(n_items, per_user, replace=False) for _ in range(n_users - 1)])
+    frame = pd.DataFrame({S.USER_IDX: users, S.ITEM_IDX: items})
+    raw = rng.integers(0, 4, size=len(frame)).astype(np.float64)  # many exact ties: they stay tied
+    dense = score_matrix(frame, raw, n_users, n_items)
+    sparse = rank_matrix(frame, raw, n_users, n_items)
+    assert sparse.nnz == len(frame) and sparse.dtype == np.float32
+    history = shop_with_splits(n_users=n_users, n_items=n_items).restricted_to("train")
+    as_dense, as_sparse = ScoreMatrix(dense, history), ScoreMatrix(sparse, history)
+    everyone = np.arange(n_users)
+    np.testing.assert_array_equal(as_sparse.score_users(everyone), dense)
+    for got, expected in zip(as_sparse.recommend_indices(everyone, n_items), as_dense.recommend_indices(everyone, n_items)):
+        np.testing.assert_array_equal(got, expected)
 
 def shop_with_splits(n_users: int = 40, n_items: int = 24, seed: int = 0) -> Dataset:
     """Users walk through one of two item blocks in order (so the next item is predictable), 6-10 events each,

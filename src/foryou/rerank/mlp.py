@@ -132,9 +132,16 @@ class MLPRanker(FeatureRanker):
         return self
 
     def predict(self, features: FeatureRows, vectors: Vectors | None = None) -> np.ndarray:
-        """(n,) float64 scores; compare them only within a group. Pass `vectors` exactly when fit had them."""
+        """(n,) float64 scores; compare them only within a group. Pass `vectors` exactly when fit had them.
+        Inputs are assembled PREDICT_ROWS rows at a time, the chunks the network scores anyway: millions of rows
+        never hold their (n, width) input matrix at once, and the scores equal those of one input matrix."""
         network, preprocessing = self._fitted()
-        return _scores(network, self._inputs(features, vectors, preprocessing))
+        matrix, checked = self._checked(features, vectors)
+        chunks = []
+        for start in range(0, len(matrix), PREDICT_ROWS):
+            rows = slice(start, start + PREDICT_ROWS)
+            chunks.append(_scores(network, _assembled(matrix[rows], _vector_rows(checked, rows), preprocessing)))
+        return np.concatenate(chunks) if chunks else np.zeros(0, np.float64)
 
     def save(self, directory: Path | str) -> None:
         """Write mlp.pt (the kept weights) and mlp.json (all else `load` needs to predict identically)."""
@@ -218,20 +225,35 @@ class MLPRanker(FeatureRanker):
 
     def _inputs(self, features: pd.DataFrame, vectors: Vectors | None,
                 preprocessing: Preprocessing) -> torch.Tensor:
-        """(n, width) float32: preprocessed features, then user, item, user * item if the ranker uses them."""
+        """(n, width) float32 network inputs of every row (see `_assembled`)."""
+        return _assembled(*self._checked(features, vectors), preprocessing)
+
+    def _checked(self, features: FeatureRows, vectors: Vectors | None) -> tuple[np.ndarray, Vectors | None]:
+        """(n, f) float64 raw features in the fitted order, and the vectors as float32 once their shapes match."""
         if (vectors is not None) != self.uses_vectors:
             raise ValueError("the ranker was fitted with vectors: pass vectors=(user_vectors, item_vectors)"
                              if self.uses_vectors else "the ranker was fitted without vectors: pass none")
         matrix = self._matrix(features)
-        parts = [preprocessing.transform(matrix)]
-        if vectors is not None:
-            user, item = (np.asarray(side, np.float32) for side in vectors)
-            expected = (len(matrix), self.vector_dim)
-            if user.shape != expected or item.shape != expected:
-                raise ValueError(f"user and item vectors must have shape {expected}, got {user.shape}, "
-                                 f"{item.shape}")
-            parts += [user, item, user * item]
-        return torch.from_numpy(np.hstack(parts))
+        if vectors is None:
+            return matrix, None
+        user, item = (np.asarray(side, np.float32) for side in vectors)
+        expected = (len(matrix), self.vector_dim)
+        if user.shape != expected or item.shape != expected:
+            raise ValueError(f"user and item vectors must have shape {expected}, got {user.shape}, {item.shape}")
+        return matrix, (user, item)
+
+
+def _assembled(matrix: np.ndarray, vectors: Vectors | None, preprocessing: Preprocessing) -> torch.Tensor:
+    """(n, width) float32: preprocessed features, then user, item, user * item if the ranker uses them."""
+    parts = [preprocessing.transform(matrix)]
+    if vectors is not None:
+        user, item = vectors
+        parts += [user, item, user * item]
+    return torch.from_numpy(np.hstack(parts))
+
+
+def _vector_rows(vectors: Vectors | None, rows: slice) -> Vectors | None:
+    return None if vectors is None else (vectors[0][rows], vectors[1][rows])
 
 
 def _signed_log(matrix: np.ndarray, columns: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset
@@ -242,19 +243,34 @@ def score_matrix(frame: pd.DataFrame, raw_scores: np.ndarray, n_users: int, n_it
     scores = np.full((n_users, n_items), -np.inf, dtype=np.float32)
     if not len(frame):
         return scores
-    raw = pd.Series(np.asarray(raw_scores, np.float64), index=frame.index)
-    ranks = raw.groupby(frame[S.USER_IDX].to_numpy()).rank(method="dense").to_numpy(np.float32)
-    scores[frame[S.USER_IDX].to_numpy(np.int64), frame[S.ITEM_IDX].to_numpy(np.int64)] = ranks
+    scores[frame[S.USER_IDX].to_numpy(np.int64), frame[S.ITEM_IDX].to_numpy(np.int64)] = candidate_ranks(
+        frame, raw_scores)
     return scores
+
+
+def rank_matrix(frame: pd.DataFrame, raw_scores: np.ndarray, n_users: int, n_items: int) -> sp.csr_matrix:
+    """`score_matrix` as a (n_users, n_items) float32 CSR of the candidates' ranks alone (all >= 1; `ScoreMatrix`
+    reads the absent entries as -inf): memory grows with the candidates, not with users x items (4.8 GB dense
+    at 20,000 users and 60,000 items)."""
+    ranks = candidate_ranks(frame, raw_scores) if len(frame) else np.zeros(0, np.float32)
+    where = (frame[S.USER_IDX].to_numpy(np.int64), frame[S.ITEM_IDX].to_numpy(np.int64))
+    return sp.csr_matrix((ranks, where), shape=(n_users, n_items), dtype=np.float32)
+
+
+def candidate_ranks(frame: pd.DataFrame, raw_scores: np.ndarray) -> np.ndarray:
+    """(n,) float32 dense rank of each row's raw score among its user's rows (1 = lowest, exact ties tied)."""
+    raw = pd.Series(np.asarray(raw_scores, np.float64), index=frame.index)
+    return raw.groupby(frame[S.USER_IDX].to_numpy()).rank(method="dense").to_numpy(np.float32)
 
 
 class ScoreMatrix(Recommender):
     """Precomputed (n_users, n_items) scores as a Recommender, so `evaluate` can rank them: `seen` is the history
-    of the data the sources were fitted on (excluded at evaluation, as for every model)."""
+    of the data the sources were fitted on (excluded at evaluation, as for every model). `scores` is dense, or a
+    CSR whose absent entries score -inf (`rank_matrix`), densified a batch of users at a time."""
 
     name = "reranked_lgbm"
 
-    def __init__(self, scores: np.ndarray, history: Dataset) -> None:
+    def __init__(self, scores: np.ndarray | sp.csr_matrix, history: Dataset) -> None:
         super().__init__()
         if scores.shape != (history.n_users, history.n_items):
             raise ValueError(f"scores {scores.shape} must be (n_users, n_items) = "
@@ -266,7 +282,13 @@ class ScoreMatrix(Recommender):
         raise TypeError("ScoreMatrix holds precomputed scores: build a new one instead of fitting it")
 
     def score_users(self, user_idx: np.ndarray) -> np.ndarray:
-        return self.scores[np.asarray(user_idx, dtype=np.int64)].copy()
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        if not sp.issparse(self.scores):
+            return self.scores[user_idx].copy()
+        rows = self.scores[user_idx]
+        dense = np.full(rows.shape, -np.inf, dtype=np.float32)
+        dense[np.repeat(np.arange(len(user_idx)), np.diff(rows.indptr)), rows.indices] = rows.data
+        return dense
 
     def item_embeddings(self) -> np.ndarray:
         raise NotImplementedError("a ScoreMatrix holds ranked scores, not item vectors: measure its diversity in "
@@ -275,4 +297,5 @@ class ScoreMatrix(Recommender):
 
 def reranked_model(ranker: LGBMRanker, frame: pd.DataFrame, history: Dataset) -> ScoreMatrix:
     """The reranked candidates of `frame` as an evaluable model over `history` (the sources' fit data)."""
-    return ScoreMatrix(rerank_scores(ranker, frame, history.n_users, history.n_items), history)
+    raw = ranker.predict(frame) if len(frame) else np.zeros(0)
+    return ScoreMatrix(rank_matrix(frame, raw, history.n_users, history.n_items), history)

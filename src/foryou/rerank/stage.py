@@ -32,15 +32,15 @@ from foryou.rerank.candidates import CandidateSource, ContentSource, Cooccurrenc
 from foryou.rerank.features import FeatureRows, feature_columns
 from foryou.rerank.hybrid import HybridBlend, normalised_scores, reciprocal_rank_fusion
 from foryou.rerank.lgbm import LGBMRanker
-from foryou.rerank.mlp import MLPRanker
+from foryou.rerank.mlp import PREDICT_ROWS, MLPRanker
 from foryou.rerank.online import CatalogFeatures
 from foryou.rerank.protocol import (
     LABEL,
     ScoreMatrix,
     holdout_last_train_event,
     label_recall,
+    rank_matrix,
     ranking_frame,
-    score_matrix,
     split_labels,
     with_a_positive,
 )
@@ -53,6 +53,23 @@ ITEM_ITEM_SOURCES = ("ease", "item_knn", "als")  # baselines that are candidate 
 STAGE_FILE, CATALOG_FILE, LGBM_DIR, MLP_DIR = "stage.json", "catalog_features.npz", "lgbm", "mlp"
 Vectors = tuple[np.ndarray, np.ndarray]
 MLP_BATCH_GROUPS = 64  # users per MLP step: enough steps per epoch on a catalog of a few thousand users
+SCORE_ROWS = 4 * PREDICT_ROWS  # frame rows a ranker scores at a time offline: a multiple of the MLP's own chunk,
+# so that chunking leaves its numbers unchanged
+
+
+@dataclass
+class FrameVectors:
+    """The two-tower vectors of a frame's users and of the catalog, gathered per row on demand: any chunk of the
+    frame's rows gets the vectors the whole frame would, without (n, d) arrays for all of its rows."""
+
+    users: np.ndarray  # (u,) sorted distinct user_idx of the frame
+    user_vectors: np.ndarray  # (u, d)
+    item_vectors: np.ndarray  # (n_items, d)
+
+    def rows(self, frame: pd.DataFrame) -> Vectors:
+        """(user vectors, item vectors), one row per frame row (the MLP ranker's inputs)."""
+        where = np.searchsorted(self.users, frame[S.USER_IDX].to_numpy(np.int64))
+        return self.user_vectors[where], self.item_vectors[frame[S.ITEM_IDX].to_numpy(np.int64)]
 
 
 @dataclass
@@ -84,9 +101,12 @@ class SourceModels:
 
     def vectors(self, frame: pd.DataFrame) -> Vectors:
         """(user vectors, item vectors) of the two-tower, one row per frame row (the MLP ranker's inputs)."""
-        users, where = np.unique(frame[S.USER_IDX].to_numpy(np.int64), return_inverse=True)
-        items = self.two_tower.retrieval_vectors()[frame[S.ITEM_IDX].to_numpy(np.int64)]
-        return self.two_tower.user_vectors(users)[where], items
+        return self.frame_vectors(frame).rows(frame)
+
+    def frame_vectors(self, frame: pd.DataFrame) -> FrameVectors:
+        """The vectors of the frame's users (computed once, together) and of the catalog."""
+        users = np.unique(frame[S.USER_IDX].to_numpy(np.int64))
+        return FrameVectors(users, self.two_tower.user_vectors(users), self.two_tower.retrieval_vectors())
 
 
 @dataclass
@@ -216,12 +236,27 @@ def evaluate_stage(stage: RankingStage, sources: SourceModels, dataset: Dataset,
         labels = split_labels(dataset, split)
         frame = ranking_frame(sources.sources(), history, labels[S.USER_IDX].to_numpy(), labels,
                               stage.settings.per_source_k, total=stage.settings.candidates)
-    vectors = sources.vectors(frame) if stage.mlp is not None else None
+    vectors = sources.frame_vectors(frame) if stage.mlp is not None else None
     results = {}
     for strategy in stage.strategies:
-        matrix = score_matrix(frame, stage.scores(strategy, frame, vectors), history.n_users, history.n_items)
-        results[strategy] = evaluate(ScoreMatrix(matrix, history), dataset, split, **options)  # type: ignore[arg-type]
+        ranks = rank_matrix(frame, frame_scores(stage, strategy, frame, vectors), history.n_users, history.n_items)
+        results[strategy] = evaluate(ScoreMatrix(ranks, history), dataset, split, **options)  # type: ignore[arg-type]
     return results
+
+
+def frame_scores(stage: RankingStage, strategy: str, frame: pd.DataFrame,
+                 vectors: FrameVectors | None = None) -> np.ndarray:
+    """`stage.scores` over a whole offline frame (`vectors`: for the MLP). The rankers score a row alone, so
+    they take SCORE_ROWS rows at a time with only those rows' vectors and features in memory; the hybrids
+    scale per user and read a few columns, so they take the frame at once."""
+    if strategy not in (RERANKED_LGBM, RERANKED_MLP):
+        return stage.scores(strategy, frame)
+    parts = []
+    for start in range(0, len(frame), SCORE_ROWS):
+        chunk = frame.iloc[start:start + SCORE_ROWS]
+        rows = vectors.rows(chunk) if strategy == RERANKED_MLP and vectors is not None else None
+        parts.append(stage.scores(strategy, chunk, rows))
+    return np.concatenate(parts) if parts else np.zeros(0, np.float64)
 
 
 def recent_popularity(data: Dataset) -> Recommender:
