@@ -5,11 +5,8 @@ events; with a `validate(model) -> score` callable (e.g. validation NDCG@10) it 
 weights, otherwise it trains exactly `train.epochs` epochs. Items without training events use the unknown id,
 so they are scored from content alone.
 
-Serving surface, shared by the service and the ranking stage:
-  retrieval_vectors()            (n_items, d + 1) catalog vectors whose inner product with a user vector is the
-                                 model's score (the item bias, scaled by the temperature, is the last column)
-  encode_items(items frame)      the same vectors for any items, from their fields (new ids: content only)
-  user_vector(events, user_id)   (d + 1,) vector of a raw history, appended to a known user's stored one
+The serving surface (`retrieval_vectors`, `encode_items`, `user_vector`), shared by the service and the ranking
+stage, is its base class `TwoTowerServing` (models/two_tower_serving.py).
 """
 
 from __future__ import annotations
@@ -21,26 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 
 from foryou.config import FeaturesConfig, LossConfig, ModelConfig, RunConfig, TrackingConfig, TrainConfig
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset
-from foryou.errors import NotFittedError, UnknownIdError
-from foryou.features import ItemFeatureEncoder, TextEncoder, UserFeatureEncoder
-from foryou.models.base import Recommender
-from foryou.models.item_features import build_item_inputs, encode_item_inputs, text_encoder_for
-from foryou.models.item_tower import UNKNOWN_ID, ItemContent, ItemInputs
-from foryou.models.sequences import (
-    Histories,
-    TrainingBatch,
-    concat_histories,
-    lookup_history,
-    training_batches,
-)
+from foryou.errors import NotFittedError
+from foryou.features import ItemFeatureEncoder, UserFeatureEncoder
+from foryou.models.item_features import build_item_inputs
+from foryou.models.item_tower import ItemInputs
+from foryou.models.sequences import Histories, TrainingBatch, training_batches
 from foryou.models.towers import EncodedItems, ItemLookup, TwoTowerModule
+from foryou.models.two_tower_serving import TwoTowerServing
 from foryou.models.user_tower import UserFeatureTower
 from foryou.tasks.dat import dat_loss
 from foryou.tasks.retrieval import RetrievalTask
@@ -53,7 +43,7 @@ SCORE_BATCH = 256
 UNKNOWN_VALUE = 1  # categorical codes: 0 = padding, 1 = unknown value, 2.. = known values
 
 
-class TwoTower(Recommender):
+class TwoTower(TwoTowerServing):
     """Two-tower retrieval with a content-aware item tower and a sequential user tower."""
 
     name = "two_tower"
@@ -71,14 +61,14 @@ class TwoTower(Recommender):
         self.progress = progress
         self.history: list[EpochRecord] = []
         self.tracker: MLflowCallback | None = None
-        self.module: TwoTowerModule | None = None
+        self.module = None
         self.inputs: ItemInputs | None = None
-        self.histories: Histories | None = None
-        self.type_index: dict[str, int] = {}
-        self.type_weights: dict[str, float] = {}
+        self.histories = None
+        self.type_index = {}
+        self.type_weights = {}
         self.known = np.zeros(0, dtype=bool)
-        self.item_encoder: ItemFeatureEncoder | None = None
-        self._text_encoder: TextEncoder | None = None  # loaded on the first encode_items, then kept
+        self.item_encoder = None
+        self._text_encoder = None
         self.categories: np.ndarray | None = None
         self.user_arrays: dict[str, np.ndarray] = {}
         self._catalog: np.ndarray | None = None
@@ -255,71 +245,6 @@ class TwoTower(Recommender):
             return np.zeros((0, self.n_items), dtype=np.float32)
         return np.stack([self.user_vector(events) for events in histories]) @ self.retrieval_vectors().T
 
-    def _checked_items(self, events: Sequence[tuple[str, str, Any]]) -> dict[str, int]:
-        missing = [event[0] for event in events if event[0] not in self._item_index]
-        if missing:
-            raise UnknownIdError(f"unknown item id(s) in history: {', '.join(repr(item) for item in missing[:10])}")
-        return self._item_index
-
-    def _vectors(self, histories: Histories, rows: np.ndarray, users: Tensor | None) -> np.ndarray:
-        """(b, d) user vectors at each row's last event."""
-        assert self.module is not None
-        device = next(self.module.parameters()).device
-        history = histories.batch(rows, self.model_config.max_history).to(device)
-        catalog = torch.as_tensor(self.item_embeddings(), device=device)
-        with torch.no_grad():
-            per_position = self.module.users(catalog, history, None if users is None else users.to(device))
-            last = per_position[torch.arange(len(rows), device=device), history.last_positions()]
-        return last.float().cpu().numpy()
-
-    # ---- serving surface ----------------------------------------------------------------------------------
-    def retrieval_vectors(self) -> np.ndarray:
-        """(n_items, d + 1): item vectors with temperature * bias as the last column (0 without a bias), so that
-        `user_vector(...) @ retrieval_vectors().T` equals `score_users` for a known user."""
-        self._check_fitted()
-        assert self.module is not None
-        with torch.no_grad():
-            bias = self.module.bias()
-        column = np.zeros(self.n_items, np.float32) if bias is None else self._bias_column(bias.float().cpu().numpy())
-        return np.concatenate([self.item_embeddings(), column[:, None]], axis=1)
-
-    def _bias_column(self, bias: np.ndarray) -> np.ndarray:
-        # logits are q.v / temperature + bias; the same order as q.v + temperature * bias
-        return (self.loss_config.temperature * bias).astype(np.float32)
-
-    def encode_items(self, items: pd.DataFrame, content_only: bool = False) -> np.ndarray:
-        """(len(items), d + 1) retrieval vectors of items given by their fields (an item_id column plus the
-        catalog's feature fields; absent fields count as missing). A catalog id with training events keeps its
-        id embedding (and bias), so its own fields give its stored vector; any other id, or every id with
-        `content_only`, is encoded from content alone through the unknown id, as untrained catalog items are."""
-        self._check_fitted()
-        assert self.module is not None and self.item_encoder is not None
-        rows = np.array([self._item_index.get(str(item), -1) for item in items[S.ITEM_ID]], dtype=np.int64)
-        trained = (rows >= 0) & self.known[np.maximum(rows, 0)] & (not content_only)
-        ids = np.where(trained, rows + 1, UNKNOWN_ID)
-        if self._text_encoder is None:
-            self._text_encoder = text_encoder_for(self.item_encoder, self.model_config, self.features_config)
-        inputs = encode_item_inputs(self.item_encoder, items, self.model_config, self._text_encoder)
-        device = next(self.module.parameters()).device
-        with torch.no_grad():
-            extra = self._item_extra(rows, trained, device)
-            vectors = self.module.item_tower.encode(ItemContent.from_inputs(inputs, device),
-                                                    torch.as_tensor(ids, device=device), extra)
-            bias = self.module.bias()
-        column = np.zeros(len(rows), np.float32)
-        if bias is not None:
-            column[trained] = self._bias_column(bias.float().cpu().numpy()[rows[trained]])
-        return np.concatenate([vectors.float().cpu().numpy(), column[:, None]], axis=1)
-
-    def _item_extra(self, rows: np.ndarray, trained: np.ndarray, device: torch.device) -> Tensor | None:
-        """DAT augmented vectors of trained catalog rows (zero for the others), or None without DAT."""
-        assert self.module is not None
-        module = self.module
-        if module.augmented is None or module.item_augment is None:
-            return None
-        extra = module.item_augment(module.augmented.items.weight[torch.as_tensor(np.maximum(rows, 0), device=device)])
-        return extra * torch.as_tensor(trained, device=device).unsqueeze(1)
-
     def has_content(self) -> bool:
         """True when items carry features (text, categoricals, numbers) the item tower reads, besides ids."""
         inputs = self.inputs
@@ -328,21 +253,6 @@ class TwoTower(Recommender):
     def type_names(self) -> list[str]:
         """Event type names by their history code (code 1 is the first name; unknown types get the last code)."""
         return [name for name, _ in sorted(self.type_index.items(), key=lambda pair: pair[1])]
-
-    def user_vector(self, events: Sequence[tuple[str, str, Any]], user_id: str | None = None) -> np.ndarray:
-        """(d + 1,) query vector: the user tower over `user_id`'s stored history (when given) followed by
-        `events` ((item_id, event_type, timestamp) tuples, merged in time order), with a trailing 1 that picks up
-        the item bias column of `retrieval_vectors`. Unknown item ids raise UnknownIdError naming them."""
-        self._check_fitted()
-        assert self.histories is not None
-        history = lookup_history(events, self._checked_items(events), self.type_index, self.type_weights)
-        users = None
-        if user_id is not None:
-            user = int(self.user_indices([user_id])[0])
-            history = concat_histories(self.histories.user(user), history)
-            users = torch.as_tensor([user])
-        vector = self._vectors(history, np.zeros(1, dtype=np.int64), users)[0]
-        return np.append(vector, np.float32(1.0)).astype(np.float32)
 
     # ---- persistence --------------------------------------------------------------------------------------
     def _save_state(self, directory: Path) -> None:
