@@ -1,4 +1,7 @@
-"""Activity filters: the k-core fixed point, the one-pass reference protocol, counts, and the empty case."""
+"""Activity filters: the k-core fixed point, the one-pass reference protocol, counts, and the empty case.
+
+The loop runs on the pandas engine here; tests/data/spark/test_spark_filters.py runs it on Spark.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,10 @@ import pandas as pd
 import pytest
 
 from foryou.config import FiltersConfig
+from foryou.data import filters as filters_module
 from foryou.data import schema as S
-from foryou.data.filters import filter_min_interactions
+from foryou.data.filters import FilterStep
+from foryou.data.pandas_engine import PandasEngine
 from foryou.errors import EmptyDatasetError
 
 
@@ -19,6 +24,10 @@ def pairs(rows: list[tuple[str, str]]) -> pd.DataFrame:
 
 def filters(**options: int | bool) -> FiltersConfig:
     return FiltersConfig.model_validate(options)
+
+
+def filter_min_interactions(log: pd.DataFrame, config: FiltersConfig) -> tuple[pd.DataFrame, list[FilterStep]]:
+    return filters_module.filter_min_interactions(log, len(log), config, PandasEngine())
 
 
 # u1: a b c; u2: a b c; u3: a d. Items: a=3, b=2, c=2, d=1.

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from foryou.config import RunConfig, config_from_dict
+from foryou.data import engine as engine_module
 from foryou.data import prepare as prepare_module
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset
@@ -44,7 +45,7 @@ def config(**sections: Any) -> RunConfig:
 
 @pytest.fixture
 def fake_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prepare_module, "get_adapter", lambda source: lambda data_config: source_tables())
+    monkeypatch.setattr(engine_module, "get_adapter", lambda source: lambda data_config: source_tables())
 
 
 @pytest.mark.usefixtures("fake_adapter")
@@ -93,7 +94,7 @@ def test_everything_filtered_names_the_filter() -> None:
 def test_everything_below_rating_threshold_names_the_step(monkeypatch: pytest.MonkeyPatch) -> None:
     tables = source_tables()
     tables.interactions[S.EVENT_TYPE] = "rating"  # every value is 1.0 < 4
-    monkeypatch.setattr(prepare_module, "get_adapter", lambda source: lambda data_config: tables)
+    monkeypatch.setattr(engine_module, "get_adapter", lambda source: lambda data_config: tables)
     with pytest.raises(EmptyDatasetError, match=r"events.rating_threshold=4.0 removed every interaction \(9 "):
         prepare_dataset(config(events={"rating_mode": "threshold"}), progress=False)
 

@@ -8,13 +8,11 @@ filter once: the reference protocol "drop items with fewer than 2 events, then u
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
-
-import pandas as pd
+from dataclasses import dataclass
 
 from foryou.config import FiltersConfig
 from foryou.data import schema as S
+from foryou.data.engine import Events, PrepareEngine
 from foryou.errors import EmptyDatasetError
 
 
@@ -27,22 +25,8 @@ class FilterStep:
     removed_entities: int
     remaining_rows: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-
-def _apply(frame: pd.DataFrame, key: str, minimum: int, name: str) -> tuple[pd.DataFrame, FilterStep]:
-    counts = frame[key].value_counts()
-    weak = counts.index[counts < minimum]
-    removed = frame[key].isin(weak).to_numpy()
-    kept = frame.loc[~removed]
-    step = FilterStep(name, int(removed.sum()), len(weak), len(kept))
-    if kept.empty:
-        raise emptied_error(step, key)
-    return kept, step
-
-
-def emptied_error(step: FilterStep, key: str) -> EmptyDatasetError:
+def _emptied_error(step: FilterStep, key: str) -> EmptyDatasetError:
     """The error for a filter application that left no interaction, naming the setting to lower."""
     entity = key.split("_")[0]
     return EmptyDatasetError(
@@ -50,29 +34,40 @@ def emptied_error(step: FilterStep, key: str) -> EmptyDatasetError:
         f"{step.removed_entities} {entity}s); lower filters.min_{entity}_interactions or check the data")
 
 
-def filter_names(config: FiltersConfig, pass_number: int) -> tuple[str, str]:
+def _filter_names(config: FiltersConfig, pass_number: int) -> tuple[str, str]:
     """The manifest names of the item and user filter in one pass (numbered when iterative)."""
     suffix = f" (pass {pass_number})" if config.iterative else ""
     return (f"min_item_interactions={config.min_item_interactions}{suffix}",
             f"min_user_interactions={config.min_user_interactions}{suffix}")
 
 
-def filter_min_interactions(interactions: pd.DataFrame,
-                            config: FiltersConfig) -> tuple[pd.DataFrame, list[FilterStep]]:
-    """(interactions that pass the filters, one `FilterStep` per filter application in order).
+def filter_min_interactions(events: Events, rows: int, config: FiltersConfig,
+                            engine: PrepareEngine[Events]) -> tuple[Events, list[FilterStep]]:
+    """(events that pass the filters, one `FilterStep` per filter application in order), on any engine.
 
-    Raises EmptyDatasetError naming the filter that removed the last rows.
+    `rows` is the number of `events` (the caller has counted them; on Spark a count is a job). Raises
+    EmptyDatasetError naming the filter that removed the last rows.
     """
-    if interactions.empty:
+    if rows == 0:
         raise EmptyDatasetError("no interactions left before the activity filters; check the data and cleaning")
-    frame, steps = interactions, []
+    steps: list[FilterStep] = []
     passes = 0
     while True:
         passes += 1
-        item_name, user_name = filter_names(config, passes)
-        frame, item_step = _apply(frame, S.ITEM_ID, config.min_item_interactions, item_name)
-        frame, user_step = _apply(frame, S.USER_ID, config.min_user_interactions, user_name)
+        item_name, user_name = _filter_names(config, passes)
+        events, item_step = _apply(engine, events, rows, S.ITEM_ID, config.min_item_interactions, item_name)
+        events, user_step = _apply(engine, events, item_step.remaining_rows, S.USER_ID,
+                                   config.min_user_interactions, user_name)
         steps += [item_step, user_step]
+        rows = user_step.remaining_rows
         if not config.iterative or (item_step.removed_rows == 0 and user_step.removed_rows == 0):
-            break
-    return frame.reset_index(drop=True), steps
+            return events, steps
+
+
+def _apply(engine: PrepareEngine[Events], events: Events, rows: int, key: str, minimum: int,
+           name: str) -> tuple[Events, FilterStep]:
+    kept, removed_rows, removed_keys = engine.drop_rare(events, key, minimum)
+    step = FilterStep(name, removed_rows, removed_keys, rows - removed_rows)
+    if step.remaining_rows == 0:
+        raise _emptied_error(step, key)
+    return kept, step

@@ -1,5 +1,7 @@
 """`prepare`: adapter -> field roles -> cleaning -> weights -> dedup -> filters -> split -> dense indices.
 
+The pipeline is written once here (stages, step records, errors, indexing, report) over an engine that owns the
+table operations (`foryou.data.engine.PrepareEngine`): pandas in this process or Spark, which give the same tables.
 The result is a `Dataset` whose manifest records the count after every step, what each step removed, the
 field roles, the config and the sha256 of every input file, so a prepared dataset can be checked and rebuilt.
 Identity order: users and items are indexed in sorted id order (stable whatever the file order).
@@ -20,15 +22,14 @@ import pandas as pd
 
 from foryou.config import FeaturesConfig, RunConfig
 from foryou.data import schema as S
-from foryou.data.adapters import get_adapter
-from foryou.data.cleaning import deduplicate, validate_interactions
 from foryou.data.dataset import Dataset, Manifest
+from foryou.data.engine import CleanSource, Events, PrepareEngine
 from foryou.data.filters import filter_min_interactions
+from foryou.data.pandas_engine import PandasEngine
 from foryou.data.quarantine import concat_quarantine
 from foryou.data.report import build_report
 from foryou.data.schema import FieldRoles, SourceTables
-from foryou.data.split import split_interactions
-from foryou.data.weights import apply_event_weights, value_required
+from foryou.data.spark.engine import SparkEngine
 from foryou.errors import ConfigError, EmptyDatasetError
 from foryou.progress import bar as progress_bar
 
@@ -51,16 +52,13 @@ class PrepareResult:
 def prepare_dataset(config: RunConfig, progress: bool = True) -> PrepareResult:
     """Run every preparation step (nothing is written; see `write_prepared`) on `data.engine`: pandas in this
     process, or Spark (`foryou.data.spark`), which gives the same tables."""
-    if config.data.engine == "spark":
-        from foryou.data.spark.prepare import prepare_with_spark
-
-        return prepare_with_spark(config, progress)
-    return _prepare(config, progress, hash_inputs=True)
+    engine: PrepareEngine[Any] = SparkEngine(config.spark) if config.data.engine == "spark" else PandasEngine()
+    return _prepare(config, engine, progress, hash_inputs=True)
 
 
 def inspect_dataset(config: RunConfig, progress: bool = True) -> PrepareResult:
     """What `validate` runs: every step of `prepare_dataset` except hashing the inputs (no file is written)."""
-    return _prepare(config, progress, hash_inputs=False)
+    return _prepare(config, PandasEngine(), progress, hash_inputs=False)
 
 
 def write_prepared(result: PrepareResult, out_dir: Path) -> Path:
@@ -73,86 +71,81 @@ def write_prepared(result: PrepareResult, out_dir: Path) -> Path:
     return out_dir
 
 
-def _prepare(config: RunConfig, progress: bool, hash_inputs: bool) -> PrepareResult:
-    bar = progress_bar(total=len(STAGES), desc="prepare", unit="step", enabled=progress)
+def _prepare(config: RunConfig, engine: PrepareEngine[Events], progress: bool, hash_inputs: bool) -> PrepareResult:
+    """The stages in order: the engine transforms the events, this function records and checks every step."""
+    desc = "prepare" if engine.name == "pandas" else f"prepare ({engine.name})"
+    bar = progress_bar(total=len(STAGES), desc=desc, unit="step", enabled=progress)
     steps: list[dict[str, Any]] = []
 
-    def advance(stage: str, frame: pd.DataFrame | None = None) -> None:
+    def advance(stage: str, rows: int | None = None) -> None:
         bar.set_postfix_str(stage)
         bar.update(1)
-        if frame is not None:
-            logger.info("%s: %d interactions", stage, len(frame))
+        if rows is not None:
+            logger.info("%s: %d interactions", stage, rows)
 
     try:
-        tables = get_adapter(config.data.source)(config.data)
-        source_steps(tables, steps, len(tables.interactions))
-        item_fields, user_fields = field_roles(tables, config.features)
-        advance("read source", tables.interactions)
-        events, quarantine = _clean(tables, config, steps)
-        advance("clean", events)
-        events = _weigh(events, config, steps)
-        advance("weights", events)
-        events, removed = deduplicate(events, config.events.dedup)
-        record_step(steps, f"duplicates (dedup={config.events.dedup})", removed, len(events))
-        advance("dedup", events)
-        events = _filter(events, config, steps)
-        advance("filters", events)
-        events = split_interactions(events, config.split.strategy, config.split.ratios,
-                                    config.split.time_cut, config.split.valid_cut)
-        advance("split", events)
-        dataset = index_events(events, tables, len(tables.interactions), (item_fields, user_fields), config, steps,
-                               hash_inputs)
+        source = engine.read(config)
+        tables = source.tables
+        _source_steps(tables, steps, source.source_rows)
+        fields = _field_roles(tables, config.features)
+        advance("read source", source.source_rows)
+        weighted = engine.count(source.events)
+        quarantine = concat_quarantine([tables.quarantine, source.clean_quarantine])
+        _record_cleaning(steps, source, weighted, len(quarantine))
+        advance("clean", weighted + source.below_threshold)
+        _record_weights(steps, config, source.below_threshold, weighted)
+        advance("weights", weighted)
+        events = engine.deduplicate(source.events, config.events.dedup)
+        kept = engine.count(events)
+        _record_step(steps, f"duplicates (dedup={config.events.dedup})", weighted - kept, kept)
+        advance("dedup", kept)
+        events, filter_steps = filter_min_interactions(events, kept, config.filters, engine)
+        for fstep in filter_steps:
+            _record_step(steps, fstep.name, fstep.removed_rows, fstep.remaining_rows)
+        advance("filters", filter_steps[-1].remaining_rows)
+        frame = engine.split(events, config.split)
+        advance("split", len(frame))
+        dataset = _index_events(frame, tables, source.source_rows, fields, config, steps, hash_inputs)
         advance("index")
     finally:
         bar.close()
     return PrepareResult(dataset, quarantine, build_report(dataset, quarantine))
 
 
-def record_step(steps: list[dict[str, Any]], name: str, removed: int, remaining: int | None,
-                applies: bool = True) -> None:
+def _record_step(steps: list[dict[str, Any]], name: str, removed: int, remaining: int | None,
+                 applies: bool = True) -> None:
     """Append one manifest step: what it removed and how many interactions remain (None: not counted)."""
     if applies:
         steps.append({"step": name, "removed": int(removed), "remaining": remaining})
 
 
-def source_steps(tables: SourceTables, steps: list[dict[str, Any]], source_rows: int) -> None:
+def _source_steps(tables: SourceTables, steps: list[dict[str, Any]], source_rows: int) -> None:
     """The adapter's own rules and quarantine, recorded first (they act on source rows, before any event)."""
     for rule, count in tables.dropped.items():
-        record_step(steps, f"source: {rule}", count, None)
-    record_step(steps, "source: malformed rows quarantined", len(tables.quarantine), source_rows)
+        _record_step(steps, f"source: {rule}", count, None)
+    _record_step(steps, "source: malformed rows quarantined", len(tables.quarantine), source_rows)
 
 
-def _clean(tables: SourceTables, config: RunConfig,
-           steps: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    file = tables.inputs[0] if tables.inputs else config.data.source
-    events, bad = validate_interactions(tables.interactions, file, value_required(config.events))
-    record_step(steps, "malformed interactions quarantined", len(bad), len(events))
-    quarantine = concat_quarantine([tables.quarantine, bad])
-    if events.empty:
-        raise EmptyDatasetError(f"no valid interactions: the source gave {len(tables.interactions)} and cleaning "
-                                f"quarantined {len(bad)}; {len(quarantine)} rows quarantined in all")
-    return events, quarantine
+def _record_cleaning(steps: list[dict[str, Any]], source: CleanSource[Any], weighted: int,
+                     quarantined: int) -> None:
+    malformed = len(source.clean_quarantine)
+    cleaned = weighted + source.below_threshold
+    _record_step(steps, "malformed interactions quarantined", malformed, cleaned)
+    if cleaned == 0:
+        raise EmptyDatasetError(f"no valid interactions: the source gave {source.source_rows} and cleaning "
+                                f"quarantined {malformed}; {quarantined} rows quarantined in all")
 
 
-def _weigh(events: pd.DataFrame, config: RunConfig, steps: list[dict[str, Any]]) -> pd.DataFrame:
+def _record_weights(steps: list[dict[str, Any]], config: RunConfig, below: int, weighted: int) -> None:
     threshold = config.events.rating_threshold
-    events, removed = apply_event_weights(events, config.events)
-    record_step(steps, f"ratings below rating_threshold={threshold}", removed, len(events),
-          config.events.rating_mode == "threshold")
-    if events.empty:
-        raise EmptyDatasetError(f"events.rating_threshold={threshold} removed every interaction ({removed} ratings "
+    _record_step(steps, f"ratings below rating_threshold={threshold}", below, weighted,
+                 config.events.rating_mode == "threshold")
+    if weighted == 0:
+        raise EmptyDatasetError(f"events.rating_threshold={threshold} removed every interaction ({below} ratings "
                                 "below it); lower the threshold or use events.rating_mode 'all' or 'weight'")
-    return events
 
 
-def _filter(events: pd.DataFrame, config: RunConfig, steps: list[dict[str, Any]]) -> pd.DataFrame:
-    events, filter_steps = filter_min_interactions(events, config.filters)
-    for fstep in filter_steps:
-        record_step(steps, fstep.name, fstep.removed_rows, fstep.remaining_rows)
-    return events
-
-
-def field_roles(tables: SourceTables, features: FeaturesConfig) -> tuple[FieldRoles, FieldRoles]:
+def _field_roles(tables: SourceTables, features: FeaturesConfig) -> tuple[FieldRoles, FieldRoles]:
     """The adapter's roles, with the ones set in `features` (None = keep the adapter's) replacing them."""
     items = FieldRoles(**tables.item_fields.to_dict())
     columns = list(tables.items.columns) if tables.items is not None else []
@@ -200,7 +193,7 @@ def _entity_table(ids: np.ndarray, catalog: pd.DataFrame | None, key: str, index
     return table, stats
 
 
-def index_events(events: pd.DataFrame, tables: SourceTables, source_rows: int, fields: tuple[FieldRoles, FieldRoles],
+def _index_events(events: pd.DataFrame, tables: SourceTables, source_rows: int, fields: tuple[FieldRoles, FieldRoles],
                  config: RunConfig, steps: list[dict[str, Any]], hash_inputs: bool) -> Dataset:
     """The dataset: ids indexed in sorted order, rows sorted by (user, time, source order), the manifest."""
     item_fields, user_fields = fields

@@ -1,9 +1,10 @@
 """Source rows to cleaned, weighted events as a Spark DataFrame, with everything set aside on the way.
 
-A generic CSV or Parquet interactions table is read by Spark and parsed partition by partition with the pandas
-engine's own row functions (parse, validate, weigh), so a log larger than one machine's memory never passes
-through pandas whole. Every other source (the named adapters, JSON lines) is read by its adapter on the driver,
-cleaned there the same way, and handed to Spark for the steps that need the whole log.
+A generic CSV or Parquet interactions table is read by Spark and parsed partition by partition with the row
+functions the pandas engine runs too (the generic adapter's parser, `foryou.data.engine.clean_and_weigh`), so a
+log larger than one machine's memory never passes through pandas whole. Every other source (the named adapters,
+JSON lines) is read and cleaned on the driver exactly as the pandas engine reads it (`engine.read_on_driver`),
+and handed to Spark for the steps that need the whole log.
 
 Timestamps travel as int64 nanoseconds since the epoch (UTC): exact, and free of Spark's microsecond rounding.
 """
@@ -11,7 +12,6 @@ Timestamps travel as int64 nanoseconds since the epoch (UTC): exact, and free of
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
@@ -19,12 +19,11 @@ import pandas as pd
 
 from foryou.config import DataConfig, RunConfig, TableMapping
 from foryou.data import schema as S
-from foryou.data.adapters import generic, get_adapter
-from foryou.data.cleaning import validate_interactions
+from foryou.data.adapters import generic
+from foryou.data.engine import CleanSource, clean_and_weigh, read_on_driver
 from foryou.data.quarantine import concat_quarantine
-from foryou.data.schema import QUARANTINE_COLUMNS, SourceTables, empty_quarantine
+from foryou.data.schema import QUARANTINE_COLUMNS, empty_quarantine
 from foryou.data.timeparse import TimestampUnit, detect_unit
-from foryou.data.weights import apply_event_weights, value_required
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -38,22 +37,7 @@ RECORD = "__record"
 _ROW_BITS = 33  # monotonically_increasing_id(): partition index above bit 33, row within the partition below
 
 
-@dataclass
-class SparkSource:
-    """Clean weighted events (Spark, EVENT_COLUMNS) and what the pandas engine would have counted on the way.
-
-    `tables` holds the catalog tables, field roles, `dropped`, inputs and the source quarantine (its
-    `interactions` is left empty: the events are in `events`).
-    """
-
-    events: DataFrame
-    tables: SourceTables
-    source_rows: int
-    clean_quarantine: pd.DataFrame
-    below_threshold: int
-
-
-def read_source(spark: SparkSession, config: RunConfig) -> SparkSource:
+def read_source(spark: SparkSession, config: RunConfig) -> CleanSource[DataFrame]:
     """Read, parse, clean and weigh the interactions of `config.data` (see the module docstring)."""
     data = config.data
     mapping = data.interactions
@@ -64,25 +48,14 @@ def read_source(spark: SparkSession, config: RunConfig) -> SparkSource:
     return _read_on_driver(spark, config)
 
 
-def clean_and_weigh(events: pd.DataFrame, file: str,
-                    config: RunConfig) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """The pandas engine's row-local steps: (valid weighted events, quarantine, ratings below the threshold)."""
-    valid, bad = validate_interactions(events, file, value_required(config.events))
-    weighted, below = apply_event_weights(valid, config.events)
-    return weighted, bad, below
+def _read_on_driver(spark: SparkSession, config: RunConfig) -> CleanSource[DataFrame]:
+    source = read_on_driver(config)
+    frame = spark.createDataFrame(_as_rows(EVENT, source.events), ROW_SCHEMA).select(*EVENT_COLUMNS)
+    return CleanSource(frame, source.tables, source.source_rows, source.clean_quarantine, source.below_threshold)
 
 
-def _read_on_driver(spark: SparkSession, config: RunConfig) -> SparkSource:
-    tables = get_adapter(config.data.source)(config.data)
-    file = tables.inputs[0] if tables.inputs else config.data.source
-    events, bad, below = clean_and_weigh(tables.interactions, file, config)
-    rows = len(tables.interactions)
-    tables.interactions = tables.interactions.iloc[:0]
-    frame = spark.createDataFrame(_as_rows(EVENT, events), ROW_SCHEMA).select(*EVENT_COLUMNS)
-    return SparkSource(frame, tables, rows, bad, below)
-
-
-def _read_in_spark(spark: SparkSession, config: RunConfig, mapping: TableMapping, fmt: str) -> SparkSource:
+def _read_in_spark(spark: SparkSession, config: RunConfig, mapping: TableMapping,
+                   fmt: str) -> CleanSource[DataFrame]:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
     from pyspark.sql.types import TimestampType
@@ -108,7 +81,7 @@ def _read_in_spark(spark: SparkSession, config: RunConfig, mapping: TableMapping
     clean = _quarantine(side[side["kind"] == CLEAN_QUARANTINE])
     below = int(side.loc[side["kind"] == BELOW_THRESHOLD, "count"].sum())
     events = rows.filter(F.col("kind") == EVENT).select(*EVENT_COLUMNS)
-    return SparkSource(events, tables, int(raw.count()) - len(parsed), clean, below)
+    return CleanSource(events, tables, int(raw.count()) - len(parsed), clean, below)
 
 
 def _partition_rows(batch: pd.DataFrame, mapping: TableMapping, data: DataConfig, config: RunConfig,

@@ -1,4 +1,4 @@
-"""The whole-log steps of `prepare` as Spark jobs: dedup, activity filters, splits (rules of the pandas engine).
+"""The whole-log steps of `prepare` as Spark jobs: dedup, the activity filters' primitive, splits.
 
 Each function takes and returns a DataFrame of events (`source.EVENT_COLUMNS`, timestamps in int64 ns UTC);
 the rules and their tie-breaks are those documented in `foryou.data.cleaning`, `filters` and `split`.
@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from foryou.config import FiltersConfig, SplitConfig
+from foryou.config import SplitConfig
 from foryou.data import schema as S
 from foryou.data.cleaning import DEDUP_KEYS
-from foryou.data.filters import FilterStep, emptied_error, filter_names
 from foryou.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -34,37 +33,18 @@ def deduplicate(events: DataFrame, policy: str) -> DataFrame:
     return events.withColumn("__n", F.row_number().over(window)).filter(F.col("__n") == 1).drop("__n")
 
 
-def filter_min_interactions(events: DataFrame, rows: int,
-                            config: FiltersConfig) -> tuple[DataFrame, list[FilterStep]]:
-    """(events that pass the filters, one FilterStep per application); `rows` is the count of `events`."""
-    steps: list[FilterStep] = []
-    passes = 0
-    while True:
-        passes += 1
-        item_name, user_name = filter_names(config, passes)
-        events, item_step = _apply(events, rows, S.ITEM_ID, config.min_item_interactions, item_name)
-        events, user_step = _apply(events, item_step.remaining_rows, S.USER_ID, config.min_user_interactions,
-                                   user_name)
-        steps += [item_step, user_step]
-        rows = user_step.remaining_rows
-        if not config.iterative or (item_step.removed_rows == 0 and user_step.removed_rows == 0):
-            return events, steps
-
-
-def _apply(events: DataFrame, rows: int, key: str, minimum: int, name: str) -> tuple[DataFrame, FilterStep]:
+def drop_rare(events: DataFrame, key: str, minimum: int) -> tuple[DataFrame, int, int]:
+    """(events whose `key` occurs at least `minimum` times, rows removed, keys removed)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    weak = events.groupBy(key).count().filter(F.col("count") < minimum).persist()
-    entities, removed = weak.agg(F.count("*"), F.coalesce(F.sum("count"), F.lit(0))).collect()[0]
-    step = FilterStep(name, int(removed), int(entities), rows - int(removed))
-    if entities:
-        events = events.join(F.broadcast(weak.select(key)) if entities < 100_000 else weak.select(key),
+    rare = events.groupBy(key).count().filter(F.col("count") < minimum).persist()
+    keys, rows = rare.agg(F.count("*"), F.coalesce(F.sum("count"), F.lit(0))).collect()[0]
+    if keys:
+        events = events.join(F.broadcast(rare.select(key)) if keys < 100_000 else rare.select(key),
                              key, "left_anti").persist(StorageLevel.MEMORY_AND_DISK)
-    weak.unpersist()
-    if step.remaining_rows == 0:
-        raise emptied_error(step, key)
-    return events, step
+    rare.unpersist()
+    return events, int(rows), int(keys)
 
 
 def split_events(events: DataFrame, config: SplitConfig) -> DataFrame:
