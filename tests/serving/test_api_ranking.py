@@ -4,6 +4,7 @@ items of the user's history and add up to the item's score."""
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -22,6 +23,7 @@ from foryou.rerank.stage import RankingStage, SourceModels
 from foryou.serving.catalog import Filters
 from foryou.serving.context import nanoseconds
 from foryou.serving.recommender import Query, Recommender
+from foryou.serving.reranking import Explanations
 from foryou.serving.state import Event, ServingState
 from foryou.serving.store import StoredItem
 
@@ -207,6 +209,11 @@ def test_a_trained_users_answer_is_kept_until_their_events_the_rules_or_the_cata
 
     first = ask()
     assert ask() == first and len(computed) == 1
+    for _ in range(3):  # kept reasons are plain tuples, which the collector stops walking (one level per pass)
+        gc.collect()
+    kept = ranker.answers.get(next(iter(ranker.answers._entries)))
+    assert kept is not None and isinstance(kept.explain, Explanations) and kept.explain.done
+    assert not any(gc.is_tracked(reasons) for reasons in kept.explain.done.values())
     assert ask(on=Recommender(ServingState.load(shop_bundle))) == first  # kept == computed anew, reasons included
     ask(["purchase"])
     assert len(computed) == 2  # other rules (fewer seen items left out): computed

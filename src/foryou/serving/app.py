@@ -144,7 +144,7 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
 
     @app.post("/v1/recommendations", response_model=api.RecommendationResponse, **reads,
               tags=["recommendations"])
-    async def recommend(body: api.RecommendationRequest) -> api.RecommendationResponse:
+    async def recommend(body: api.RecommendationRequest) -> Response:
         """Top-k items for a known user, a raw history, or both (stored history + the given events)."""
         events = [Event(i.item_id, i.event_type, as_utc(i.timestamp)) for i in body.interactions]
         return await _recommend(body.user_id, events, body.k, body.strategy, body.filters, body.explain)
@@ -153,19 +153,22 @@ def create_app(bundle_dir: Path, config: ServingConfig, store_url: str, api_keys
              **reads, tags=["recommendations"])
     async def user_recommendations(user_id: ItemIdPath, k: Annotated[int, Query(ge=1)] = 10,
                              strategy: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-                             explain: bool = False) -> api.RecommendationResponse:
+                             explain: bool = False) -> Response:
         return await _recommend(user_id, [], k, strategy, api.RecommendationFilters(), explain)
 
     async def _recommend(user_id: str | None, events: list[Event], k: int, strategy: str | None,
-                         filters: api.RecommendationFilters, explain: bool) -> api.RecommendationResponse:
+                         filters: api.RecommendationFilters, explain: bool) -> Response:
+        """The answer validated once and written by pydantic's serializer: an explained answer carries a few
+        hundred contributions, which FastAPI's own path would validate again and encode in Python."""
         query = RecommendQuery(user_id, events, k, "", _filters(filters), filters.exclude_seen, explain,
                                filters.seen_event_types)
         result = await service.recommend(query, strategy)
         if result.fallback:
             metrics.fallbacks.labels(fallback=result.fallback).inc()
-        return api.RecommendationResponse(user_id=user_id, strategy=result.strategy, items=result.items,
-                                          model_version=result.model_version, fallback=result.fallback,
-                                          warnings=result.warnings)
+        answer = api.RecommendationResponse(user_id=user_id, strategy=result.strategy, items=result.items,
+                                            model_version=result.model_version, fallback=result.fallback,
+                                            warnings=result.warnings)
+        return Response(answer.model_dump_json(), media_type="application/json")
 
     @app.get("/v1/users/{user_id}/history", response_model=api.HistoryResponse, **reads,
              tags=["users"])

@@ -184,21 +184,41 @@ class StageRanker:
 
 class Explanations:
     """The reasons of one ranked answer's items, computed for the labels asked and kept with the answer: a kept
-    answer's repeat costs no explanation work. Holds only the answer's top rows, not every candidate."""
+    answer's repeat costs no explanation work. Holds only the answer's top rows, not every candidate, and keeps
+    each item's reasons as tuples of plain values, which the cyclic garbage collector stops tracking: thousands of
+    kept answers add nothing to the walk of a full collection (with dicts they did, and every such walk stalled
+    the server for tens of milliseconds)."""
 
     def __init__(self, ranker: StageRanker, strategy: str, top: dict[str, np.ndarray], context: UserContext,
                  blended: list[list[tuple[str, float]]] | None) -> None:
         self.ranker, self.strategy, self.top, self.context, self.blended = ranker, strategy, top, context, blended
         self.row_of = {label: row for row, label in enumerate(top[S.ITEM_IDX].tolist())}
-        self.done: dict[int, dict[str, Any]] = {}
+        self.done: dict[int, KeptReasons] = {}
 
     def __call__(self, labels: list[int]) -> list[dict[str, Any]]:
         missing = [label for label in labels if label not in self.done]
         if missing:
             rows = np.array([self.row_of[label] for label in missing], dtype=np.int64)
             explained = self.ranker.explain(self.strategy, self.top, rows, self.context, self.blended)
-            self.done.update(zip(missing, explained))
-        return [dict(self.done[label]) for label in labels]
+            self.done.update((label, _kept(item)) for label, item in zip(missing, explained))
+        return [_given(self.done[label]) for label in labels]
+
+
+REASON_FIELDS = ("kind", "text", "item_id", "feature")
+KeptReasons = tuple[tuple[tuple[Any, ...], ...], tuple[tuple[str, float], ...]]  # (reasons, contributions)
+
+
+def _kept(explained: dict[str, Any]) -> KeptReasons:
+    """{reasons, contributions} as tuples of plain values."""
+    return (tuple(tuple(reason[name] for name in REASON_FIELDS) for reason in explained["reasons"]),
+            tuple((part["feature"], part["value"]) for part in explained["contributions"]))
+
+
+def _given(kept: KeptReasons) -> dict[str, Any]:
+    """`_kept` back as {reasons, contributions}: fresh dicts, so a caller may change them."""
+    reasons, contributions = kept
+    return {"reasons": [dict(zip(REASON_FIELDS, reason)) for reason in reasons],
+            "contributions": [{"feature": feature, "value": value} for feature, value in contributions]}
 
 
 KIND_BY_PREFIX = (("content", "content"), ("user_share_", "category"), ("days_since_", "category"),

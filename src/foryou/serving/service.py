@@ -89,6 +89,7 @@ class Service:
             directory = self.bundle_dir
             recommender = self._load(directory)
         self._current, self.bundle_dir = recommender, directory
+        settle_memory()
         self._poller = threading.Thread(target=self._poll_store, name="foryou-store-sync", daemon=True)
         self._poller.start()
 
@@ -167,7 +168,7 @@ class Service:
         recommender = self._load(directory)
         self._current = recommender
         self.bundle_dir = directory
-        gc.collect()  # the replaced bundle's reference cycles (torch modules, caches) go now, not at some later GC
+        settle_memory()
         logger.info("serving bundle %s: %s -> %s", directory, previous, recommender.state.model_version)
 
     def _load(self, directory: Path) -> Recommender:
@@ -368,6 +369,15 @@ class Service:
         sequence = self.store.delete_item(item_id)
         state.apply_items([StoredItem(item_id, {}, available=False, deleted=True)], 0)
         self.changes.announce(sequence)
+
+
+def settle_memory() -> None:
+    """Collect what a replaced bundle left (its reference cycles: torch modules, caches), then move everything
+    alive, the bundle just loaded first of all, out of the cyclic garbage collector's walk: a full collection then
+    visits only what requests made since, not the catalog and the model, and stops stalling the server."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def ranked(recommender: Recommender, labels: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
