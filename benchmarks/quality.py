@@ -36,7 +36,8 @@ from foryou.data.prepare import prepare_dataset
 from foryou.evaluation.protocol import evaluate
 from foryou.models.base import Recommender
 from foryou.models.registry import BASELINE_GRIDS, build_baseline
-from foryou.workflow import fit_baselines, fit_ranking, train_two_tower
+from foryou.two_tower_run import train_two_tower
+from foryou.workflow import fit_baselines, fit_ranking
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

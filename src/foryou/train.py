@@ -26,6 +26,7 @@ from foryou.training import distributed
 from foryou.training.distributed import World
 from foryou.training.trainer import resolve_device
 from foryou.tuning.shape import DataShape, with_shaped_defaults
+from foryou.two_tower_run import save_trained, train_two_tower
 
 logger = logging.getLogger(__name__)
 EXIT_USER_ERROR = 2
@@ -62,9 +63,9 @@ def train(config: RunConfig, world: World, progress: bool = True) -> None:
     if not world.is_main:
         config = config.model_copy(update={"tracking": config.tracking.model_copy(update={"mlflow": False})})
     dataset, shaped = prepared_dataset(config, world, progress and world.is_main)
-    trained = workflow.train_two_tower(shaped, dataset, progress=progress)
+    trained = train_two_tower(shaped, dataset, progress=progress)
     if world.is_main:
-        path = workflow.save_trained(trained, config.output_dir)
+        path = save_trained(trained, config.output_dir)
         best = max(record.valid_ndcg or 0.0 for record in trained.tuning_history)
         console = Console()
         console.print(f"best validation NDCG@10 {best:.4f} at epoch {trained.best_epoch} on {world.size} "

@@ -22,7 +22,7 @@ from foryou.data.dataset import Dataset
 from foryou.data.prepare import PrepareResult, prepare_dataset, write_prepared
 from foryou.evaluation.comparisons import paired_test, per_user
 from foryou.evaluation.diversity_space import DiversitySpace, diversity_space
-from foryou.evaluation.protocol import EvaluationResult, evaluate, item_user_counts, validation_ndcg
+from foryou.evaluation.protocol import EvaluationResult, evaluate, item_user_counts
 from foryou.evaluation.report import ModelReport, write_report
 from foryou.models.base import Recommender
 from foryou.models.registry import build_baselines
@@ -39,30 +39,18 @@ from foryou.rerank.stage import (
 )
 from foryou.serving.bundle import best_on_validation, read_manifest, save_bundle
 from foryou.stages import timed_stage
-from foryou.training.callbacks import EpochRecord, use_tracking
+from foryou.training.callbacks import use_tracking
 from foryou.tuning.plan import describe_plan
 from foryou.tuning.search import TuneResult, run_search, write_tuned_config
 from foryou.tuning.shape import DataShape, with_shaped_defaults
+from foryou.two_tower_run import TrainedTwoTower, load_trained, save_trained, train_two_tower
 
 logger = logging.getLogger(__name__)
 
 DATA_SECTIONS = ("data", "events", "filters", "split", "features")
-TWO_TOWER_DIR = "two_tower"
 BUNDLE_DIR = "bundle"
 FEATURES_SHOWN = 15
 SERVED_BASELINES = {"als": "collab", "ease": "ease", "item_knn": "item_knn"}  # baseline -> strategy name
-
-
-@dataclass
-class TrainedTwoTower:
-    """The two-tower model refitted on train + validation, with how its epoch count was chosen."""
-
-    model: TwoTower
-    best_epoch: int
-    tuning_history: list[EpochRecord]
-    tuning_seconds: float
-    fit_seconds: float
-    tuned: TwoTower | None = None  # fitted on train at its best epoch: the ranking stage's train-window source
 
 
 def load_or_prepare(config: RunConfig, progress: bool = True) -> Dataset:
@@ -77,59 +65,6 @@ def load_or_prepare(config: RunConfig, progress: bool = True) -> Dataset:
     result = prepare_dataset(config, progress=progress)
     write_prepared(result, directory)
     return result.dataset
-
-
-def train_two_tower(config: RunConfig, dataset: Dataset, progress: bool = True,
-                    searched: TuneResult | None = None) -> TrainedTwoTower:
-    """Early-stop on validation NDCG@10 (fit on train), then refit on train + valid for the best epoch count.
-    A search's best two-tower (fitted on train with these settings) stands in for the first fit."""
-
-    def build(epochs: int) -> TwoTower:
-        return TwoTower.from_config(config, epochs, progress)
-
-    start = time.perf_counter()
-    if searched is not None and searched.two_tower is not None and searched.metric == "NDCG@10":
-        tuned = searched.two_tower
-        tuning_seconds = searched.seconds
-    else:
-        with timed_stage("two-tower fit on train (early stopping on valid)"):
-            tuned = _closing_tracker(build(config.train.epochs).fit(dataset.restricted_to("train"),
-                                                                    validate=validation_ndcg(dataset)))
-        tuning_seconds = time.perf_counter() - start
-    best = max(tuned.history, key=lambda record: record.valid_ndcg or 0.0)
-    logger.info("best validation NDCG@10 %.4f at epoch %d; refitting on train + valid", best.valid_ndcg, best.epoch)
-    start = time.perf_counter()
-    with timed_stage(f"two-tower refit on train + valid ({best.epoch} epochs)"):
-        model = _closing_tracker(build(best.epoch).fit(dataset.restricted_to("train", "valid")))
-    return TrainedTwoTower(model, best.epoch, list(tuned.history), tuning_seconds, time.perf_counter() - start,
-                           tuned)
-
-
-def _closing_tracker(model: TwoTower) -> TwoTower:
-    """End the MLflow run of one fit (its per-epoch curves are logged); test metrics go to their own run."""
-    if model.tracker is not None:
-        model.tracker.close()
-    return model
-
-
-def save_trained(trained: TrainedTwoTower, output_dir: Path) -> Path:
-    directory = output_dir / TWO_TOWER_DIR
-    trained.model.save(directory)
-    summary = {"best_epoch": trained.best_epoch, "tuning_seconds": trained.tuning_seconds,
-               "fit_seconds": trained.fit_seconds, "tuning_history": [vars(record) for record in trained.tuning_history]}
-    (directory / "training.json").write_text(json.dumps(summary, indent=2))
-    return directory
-
-
-def load_trained(output_dir: Path) -> TrainedTwoTower | None:
-    directory = output_dir / TWO_TOWER_DIR
-    if not (directory / "training.json").exists():
-        return None
-    summary = json.loads((directory / "training.json").read_text())
-    model = Recommender.load(directory)
-    assert isinstance(model, TwoTower)
-    history = [EpochRecord(**record) for record in summary["tuning_history"]]
-    return TrainedTwoTower(model, summary["best_epoch"], history, summary["tuning_seconds"], summary["fit_seconds"])
 
 
 def popularity_fallback(dataset: Dataset) -> Recommender:
