@@ -190,8 +190,9 @@ def test_lgbm_contributions_are_remembered_per_feature_row(shop_bundle: Path, mo
     assert again == first[::-1] and computed == [4]  # the first call computes its rows, the repeat none
 
 
+@pytest.mark.parametrize("strategy", ["hybrid", "reranked_lgbm", "reranked_mlp"])
 def test_a_trained_users_answer_is_kept_until_their_events_the_rules_or_the_catalog_change(
-        shop_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        shop_bundle: Path, monkeypatch: pytest.MonkeyPatch, strategy: str) -> None:
     # A kept answer must be the one computed anew, and anything that can change the answer must miss it.
     state = ServingState.load(shop_bundle)
     recommender = Recommender(state)
@@ -204,12 +205,12 @@ def test_a_trained_users_answer_is_kept_until_their_events_the_rules_or_the_cata
 
     def ask(seen_types: list[str] | None = None, events: list[Event] | None = None,
             on: Recommender = recommender) -> list[dict[str, object]]:
-        query = Query("u0", events or [], 5, "hybrid", Filters(), explain=True, seen_event_types=seen_types)
+        query = Query("u0", events or [], 5, strategy, Filters(), explain=True, seen_event_types=seen_types)
         return on.recommend(query, on.context("u0", events or [], [])).items
 
     first = ask()
     assert ask() == first and len(computed) == 1
-    for _ in range(3):  # kept reasons are plain tuples, which the collector stops walking (one level per pass)
+    for _ in range(6):  # kept reasons are plain tuples, which the collector stops walking (one level per pass)
         gc.collect()
     kept = ranker.answers.get(next(iter(ranker.answers._entries)))
     assert kept is not None and isinstance(kept.explain, Explanations) and kept.explain.done

@@ -64,7 +64,7 @@ class Recommender:
         self.retrieval = Retrieval(state, bundle.cooccurrence)
         self.stage = None
         if bundle.ranking is not None and bundle.cooccurrence is not None:
-            self.stage = StageRanker(state, self.retrieval, bundle.ranking, bundle.cooccurrence)
+            self.stage = StageRanker(state, self.retrieval, bundle.ranking, bundle.cooccurrence, self.explainer)
 
     def context(self, user_id: str | None, live: Sequence[Event], warnings: list[str]) -> UserContext:
         """The user's context; live events on items no catalog knows are dropped and named in `warnings`."""

@@ -33,6 +33,7 @@ from foryou.rerank.reasons import (
 )
 from foryou.rerank.stage import RERANKED_LGBM, RERANKED_MLP, RankingStage
 from foryou.serving.context import UserContext
+from foryou.serving.explain import Explainer
 from foryou.serving.lru import LruCache
 from foryou.serving.retrieval import RECENT_POP, Found, Retrieval, Rules
 from foryou.serving.state import ServingState
@@ -47,7 +48,7 @@ class Ranked:
 
     labels: np.ndarray
     scores: np.ndarray
-    explain: Callable[[list[int]], list[dict[str, Any]]] | None  # labels -> {reasons, contributions} per label
+    explain: Callable[[list[int]], list[dict[str, Any]]]  # labels -> {reasons[, contributions]} per label
 
 
 class ContributionMemo:
@@ -77,9 +78,10 @@ class StageRanker:
     """Ranks one request through the bundle's ranking stage, over the candidates `Retrieval` finds."""
 
     def __init__(self, state: ServingState, retrieval: Retrieval, stage: RankingStage,
-                 cooccurrence: CooccurrenceSource) -> None:
+                 cooccurrence: CooccurrenceSource, generic: Explainer) -> None:
         self.state = state
         self.retrieval = retrieval
+        self.generic = generic  # the reasons of the MLP ranker, whose score has no additive split
         self.stage = stage
         stage.lgbm.predict_threads = 1  # 200 rows: OpenMP start-up costs more than it saves, and other requests wait
         self.cooccurrence = cooccurrence
@@ -119,11 +121,14 @@ class StageRanker:
         scores = self.stage.scores(strategy, arrays, vectors)
         order = np.lexsort((arrays[MERGED_RANK], -scores))[:k]
         if strategy == RERANKED_MLP:  # its score has no additive split: the generic reasons explain it
-            return Ranked(labels[order], scores[order].astype(np.float32), None)
+            return Ranked(labels[order], scores[order].astype(np.float32), Explanations(
+                lambda chosen: [{"reasons": reasons} for reasons in self.generic.explain(strategy, chosen, context)]))
         top = {name: values[order] for name, values in arrays.items()}
         blended = None if strategy == RERANKED_LGBM else self.stage.contributions(strategy, arrays, order)
-        return Ranked(top[S.ITEM_IDX], scores[order].astype(np.float32),
-                      Explanations(self, strategy, top, context, blended))
+        row_of = {label: row for row, label in enumerate(top[S.ITEM_IDX].tolist())}
+        return Ranked(top[S.ITEM_IDX], scores[order].astype(np.float32), Explanations(
+            lambda chosen: self.explain(strategy, top, np.array([row_of[label] for label in chosen], np.int64),
+                                        context, blended)))
 
     def candidates(self, context: UserContext, k: int, rules: Rules) -> dict[str, np.ndarray] | None:
         """The user's merged candidates (columns as the offline frame's: ids, per-source score and rank, merged
@@ -184,41 +189,33 @@ class StageRanker:
 
 class Explanations:
     """The reasons of one ranked answer's items, computed for the labels asked and kept with the answer: a kept
-    answer's repeat costs no explanation work. Holds only the answer's top rows, not every candidate, and keeps
-    each item's reasons as tuples of plain values, which the cyclic garbage collector stops tracking: thousands of
-    kept answers add nothing to the walk of a full collection (with dicts they did, and every such walk stalled
-    the server for tens of milliseconds)."""
+    answer's repeat costs no explanation work. `explain(labels)` computes them (holding only the answer's top rows,
+    not every candidate); they are kept as tuples of plain values, which the cyclic garbage collector stops
+    tracking: thousands of kept answers add nothing to the walk of a full collection (as dicts they did, and every
+    such walk stalled the server for tens of milliseconds)."""
 
-    def __init__(self, ranker: StageRanker, strategy: str, top: dict[str, np.ndarray], context: UserContext,
-                 blended: list[list[tuple[str, float]]] | None) -> None:
-        self.ranker, self.strategy, self.top, self.context, self.blended = ranker, strategy, top, context, blended
-        self.row_of = {label: row for row, label in enumerate(top[S.ITEM_IDX].tolist())}
+    def __init__(self, explain: Callable[[list[int]], list[dict[str, Any]]]) -> None:
+        self.explain = explain
         self.done: dict[int, KeptReasons] = {}
 
     def __call__(self, labels: list[int]) -> list[dict[str, Any]]:
         missing = [label for label in labels if label not in self.done]
         if missing:
-            rows = np.array([self.row_of[label] for label in missing], dtype=np.int64)
-            explained = self.ranker.explain(self.strategy, self.top, rows, self.context, self.blended)
-            self.done.update((label, _kept(item)) for label, item in zip(missing, explained))
+            self.done.update((label, _kept(item)) for label, item in zip(missing, self.explain(missing)))
         return [_given(self.done[label]) for label in labels]
 
 
-REASON_FIELDS = ("kind", "text", "item_id", "feature")
-KeptReasons = tuple[tuple[tuple[Any, ...], ...], tuple[tuple[str, float], ...]]  # (reasons, contributions)
+KeptReasons = tuple[tuple[str, tuple[tuple[tuple[str, Any], ...], ...]], ...]  # (name, (dict as pairs, ...)), ...
 
 
-def _kept(explained: dict[str, Any]) -> KeptReasons:
-    """{reasons, contributions} as tuples of plain values."""
-    return (tuple(tuple(reason[name] for name in REASON_FIELDS) for reason in explained["reasons"]),
-            tuple((part["feature"], part["value"]) for part in explained["contributions"]))
+def _kept(explained: dict[str, list[dict[str, Any]]]) -> KeptReasons:
+    """{name: [dict of plain values, ...]} (reasons, contributions) as tuples."""
+    return tuple((name, tuple(tuple(part.items()) for part in parts)) for name, parts in explained.items())
 
 
 def _given(kept: KeptReasons) -> dict[str, Any]:
-    """`_kept` back as {reasons, contributions}: fresh dicts, so a caller may change them."""
-    reasons, contributions = kept
-    return {"reasons": [dict(zip(REASON_FIELDS, reason)) for reason in reasons],
-            "contributions": [{"feature": feature, "value": value} for feature, value in contributions]}
+    """`_kept` back as fresh dicts and lists, so a caller may change them."""
+    return {name: [dict(part) for part in parts] for name, parts in kept}
 
 
 KIND_BY_PREFIX = (("content", "content"), ("user_share_", "category"), ("days_since_", "category"),
