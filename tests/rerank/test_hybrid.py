@@ -135,3 +135,18 @@ def test_unknown_sources_are_named() -> None:
 def test_unfitted_blend_refuses_to_score() -> None:
     with pytest.raises(NotFittedError):
         HybridBlend().score(good_bad_frame())
+
+
+def test_parts_add_up_to_the_score_bit_for_bit() -> None:
+    # The service scores and explains a hybrid from one set of parts: their sum must be the score, exactly, and a
+    # zero weight must add nothing.
+    frame = two_source_frame()
+    blend = HybridBlend({"a": 0.75, "b": 0.0})
+    parts = blend.parts(frame)
+    assert list(parts) == ["a"]
+    expected = 0.75 * normalised_scores(frame, "a") + 0.0 * normalised_scores(frame, "b")
+    np.testing.assert_array_equal(blend.score(frame), expected)
+    rrf = np.zeros(len(frame))
+    for name in ("a", "b"):
+        rrf += reciprocal_rank_fusion(frame, [name])
+    np.testing.assert_array_equal(rrf, reciprocal_rank_fusion(frame))

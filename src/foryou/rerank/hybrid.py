@@ -72,6 +72,14 @@ def reciprocal_rank_fusion(frame: FeatureRows, sources: Sequence[str] | None = N
     return fused
 
 
+def added(parts: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    """(n,) float64 sum of additive score parts, in their order (a hybrid's score from its `parts`)."""
+    total = np.zeros(n, dtype=np.float64)
+    for values in parts.values():
+        total += values
+    return total
+
+
 class HybridBlend:
     """sum_s w_s * normalised_scores(frame, s): a linear blend of the sources, weights tuned on validation."""
 
@@ -101,15 +109,16 @@ class HybridBlend:
 
     def score(self, frame: FeatureRows) -> np.ndarray:
         """(n,) float64 blend scores; compare them only within a user."""
+        return added(self.parts(frame), len(frame[S.USER_IDX]))
+
+    def parts(self, frame: FeatureRows) -> dict[str, np.ndarray]:
+        """Each weighted source's share of `score` (name -> (n,) w_s * normalised_scores): they add up to it."""
         if not self.weights:
             raise NotFittedError("HybridBlend has no weights: call fit(frame) or pass weights")
         missing = [name for name in self.weights if f"{name}_score" not in frame]
         if missing:
             raise ValueError(f"the frame lacks the score column(s) of source(s) {missing} the blend weighs")
-        blend = np.zeros(len(frame[S.USER_IDX]), dtype=np.float64)
-        for name, weight in self.weights.items():
-            blend += weight * normalised_scores(frame, name)
-        return blend
+        return {name: weight * normalised_scores(frame, name) for name, weight in self.weights.items() if weight}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able weights and validation NDCG."""

@@ -30,7 +30,7 @@ from foryou.models.baselines.popularity import RecentPop
 from foryou.models.two_tower import TwoTower
 from foryou.rerank.candidates import CandidateSource, ContentSource, CooccurrenceSource, ModelSource
 from foryou.rerank.features import FeatureRows, feature_columns
-from foryou.rerank.hybrid import HybridBlend, normalised_scores, reciprocal_rank_fusion
+from foryou.rerank.hybrid import HybridBlend, added, reciprocal_rank_fusion
 from foryou.rerank.lgbm import LGBMRanker
 from foryou.rerank.mlp import PREDICT_ROWS, MLPRanker
 from foryou.rerank.online import CatalogFeatures
@@ -52,6 +52,7 @@ STAGE_STRATEGIES = (RERANKED_LGBM, RERANKED_MLP, HYBRID, HYBRID_RRF)
 ITEM_ITEM_SOURCES = ("ease", "item_knn", "als")  # baselines that are candidate sources (ALS: the `collab` strategy)
 STAGE_FILE, CATALOG_FILE, LGBM_DIR, MLP_DIR = "stage.json", "catalog_features.npz", "lgbm", "mlp"
 Vectors = tuple[np.ndarray, np.ndarray]
+Parts = dict[str, np.ndarray]  # a hybrid score's additive parts, feature -> (n,)
 MLP_BATCH_GROUPS = 64  # users per MLP step: enough steps per epoch on a catalog of a few thousand users
 SCORE_ROWS = 4 * PREDICT_ROWS  # frame rows a ranker scores at a time offline: a multiple of the MLP's own chunk,
 # so that chunking leaves its numbers unchanged
@@ -127,36 +128,41 @@ class RankingStage:
     def strategies(self) -> list[str]:
         return [name for name in STAGE_STRATEGIES if name != RERANKED_MLP or self.mlp is not None]
 
-    def scores(self, strategy: str, frame: FeatureRows, vectors: Vectors | None = None) -> np.ndarray:
-        """(n,) scores of merged, featured candidates under `strategy` (higher first; compare within a user)."""
+    def scores(self, strategy: str, frame: FeatureRows, vectors: Vectors | None = None,
+               parts: Parts | None = None) -> np.ndarray:
+        """(n,) scores of merged, featured candidates under `strategy` (higher first; compare within a user);
+        `parts`: the hybrid's `parts` of this frame, when the caller has them already."""
         if strategy == RERANKED_LGBM:
             return self.lgbm.predict(frame)
         if strategy == RERANKED_MLP and self.mlp is not None:
             return self.mlp.predict(frame, vectors)
-        if strategy == HYBRID:
-            return self.blend.score(frame)
-        if strategy == HYBRID_RRF:
-            return reciprocal_rank_fusion(frame, self.source_names)
-        raise ValueError(f"unknown ranking-stage strategy {strategy!r}; known: {', '.join(self.strategies)}")
+        parts = self.parts(strategy, frame) if parts is None else parts
+        if parts is None:
+            raise ValueError(f"unknown ranking-stage strategy {strategy!r}; known: {', '.join(self.strategies)}")
+        return added(parts, len(frame[S.USER_IDX]))
 
-    def contributions(self, strategy: str, frame: FeatureRows,
-                      rows: np.ndarray) -> list[list[tuple[str, float]]] | None:
+    def parts(self, strategy: str, frame: FeatureRows) -> Parts | None:
+        """A hybrid's score as additive parts (feature -> (n,)): each weighted source's scaled score for `hybrid`,
+        each source's reciprocal rank for `hybrid_rrf`; None for the learned rankers."""
+        if strategy == HYBRID:
+            return {f"{name}_score": values for name, values in self.blend.parts(frame).items()}
+        if strategy == HYBRID_RRF:
+            return {f"{name}_rank": reciprocal_rank_fusion(frame, [name]) for name in self.source_names}
+        return None
+
+    def contributions(self, strategy: str, frame: FeatureRows, rows: np.ndarray,
+                      parts: Parts | None = None) -> list[list[tuple[str, float]]] | None:
         """Per chosen row of `frame`, (feature, contribution) pairs that add up to its score, largest first; None
-        for the MLP, whose score has no exact additive split."""
+        for the MLP, whose score has no exact additive split. `parts`: as for `scores`."""
         if strategy == RERANKED_LGBM:
             chosen = frame.iloc[rows] if isinstance(frame, pd.DataFrame) else {
                 name: np.asarray(values)[rows] for name, values in frame.items()}
             return self.lgbm.explain(chosen)
-        if strategy == HYBRID:
-            parts = {f"{name}_score": weight * normalised_scores(frame, name)[rows]
-                     for name, weight in self.blend.weights.items() if weight}
-        elif strategy == HYBRID_RRF:
-            fused = {name: reciprocal_rank_fusion(frame, [name]) for name in self.source_names}
-            parts = {f"{name}_rank": values[rows] for name, values in fused.items()}
-        else:
+        parts = self.parts(strategy, frame) if parts is None else parts
+        if parts is None:
             return None
-        return [sorted(((name, float(values[i])) for name, values in parts.items()), key=lambda pair: -pair[1])
-                for i in range(len(rows))]
+        return [sorted(((name, float(values[row])) for name, values in parts.items()), key=lambda pair: -pair[1])
+                for row in np.asarray(rows).tolist()]
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

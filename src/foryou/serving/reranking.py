@@ -118,13 +118,14 @@ class StageRanker:
             assert context.vector is not None
             vectors = (np.broadcast_to(context.vector, (len(labels), len(context.vector))),
                        self.state.index.vectors(labels))
-        scores = self.stage.scores(strategy, arrays, vectors)
+        parts = self.stage.parts(strategy, arrays)
+        scores = self.stage.scores(strategy, arrays, vectors, parts)
         order = np.lexsort((arrays[MERGED_RANK], -scores))[:k]
         if strategy == RERANKED_MLP:  # its score has no additive split: the generic reasons explain it
             return Ranked(labels[order], scores[order].astype(np.float32), Explanations(
                 lambda chosen: [{"reasons": reasons} for reasons in self.generic.explain(strategy, chosen, context)]))
         top = {name: values[order] for name, values in arrays.items()}
-        blended = None if strategy == RERANKED_LGBM else self.stage.contributions(strategy, arrays, order)
+        blended = None if strategy == RERANKED_LGBM else self.stage.contributions(strategy, arrays, order, parts)
         row_of = {label: row for row, label in enumerate(top[S.ITEM_IDX].tolist())}
         return Ranked(top[S.ITEM_IDX], scores[order].astype(np.float32), Explanations(
             lambda chosen: self.explain(strategy, top, np.array([row_of[label] for label in chosen], np.int64),
