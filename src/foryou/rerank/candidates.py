@@ -26,8 +26,8 @@ from foryou.models.baselines.als import ALS
 from foryou.models.baselines.history import ItemItemRecommender
 from foryou.models.baselines.popularity import RecentPop
 from foryou.models.ranking import tie_break_order, top_k, unit_rows
+from foryou.models.sparse_rows import csr_rows
 from foryou.models.two_tower import TwoTower
-from foryou.rerank.online import csr_rows
 
 MERGED_RANK = "merged_rank"
 CONTENT_DECAY = 0.8  # the content source's recency weight: the j-th most recent item weighs 0.8**j

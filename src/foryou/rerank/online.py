@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset
+from foryou.models.sparse_rows import csr_rows
 from foryou.rerank.features import (
     ITEM_AGE,
     ITEM_POP_ALL,
@@ -180,13 +181,3 @@ def _group_columns(matrix: sp.csr_matrix, history: np.ndarray, history_ns: np.nd
     share = best_count / n_events if n_events > 0 else np.zeros(len(candidates))
     days = np.where(best_last >= 0, (cut_ns - best_last) / NS_PER_DAY, np.nan)
     return share, days
-
-
-def csr_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The stored entries of `rows` (repeats allowed) of a CSR matrix as (position in `rows`, column) arrays, row
-    by row: scipy's fancy row indexing, without building a matrix (a request reads a few hundred rows)."""
-    starts, ends = matrix.indptr[rows], matrix.indptr[np.asarray(rows) + 1]
-    lengths = ends - starts
-    owner = np.repeat(np.arange(len(lengths)), lengths)
-    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return owner, matrix.indices[np.repeat(starts, lengths) + offsets]

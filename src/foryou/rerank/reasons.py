@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from foryou.data import schema as S
+from foryou.models.sparse_rows import csr_rows
 from foryou.rerank.features import (
     ITEM_AGE,
     ITEM_POP_ALL,
@@ -31,7 +32,6 @@ from foryou.rerank.features import (
     item_pop_name,
     user_share_name,
 )
-from foryou.rerank.online import csr_rows
 
 COOCCURRENCE_ANCHOR = "cooccurrence_anchor"
 CONTENT_ANCHOR = "content_anchor"

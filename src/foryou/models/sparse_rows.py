@@ -1,0 +1,36 @@
+"""Reading a few rows of a CSR matrix without scipy's per-call overhead: a request reads a handful of rows, where
+building scipy matrices (index dtype checks, copies, a product's two passes) costs more than the arithmetic.
+Shared by the item-item models, the ranking stage's sources and features, and its reasons."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def csr_positions(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stored entries of `rows` (repeats allowed), row by row: (position in `rows`, index into the matrix's
+    `indices` / `data`)."""
+    starts, ends = matrix.indptr[rows], matrix.indptr[np.asarray(rows) + 1]
+    lengths = ends - starts
+    owner = np.repeat(np.arange(len(lengths)), lengths)
+    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return owner, np.repeat(starts, lengths) + offsets
+
+
+def csr_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stored entries of `rows` as (position in `rows`, column) arrays, row by row: scipy's fancy row
+    indexing, without building a matrix."""
+    owner, positions = csr_positions(matrix, rows)
+    return owner, matrix.indices[positions]
+
+
+def row_product(row: sp.csr_matrix, matrix: sp.csr_matrix) -> np.ndarray:
+    """(m,) dense `(row @ matrix)` of a (1, n) CSR row and an (n, m) CSR matrix, bit for bit scipy's: each stored
+    entry of the row scales its matrix row, and the products are added per column in the row's order, in the
+    matrices' dtype, as scipy's sparse product adds them."""
+    owner, positions = csr_positions(matrix, row.indices)
+    products = row.data[owner] * matrix.data[positions]
+    total = np.zeros(matrix.shape[1], dtype=np.result_type(row.data, matrix.data))
+    np.add.at(total, matrix.indices[positions], products)
+    return total
