@@ -24,9 +24,6 @@ def _limit_address_space() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(raises=AssertionError, strict=True, reason=(
-    "issue 28, open: the MLP ranker predicts on all candidate rows at once (rerank/mlp.py _inputs: a (3.7M, 229) "
-    "float32 matrix, 3.2 GiB, MemoryError under the limit) after the sparse EASE and every fit before it passed"))
 def test_sixty_thousand_items_through_the_pipeline_under_16_gib(tmp_path: Path) -> None:
     config = write_log(tmp_path / "log", SHOP)["config"]
     output = tmp_path / "run"
