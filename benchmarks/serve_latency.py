@@ -366,8 +366,11 @@ def method_line(settings: dict[str, Any]) -> str:
             f"{settings['warmup_s']} s warm-up, then `wrk -t min(c, 2) -c c -d {settings['duration_s']}s`, "
             f"k={settings['k']}; bodies rotate over the bundle's known users (up to {MAX_BODIES}) or over random "
             f"{HISTORY_LENGTH}-item histories without a user id; every body is sent once before timing. The "
-            "service caches a known user's query vector (LRU, 100k users) after their first request, so the "
-            "known-user rows measure that cached path; the history rows run the user tower every time. Errors = "
+            "service keeps a known user's query vector (LRU, 100k users) and, for a trained user without live "
+            "events, the ranking stage's answer (LRU, 20k answers, until their events, the rules or the catalog "
+            "change) after their first request, so the known-user rows measure that kept path (the first "
+            "requests are timed in process by rerank_latency.py); the history rows run the user tower, every "
+            "source and the ranker every time. Errors = "
             "socket errors + non-2xx answers. GET /v1/noop is a no-op route of the same app and middleware: the "
             "floor.")
 
