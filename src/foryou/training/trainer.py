@@ -42,9 +42,14 @@ def resolve_device(config: TrainConfig) -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed every generator a fit draws from, and make torch use deterministic kernels: on CPU some backward
+    passes otherwise add across threads in a varying order, so two fits of one seed differed in the last bits, and
+    the rankers trained on their scores by up to 0.0015 test NDCG@10 (same epoch time on the demo, measured). On
+    CUDA an op without a deterministic kernel warns instead of failing."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 class Optimizers:
