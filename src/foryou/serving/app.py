@@ -32,16 +32,12 @@ from foryou.errors import ForyouError, UnknownIdError
 from foryou.serving import schemas as api
 from foryou.serving.catalog import Filters
 from foryou.serving.changes import ChangeSignal
+from foryou.serving.checks import stored_event
 from foryou.serving.metrics import ServiceMetrics, worker_exited
 from foryou.serving.openapi import declared_limits
 from foryou.serving.recommender import Query as RecommendQuery
 from foryou.serving.security import KEY_HEADER, AccessDenied, ApiKeys, BodySizeLimit, RateLimiter
-from foryou.serving.service import (
-    NotReadyError,
-    OutsideBundleRootError,
-    Service,
-    stored_event,
-)
+from foryou.serving.service import NotReadyError, OutsideBundleRootError, Service
 from foryou.serving.state import Event, as_utc
 from foryou.serving.store import Store
 

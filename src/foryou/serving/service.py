@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import gc
 import logging
-import math
 import threading
 from dataclasses import dataclass, replace
-from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +22,9 @@ from anyio import to_thread
 from foryou.config import ServingConfig
 from foryou.errors import ForyouError, UnknownIdError
 from foryou.serving.bundle import MANIFEST
-from foryou.serving.catalog import FieldRoles, Filters
+from foryou.serving.catalog import Filters
 from foryou.serving.changes import ChangeSignal
+from foryou.serving.checks import BadRequestError, check_item_fields
 from foryou.serving.recommender import POPULAR, Query, Recommender, Result, UserContext
 from foryou.serving.state import Event, ServingState, as_utc, stored_events_as_history
 from foryou.serving.store import Store, StoredEvent, StoredItem
@@ -38,10 +37,6 @@ STORE_POLL_SECONDS = 1.0  # how soon other workers' item changes and reloads are
 
 class NotReadyError(ForyouError):
     """The bundle is still loading."""
-
-
-class BadRequestError(ForyouError):
-    """A request is well-formed but asks for something this service cannot do; the message names the field."""
 
 
 class OutsideBundleRootError(ForyouError):
@@ -384,28 +379,3 @@ def ranked(recommender: Recommender, labels: np.ndarray, scores: np.ndarray) -> 
     catalog = recommender.state.catalog
     return [{**catalog.describe(label), "rank": rank, "score": float(score)}
             for rank, (label, score) in enumerate(zip(labels.tolist(), scores.tolist()), 1)]
-
-
-def check_item_fields(fields: dict[str, Any], roles: FieldRoles) -> None:
-    """Field names the catalog knows, with values of their role's type (the price a finite number >= 0); else
-    BadRequestError naming the field."""
-    text, categorical, numeric = roles.text, roles.categorical, roles.numeric
-    for name, value in fields.items():
-        if name not in (*text, *categorical, *numeric):
-            known = ", ".join([*text, *categorical, *numeric]) or "none"
-            raise BadRequestError(f"fields.{name}: not a field of this catalog; accepted fields: {known}")
-        if value is None:
-            continue
-        if name in text and not isinstance(value, str):
-            raise BadRequestError(f"fields.{name}: a text field takes a string")
-        if name in categorical and not isinstance(value, (str, list)):
-            raise BadRequestError(f"fields.{name}: a categorical field takes a string or a list of strings")
-        if name in numeric and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                or not math.isfinite(value)):
-            raise BadRequestError(f"fields.{name}: a numeric field takes a finite number")
-        if name == roles.price and value < 0:
-            raise BadRequestError(f"fields.{name}: a price cannot be negative, got {value}")
-
-
-def stored_event(user_id: str, item_id: str, event_type: str, timestamp: Any, event_id: str | None) -> StoredEvent:
-    return StoredEvent(user_id, item_id, event_type, as_utc(timestamp).astimezone(timezone.utc), event_id)
