@@ -6,7 +6,8 @@ recommender: the trained history, the live events, the seen labels, the two-towe
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -33,6 +34,12 @@ class Timeline:
         """The `last_n` most recent distinct labels, latest first (an item counts at its latest event)."""
         latest_first = self.labels[::-1]
         return latest_first[np.sort(np.unique(latest_first, return_index=True)[1])][:last_n]
+
+    def recent_where(self, keep: Callable[[int], bool], count: int) -> list[int]:
+        """The `count` most recent distinct labels that pass `keep` (e.g. still in an index), latest first; the
+        history is read no further than needed."""
+        return list(itertools.islice((label for label in self.recent(len(self.labels)).tolist() if keep(label)),
+                                     count))
 
     def latest_types(self) -> dict[int, str]:
         """label -> the type of the user's latest event on it."""

@@ -7,7 +7,6 @@ the category the user chooses most, and "Popular in ..." for popularity answers.
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from typing import Any
 
@@ -69,8 +68,7 @@ class Explainer:
             return [], []
         timeline = context.timeline
         types = timeline.latest_types()
-        latest = (label for label in timeline.recent(len(timeline.labels)).tolist() if index.contains(label))
-        anchors = list(itertools.islice(latest, RECENT_ITEMS))
+        anchors = timeline.recent_where(index.contains, RECENT_ITEMS)
         return anchors, [verb(types[label]) for label in anchors]
 
     def _favourite_category(self, context: UserContext) -> str | None:

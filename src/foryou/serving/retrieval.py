@@ -14,7 +14,6 @@ request only filters them by its rules; when the rules leave fewer than k of the
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,8 +134,7 @@ class Retrieval:
         index = self.state.content_index
         if index is None:
             return None
-        recent = list(itertools.islice((label for label in context.timeline.recent(len(context.timeline.labels)).tolist()
-                                        if index.contains(label)), last_n))
+        recent = context.timeline.recent_where(index.contains, last_n)
         if not recent:
             return None
         weights = recency_weights(len(recent), decay)[None, :]

@@ -61,10 +61,9 @@ class ItemItemRecommender(Recommender):
 def dense_product(matrices: tuple[np.ndarray | sp.spmatrix, ...]) -> np.ndarray:
     """The float32 array of the left-to-right product of dense and sparse matrices (sparse while both are).
     One history through one sparse matrix (a request to ItemKNN) takes `row_product`, the same numbers."""
-    first = matrices[0]
-    if len(matrices) == 2 and sp.isspmatrix_csr(first) and first.shape[0] == 1 and sp.isspmatrix_csr(matrices[1]):
-        return np.asarray(row_product(first, matrices[1])[None, :], dtype=np.float32)
     product = matrices[0]
+    if len(matrices) == 2 and sp.isspmatrix_csr(product) and product.shape[0] == 1 and sp.isspmatrix_csr(matrices[1]):
+        return np.asarray(row_product(product, matrices[1])[None, :], dtype=np.float32)
     for matrix in matrices[1:]:
         product = product @ matrix
     if isinstance(product, (sp.spmatrix, sp.sparray)):
