@@ -187,7 +187,10 @@ class BaselinesConfig(StrictModel):
     ease_engine: Literal["auto", "dense", "sparse"] = Field(
         "auto", description="auto: dense closed form up to ease_dense_max_items items, sparse (SANSA) above")
     ease_dense_max_items: int | None = Field(None, ge=0, description="auto: largest catalog fitted densely; None: "
-                                             "what a dense fit (12 bytes per item pair) fits in half the free memory")
+                                             "what a dense fit (12 bytes per item pair) fits in half the free memory "
+                                             "and in ease_dense_max_seconds")
+    ease_dense_max_seconds: float = Field(60.0, gt=0, description="auto, ease_dense_max_items None: the dense fit's "
+                                          "estimated seconds (its n^3 inverse on the run's threads) may not exceed this")
     ease_weights_per_item: int = Field(50, ge=1, description="sparse EASE: weights kept per item in each factor")
     als_factors: int = 128
     als_regularization: float = 0.01

@@ -44,6 +44,7 @@ def build_baselines(config: BaselinesConfig, seed: int = 0,
         "recent_pop": lambda: RecentPop(half_life_days=config.recent_pop_half_life_days),
         "item_knn": lambda: ItemKNN(neighbours=config.item_knn_neighbours),
         "ease": lambda: EASE(l2=config.ease_l2, engine=config.ease_engine, dense_max_items=config.ease_dense_max_items,
+                             dense_max_seconds=config.ease_dense_max_seconds,
                              weights_per_item=config.ease_weights_per_item),
         "als": lambda: (SparkALS(**als_settings, spark=spark) if config.als_engine == "spark"
                         else ALS(**als_settings)),

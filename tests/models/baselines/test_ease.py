@@ -12,7 +12,16 @@ from foryou.config import BaselinesConfig
 from foryou.errors import ConfigError
 from foryou.models.base import Recommender
 from foryou.models.baselines import EASE
-from foryou.models.baselines.ease import choose_engine, dense_max_items, ease_weights, sansa_factors
+from foryou.models.baselines import ease as ease_module
+from foryou.models.baselines.ease import (
+    DENSE_MAX_SECONDS,
+    choose_engine,
+    dense_max_items,
+    dense_max_items_in,
+    dense_seconds,
+    ease_weights,
+    sansa_factors,
+)
 from foryou.models.registry import build_baselines
 
 needs_sansa = pytest.mark.skipif(importlib.util.find_spec("sansa") is None,
@@ -65,6 +74,26 @@ def test_choose_engine_dense_up_to_the_limit_sparse_above() -> None:
     engine, limit, why = choose_engine(101, 100)
     assert (engine, limit) == ("sparse", 100)
     assert "101 items > 100 (baselines.ease_dense_max_items)" in why
+
+
+def test_dense_limit_from_time_is_the_catalog_whose_inverse_fits_the_budget(monkeypatch) -> None:
+    # 2 n^3 flops at 50 GFLOP/s a thread: 10,000 items take 40 s on one thread, 20 s on two
+    assert dense_seconds(10_000, 1) == pytest.approx(40.0)
+    assert dense_seconds(10_000, 2) == pytest.approx(20.0)
+    assert dense_max_items_in(40.0, 1) in (9_999, 10_000)  # the cube root, rounded down
+    monkeypatch.setattr(ease_module, "available_memory_bytes", lambda: 1 << 40)  # memory is no limit here
+    monkeypatch.setattr(ease_module, "blas_threads", lambda: 1)
+    engine, limit, why = choose_engine(12_000, None, max_seconds=40.0)  # 69 s > 40 s: sparse
+    assert engine == "sparse" and limit in (9_999, 10_000)
+    assert "an estimated 40 s on 1 thread(s), baselines.ease_dense_max_seconds" in why and "~69 s" in why
+    assert choose_engine(9_000, None, max_seconds=40.0)[0] == "dense"
+    assert choose_engine(12_000, None, max_seconds=None)[0] == "dense"  # no time limit: memory alone
+    monkeypatch.setattr(ease_module, "blas_threads", lambda: 2)  # twice the cores: 2^(1/3) x the catalog
+    assert choose_engine(12_000, None, max_seconds=40.0)[0] == "dense"
+
+
+def test_default_time_budget_of_the_config_is_the_models() -> None:
+    assert BaselinesConfig().ease_dense_max_seconds == DENSE_MAX_SECONDS == EASE().dense_max_seconds
 
 
 def test_dense_limit_from_memory_is_twelve_bytes_per_pair_in_half() -> None:

@@ -1,9 +1,11 @@
 """EASE (Steck 2019): a closed-form item-item linear autoencoder with a zero diagonal.
 
 G = X^T X + lambda I, P = G^-1, B = -P / diag(P) (column-wise), diag(B) = 0; scores = X_u B.
-The dense closed form needs O(n_items^2) memory (12 bytes per item pair while fitting: 43 GB at 60k items), so
-above a catalog size that fits in memory EASE is fitted by SANSA (Spisak et al. 2023): a sparse LDL^T of G and
-a sparse approximate inverse, B ~ W^T W_r with two sparse factors of about `weights_per_item` entries per item.
+The dense closed form needs O(n_items^2) memory (12 bytes per item pair while fitting: 43 GB at 60k items) and
+O(n_items^3) time (the inverse ran past 4 minutes at 20k items on one shared core), so above the catalog size
+that fits in the memory available and in a time budget EASE is fitted by SANSA (Spisak et al. 2023): a sparse
+LDL^T of G and a sparse approximate inverse, B ~ W^T W_r with two sparse factors of about `weights_per_item`
+entries per item.
 Supports `score_histories`.
 """
 
@@ -29,6 +31,10 @@ logger = logging.getLogger(__name__)
 EaseEngine = Literal["auto", "dense", "sparse"]
 DENSE_BYTES_PER_PAIR = 12  # float64 Gram inverted in place + the float32 weights it becomes
 DENSE_MEMORY_SHARE = 0.5  # of the available memory: the rest of the pipeline keeps other models alongside
+# The dense inverse costs about 2 n^3 flops; LAPACK's inverse ran at 72-89 GFLOP/s on one core of a 2-core x86
+# machine (n = 3,000-5,000): the estimate takes a lower rate, as larger matrices leave the cache and cores are shared
+DENSE_FLOPS_PER_THREAD = 50e9
+DENSE_MAX_SECONDS = 60.0  # auto: the estimated dense fit above which SANSA fits instead (baselines.ease_dense_max_seconds)
 
 
 def ease_weights(user_items: sp.spmatrix, l2: float) -> np.ndarray:
@@ -71,14 +77,39 @@ def dense_max_items(available_bytes: int) -> int:
     return math.isqrt(int(available_bytes * DENSE_MEMORY_SHARE) // DENSE_BYTES_PER_PAIR)
 
 
-def choose_engine(n_items: int, max_items: int | None) -> tuple[Literal["dense", "sparse"], int, str]:
-    """(engine, limit, why): dense up to `max_items` items (None: what fits in the memory available now)."""
+def dense_seconds(n_items: int, threads: int) -> float:
+    """The estimated seconds of a dense fit's inverse on `threads` cores (2 n^3 flops at DENSE_FLOPS_PER_THREAD)."""
+    return 2.0 * float(n_items) ** 3 / (DENSE_FLOPS_PER_THREAD * max(threads, 1))
+
+
+def dense_max_items_in(seconds: float, threads: int) -> int:
+    """The largest catalog whose dense fit is estimated to take at most `seconds` on `threads` cores."""
+    return int((seconds * DENSE_FLOPS_PER_THREAD * max(threads, 1) / 2.0) ** (1 / 3))
+
+
+def blas_threads() -> int:
+    """The threads of the BLAS pools loaded now (what the dense inverse will use): the run's thread cap."""
+    from threadpoolctl import threadpool_info
+
+    return max((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"), default=1)
+
+
+def choose_engine(n_items: int, max_items: int | None,
+                  max_seconds: float | None = None) -> tuple[Literal["dense", "sparse"], int, str]:
+    """(engine, limit, why): dense up to `max_items` items; None: the smaller of what fits in half the memory
+    available now and what is estimated to fit in `max_seconds` on this run's BLAS threads (None: no time limit)."""
     if max_items is not None:
         limit, source = max_items, "baselines.ease_dense_max_items"
     else:
         available = available_memory_bytes()
         limit, source = dense_max_items(available), f"half of the {available / 2**30:.1f} GiB available"
-    needed = f"{DENSE_BYTES_PER_PAIR * n_items**2 / 2**30:.1f} GiB"
+        if max_seconds is not None:
+            threads = blas_threads()
+            by_time = dense_max_items_in(max_seconds, threads)
+            if by_time < limit:
+                limit, source = by_time, (f"an estimated {max_seconds:g} s on {threads} thread(s), "
+                                          "baselines.ease_dense_max_seconds")
+    needed = f"{DENSE_BYTES_PER_PAIR * n_items**2 / 2**30:.1f} GiB and ~{dense_seconds(n_items, blas_threads()):.0f} s"
     if n_items <= limit:
         return "dense", limit, f"{n_items} items <= {limit} ({source}); dense fit needs {needed}"
     return "sparse", limit, f"{n_items} items > {limit} ({source}); a dense fit would need {needed}"
@@ -88,14 +119,15 @@ class EASE(ItemItemRecommender):
     """Scores = binary history @ B; `l2` is the lambda of the closed form (larger: smoother, more popular).
 
     `engine`: auto picks dense while the catalog has at most `dense_max_items` items (None: while the dense fit
-    takes at most half the available memory), sparse (SANSA) above. `params()` of a fitted model names the
+    takes at most half the available memory and, with `dense_max_seconds`, is estimated to take at most that
+    long), sparse (SANSA) above. `params()` of a fitted model names the
     engine it used and the limit it compared against.
     """
 
     name = "ease"
 
     def __init__(self, l2: float = 50.0, engine: EaseEngine = "auto", dense_max_items: int | None = None,
-                 weights_per_item: int = 50) -> None:
+                 weights_per_item: int = 50, dense_max_seconds: float | None = DENSE_MAX_SECONDS) -> None:
         if l2 <= 0:
             raise ValueError(
                 f"l2 (lambda) must be positive so that X^T X + lambda I is invertible, got {l2!r}"
@@ -106,17 +138,18 @@ class EASE(ItemItemRecommender):
         self.l2 = float(l2)
         self.engine: EaseEngine = engine
         self.dense_max_items = dense_max_items
+        self.dense_max_seconds = dense_max_seconds
         self.weights_per_item = int(weights_per_item)
         self.used_engine: Literal["dense", "sparse"] | None = None
         self.weights: tuple[np.ndarray | sp.spmatrix, ...] | None = None  # dense: (B,); sparse: two factors
 
     def params(self) -> dict[str, Any]:
         return {"l2": self.l2, "engine": self.used_engine or self.engine, "dense_max_items": self.dense_max_items,
-                "weights_per_item": self.weights_per_item}
+                "dense_max_seconds": self.dense_max_seconds, "weights_per_item": self.weights_per_item}
 
     def _fit(self, dataset: Dataset) -> None:
         start = time.perf_counter()
-        engine, limit, why = choose_engine(dataset.n_items, self.dense_max_items)
+        engine, limit, why = choose_engine(dataset.n_items, self.dense_max_items, self.dense_max_seconds)
         if self.engine != "auto":
             engine, why = self.engine, f"baselines.ease_engine is {self.engine}"
         matrix = dataset.user_item_matrix(binary=True)
