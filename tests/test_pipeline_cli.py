@@ -15,6 +15,7 @@ from foryou.serving.bundle import load_bundle
 
 runner = CliRunner()
 N_USERS, N_ITEMS, EVENTS_PER_USER = 40, 24, 8
+SAMPLED_USERS = 30  # evaluation.max_users below the 40 users: valid and test are scored on a stated sample
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,8 @@ data:
     categorical: [group]
 model: {{use_text: false, max_history: 10, embedding_dim: 16}}
 train: {{epochs: 2, batch_size: 16}}
+evaluation: {{max_users: {SAMPLED_USERS}}}
+ranking: {{max_train_users: 25}}
 tracking: {{mlflow: false}}
 """)
     result = runner.invoke(app, ["pipeline", str(config), "-q"])
@@ -61,6 +64,14 @@ def test_pipeline_writes_report_and_bundle(finished_run: Path) -> None:
     assert (finished_run / "report.html").exists()
     meta = json.loads((finished_run / "bundle" / "bundle.json").read_text())
     assert meta["model"] == "two_tower" and 0.0 <= meta["test_metrics"]["two_tower"]["NDCG@10"] <= 1.0
+
+
+def test_report_states_the_sample_its_metrics_are_computed_on(finished_run: Path) -> None:
+    report = (finished_run / "report.md").read_text()
+    assert (f"a uniform sample (seeded) of {SAMPLED_USERS} of the {N_USERS} users with a valid or test event "
+            "(evaluation.max_users)") in report
+    meta = json.loads((finished_run / "bundle" / "bundle.json").read_text())
+    assert {result["users"] for result in meta["test_metrics"].values()} == {SAMPLED_USERS}  # every model, same
 
 
 def test_report_shows_the_strategy_the_bundle_serves(finished_run: Path) -> None:

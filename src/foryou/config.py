@@ -206,6 +206,9 @@ class EvaluationConfig(StrictModel):
         default_factory=lambda: [5, 20, 100], description="upper bounds of user-activity buckets (train events)"
     )
     batch_size: int = 1024
+    max_users: int | None = Field(20_000, ge=1, description="valid and test are scored on a seeded uniform sample "
+                                  "of this many users when more have events there (the report says so; below "
+                                  "10,000 the intervals widen past a hundredth); None: every user")
 
 
 class TrackingConfig(StrictModel):
@@ -250,6 +253,9 @@ class RankingConfig(StrictModel):
     lgbm_rounds: int = Field(500, ge=1, description="most LightGBM boosting rounds (early-stopped on validation)")
     mlp: bool = Field(True, description="also train the MLP ranker (strategy reranked_mlp)")
     mlp_epochs: int = Field(30, ge=1, description="most MLP ranker epochs (early-stopped on validation)")
+    max_train_users: int | None = Field(20_000, ge=1, description="the rankers learn from the held-out events of at "
+                                        "most this many users (a seeded uniform sample: their frame is users x "
+                                        "candidates rows); None: every user")
 
 
 TuneMetric = Literal["NDCG@10", "HR@10", "MRR@10"]

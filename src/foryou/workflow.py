@@ -22,7 +22,7 @@ from foryou.data.dataset import Dataset
 from foryou.data.prepare import PrepareResult, prepare_dataset, write_prepared
 from foryou.evaluation.comparisons import paired_test, per_user
 from foryou.evaluation.diversity_space import DiversitySpace, diversity_space
-from foryou.evaluation.protocol import EvaluationResult, evaluate, item_user_counts
+from foryou.evaluation.protocol import EvaluationResult, evaluate, evaluated_users_note, item_user_counts
 from foryou.evaluation.report import ModelReport, write_report
 from foryou.models.base import Recommender
 from foryou.models.registry import build_baselines
@@ -162,7 +162,8 @@ def evaluate_and_report(
     history = [{"epoch": r.epoch, "loss": r.loss, "valid_NDCG@10": r.valid_ndcg} for r in trained.tuning_history]
     markdown_path, _ = write_report(
         config.output_dir, reports, title=f"foryou report: {config.name}",
-        dataset_summary={"users": dataset.n_users, "items": dataset.n_items, **dataset.manifest.counts},
+        dataset_summary={"users": dataset.n_users, "items": dataset.n_items, **dataset.manifest.counts,
+                         "scored on": evaluated_users_note(dataset)},
         training_history={TwoTower.name: history},
         embeddings={TwoTower.name: trained.model.item_embeddings()},
         item_popularity=item_user_counts(dataset.events("train", "valid"), dataset.n_items),
@@ -267,8 +268,15 @@ class PipelineResult:
 
 def shaped_run(config: RunConfig, progress: bool = True) -> tuple[Dataset, RunConfig]:
     """The (prepared or reused) dataset and `config` with its data-shaped defaults: derived once per command."""
-    dataset = load_or_prepare(config, progress=progress)
+    dataset = scored_on_sample(load_or_prepare(config, progress=progress), config)
     return dataset, with_shaped_defaults(config, DataShape.of(dataset))
+
+
+def scored_on_sample(dataset: Dataset, config: RunConfig) -> Dataset:
+    """`dataset` whose valid and test are scored on the users `evaluation.max_users` allows (logged)."""
+    sampled = dataset.with_evaluation_sample(config.evaluation.max_users)
+    logger.info("valid and test are scored on %s", evaluated_users_note(sampled))
+    return sampled
 
 
 def run_training(config: RunConfig, progress: bool = True) -> tuple[TrainedTwoTower, Path]:
@@ -326,7 +334,7 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
     with timed_stage("prepare"):
         prepared = prepare_dataset(config, progress=progress)
         write_prepared(prepared, config.prepared_dir)
-    dataset = prepared.dataset
+    dataset = scored_on_sample(prepared.dataset, config)
     shape = DataShape.of(dataset)
     shaped = with_shaped_defaults(config, shape)
     announce("\n".join(describe_plan(config, shaped, shape)), progress)

@@ -21,7 +21,13 @@ import pytest
 
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset, Manifest
-from foryou.evaluation.protocol import COLD_ITEMS, KNOWN_TARGETS, evaluate, evaluate_many
+from foryou.evaluation.protocol import (
+    COLD_ITEMS,
+    KNOWN_TARGETS,
+    evaluate,
+    evaluate_many,
+    evaluated_users_note,
+)
 from foryou.models.base import Recommender
 
 SCORES = np.array(
@@ -169,3 +175,29 @@ def test_split_without_events_gives_no_users_and_nan_metrics(dataset) -> None:
     assert result.summary["users"] == 0 and math.isnan(result.summary["NDCG@3"])
     assert result.per_user.empty and result.ranked.shape == (0, 3)
     assert result.segments["users"].sum() == 0
+
+
+def test_an_evaluation_sample_scores_only_its_users_and_the_same_in_every_split(dataset, model) -> None:
+    # users with a valid or test event: u0 (valid, test), u1 (test), u2 (test); u3 has none and is never drawn
+    sampled = dataset.with_evaluation_sample(2, seed=0)
+    chosen = sampled.evaluated_users
+    assert chosen is not None and len(chosen) == 2 and set(chosen) <= {0, 1, 2}
+    assert list(chosen) == sorted(chosen)
+    assert list(sampled.with_evaluation_sample(2, seed=0).evaluated_users) == list(chosen)  # seeded
+    assert list(sampled.restricted_to("train", "valid", "test").evaluated_users) == list(chosen)
+    result = evaluate(model, sampled, "test", ks=(1, 3), activity_buckets=(2,))
+    assert result.per_user[S.USER_IDX].tolist() == list(chosen) and result.summary["users"] == 2
+    # each sampled user's row is the one the full evaluation gives them (a sample changes who, not how)
+    full = evaluate(model, dataset, "test", ks=(1, 3), activity_buckets=(2,)).per_user.set_index(S.USER_IDX)
+    pd.testing.assert_frame_equal(result.per_user.set_index(S.USER_IDX), full.loc[list(chosen)])
+    assert set(sampled.evaluation_events("valid")[S.USER_IDX]) <= set(chosen)
+    assert len(sampled.events("test")) == len(dataset.events("test"))  # training data keeps every event
+    assert evaluated_users_note(sampled) == ("a uniform sample (seeded) of 2 of the 3 users with a valid or test "
+                                             "event (evaluation.max_users)")
+
+
+def test_no_sample_when_the_users_fit(dataset) -> None:
+    for max_users in (None, 3, 100):
+        kept = dataset.with_evaluation_sample(max_users)
+        assert kept.evaluated_users is None and kept.evaluation_events("test").equals(dataset.events("test"))
+    assert evaluated_users_note(dataset) == "all 3 users with a valid or test event"

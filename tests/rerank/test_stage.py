@@ -63,3 +63,16 @@ def test_scoring_a_frame_in_chunks_gives_the_scores_of_one_pass(
     one_pass = ranking.scores(strategy, frame, vectors.rows(frame))
     monkeypatch.setattr(stage, "SCORE_ROWS", 16)  # 120 rows: 8 chunks, the last one short
     np.testing.assert_array_equal(frame_scores(ranking, strategy, frame, vectors), one_pass)
+
+
+def test_the_rankers_learn_from_a_seeded_sample_of_users_when_there_are_more() -> None:
+    labels = pd.DataFrame({S.USER_IDX: np.arange(0, 200, 2), S.ITEM_IDX: np.arange(100) % 7,
+                           S.TIMESTAMP: pd.date_range("2024-01-01", periods=100, freq="h")})
+    kept = stage.sampled_labels(labels, 30, seed=3)
+    assert len(kept) == 30 and kept[S.USER_IDX].is_unique and kept[S.USER_IDX].is_monotonic_increasing
+    merged = kept.merge(labels, on=[S.USER_IDX, S.ITEM_IDX, S.TIMESTAMP], how="left", indicator=True)
+    assert (merged["_merge"] == "both").all()  # whole label rows of the input, unchanged
+    pd.testing.assert_frame_equal(kept, stage.sampled_labels(labels, 30, seed=3))  # the seed fixes the users
+    assert not kept.equals(stage.sampled_labels(labels, 30, seed=4))
+    for max_users in (None, 100, 500):
+        assert stage.sampled_labels(labels, max_users, seed=3) is labels

@@ -22,4 +22,4 @@ def hold_out_items(dataset: Dataset, fraction: float, seed: int = 0) -> tuple[Da
     events = dataset.interactions
     hidden = events[S.ITEM_IDX].isin(cold) & events[S.SPLIT].isin(("train", "valid"))
     kept = events[~hidden].reset_index(drop=True)
-    return Dataset(kept, dataset.items, dataset.users, dataset.manifest), cold
+    return Dataset(kept, dataset.items, dataset.users, dataset.manifest, dataset.evaluated_users), cold

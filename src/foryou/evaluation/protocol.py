@@ -77,6 +77,15 @@ def evaluate(
     return EvaluationResult(summary, per_user, segments, ranked)
 
 
+def evaluated_users_note(dataset: Dataset) -> str:
+    """Which users valid and test scores are computed on, in words for the report and the log."""
+    scored = dataset.events(*S.SPLITS[1:])[S.USER_IDX].nunique()
+    if dataset.evaluated_users is None:
+        return f"all {scored:,} users with a valid or test event"
+    return (f"a uniform sample (seeded) of {len(dataset.evaluated_users):,} of the {scored:,} users with a valid "
+            "or test event (evaluation.max_users)")
+
+
 def validation_ndcg(dataset: Dataset) -> Callable[[Recommender], float]:
     """The early-stopping score of a model fitted on `dataset`'s train split: NDCG@10 on its "valid" split."""
     return validation_metric(dataset, "NDCG@10")
@@ -126,8 +135,8 @@ def _prior_splits(split: str) -> tuple[str, ...]:
 
 
 def _targets(dataset: Dataset, split: str) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Users with at least one event in `split` (ascending) and each one's distinct target items."""
-    events = dataset.events(split)[[S.USER_IDX, S.ITEM_IDX]].drop_duplicates().sort_values([S.USER_IDX, S.ITEM_IDX])
+    """Evaluated users with at least one event in `split` (ascending) and each one's distinct target items."""
+    events = dataset.evaluation_events(split)[[S.USER_IDX, S.ITEM_IDX]].drop_duplicates().sort_values([S.USER_IDX, S.ITEM_IDX])
     users = events[S.USER_IDX].to_numpy(np.int64)
     items = events[S.ITEM_IDX].to_numpy(np.int64)
     user_idx, starts = np.unique(users, return_index=True)

@@ -138,9 +138,9 @@ def holdout_last_train_event(dataset: Dataset) -> tuple[Dataset, pd.DataFrame]:
 
 
 def split_labels(dataset: Dataset, split: str) -> pd.DataFrame:
-    """(n_users_with_an_event, 3) user_idx, item_idx, timestamp: each user's first event of `split` (one per user
-    under leave-last-out)."""
-    events = dataset.events(split)
+    """(n_users_with_an_event, 3) user_idx, item_idx, timestamp: each evaluated user's first event of `split` (one
+    per user under leave-last-out)."""
+    events = dataset.evaluation_events(split)
     first = events.sort_values([S.USER_IDX, S.TIMESTAMP], kind="stable").drop_duplicates(S.USER_IDX)
     return first[[S.USER_IDX, S.ITEM_IDX, S.TIMESTAMP]].reset_index(drop=True)
 

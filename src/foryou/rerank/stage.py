@@ -196,6 +196,7 @@ def fit_ranking_stage(dataset: Dataset, settings: RankingConfig, train_sources: 
     `data` (called once, on train minus each user's last train event).
     """
     held_out, train_labels = holdout_last_train_event(dataset)
+    train_labels = sampled_labels(train_labels, settings.max_train_users, seed)
     fit_data = held_out.restricted_to("train")
     window = fit_window(fit_data)
     train_frame = ranking_frame(window.sources(), fit_data, train_labels[S.USER_IDX].to_numpy(), train_labels,
@@ -229,6 +230,18 @@ def fit_ranking_stage(dataset: Dataset, settings: RankingConfig, train_sources: 
                              evaluate_stage(stage, train_sources, dataset, "valid", valid_frame, ks=(10,)).items()}
     logger.info("ranking stage: validation NDCG@10 %s", stage.validation_ndcg)
     return stage
+
+
+def sampled_labels(labels: pd.DataFrame, max_users: int | None, seed: int) -> pd.DataFrame:
+    """The labels of at most `max_users` users (one label per user), drawn uniformly with `seed`; in user order.
+    The rankers need tens of thousands of examples, not every user of a large log: their frame costs
+    users x candidates rows of features."""
+    if max_users is None or len(labels) <= max_users:
+        return labels
+    kept = np.sort(np.random.default_rng(seed).choice(len(labels), size=max_users, replace=False))
+    logger.info("ranking stage: the rankers learn from %d of %d users' held-out events (ranking.max_train_users)",
+                max_users, len(labels))
+    return labels.iloc[kept].reset_index(drop=True)
 
 
 def evaluate_stage(stage: RankingStage, sources: SourceModels, dataset: Dataset, split: str,
