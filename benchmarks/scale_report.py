@@ -115,7 +115,7 @@ def train_notes(first: dict[str, Any]) -> list[str]:
             ("A sampled-softmax step encodes the batch's items, not the catalog, and updates the id rows it read. "
              "Full softmax is not run: it adds a (targets x catalog) logit matrix per step (about 1 GB per 250 "
              "targets at 1M items) and is not what one trains at this size: the data-shaped defaults pick sampled "
-             "softmax above 100,000 items."), ""]
+             "softmax once train events x items passes 2e9 logits an epoch."), ""]
 
 
 def catalog(row: dict[str, Any]) -> str:

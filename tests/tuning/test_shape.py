@@ -34,13 +34,18 @@ def test_large_log_trains_on_last_windows_in_larger_batches() -> None:
                                  "weight_average": 0.0, "epochs": 80, "patience": 8}
 
 
-def test_a_catalog_above_100k_items_trains_with_sampled_softmax() -> None:
-    at_limit = DataShape(users=50_000, items=100_000, train_events=1_000_000, history_p50=10, history_p75=20,
-                         text_coverage=0.0)
-    above = DataShape(**{**at_limit.__dict__, "items": 100_001})
+def test_sampled_softmax_once_an_epoch_would_score_more_than_2e9_logits() -> None:
+    at_limit = DataShape(users=50_000, items=20_000, train_events=100_000, history_p50=10, history_p75=20,
+                         text_coverage=0.0)  # 100,000 x 20,000 = 2e9 logits an epoch
+    above = DataShape(**{**at_limit.__dict__, "train_events": 100_001})
     assert shaped_settings(at_limit)["loss"] == {"kind": "full_softmax", "temperature": 0.1}
     assert shaped_settings(above)["loss"] == {"kind": "sampled_softmax", "temperature": 0.1}
-    assert shaped_settings(RETAIL)["loss"]["kind"] == "full_softmax"
+    assert shaped_settings(RETAIL)["loss"]["kind"] == "full_softmax"  # 379,102 x 3,497 = 1.3e9
+    assert shaped_settings(MOVIELENS)["loss"]["kind"] == "full_softmax"
+    # the 82k-item catalog that picked a full softmax at 3.6 min an epoch, and a 1M-event 100k-item shop
+    for items, events in ((82_000, 1_000_000), (100_000, 800_000)):
+        shape = DataShape(**{**at_limit.__dict__, "items": items, "train_events": events})
+        assert shaped_settings(shape)["loss"]["kind"] == "sampled_softmax"
 
 
 def test_tiny_catalog_with_short_histories_and_little_text() -> None:

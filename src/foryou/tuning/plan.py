@@ -11,12 +11,13 @@ from typing import Any
 from foryou.config import RunConfig
 from foryou.tuning.shape import (
     BATCH_RANGE,
-    FULL_SOFTMAX_ITEMS,
+    FULL_SOFTMAX_LOGITS,
     SMALL_LOG_EVENTS,
     STEPS_PER_EPOCH,
     TEXT_COVERAGE,
     DataShape,
     derived_settings,
+    full_softmax_logits,
 )
 
 
@@ -27,8 +28,10 @@ def _reasons(shape: DataShape) -> dict[str, str]:
     return {
         "model.max_history": f"the smallest window covering 3 users in 4 (p75 history: {shape.history_p75:.0f})",
         "model.use_text": f"{shape.text_coverage:.0%} of items have text (threshold {TEXT_COVERAGE:.0%})",
-        "loss.kind": f"{shape.items:,} items {'<=' if shape.items <= FULL_SOFTMAX_ITEMS else '>'} "
-                     f"{FULL_SOFTMAX_ITEMS:,} (above it a full-softmax step costs a catalog pass)",
+        "loss.kind": (f"{shape.train_events:,} train events x {shape.items:,} items = "
+                      f"{full_softmax_logits(shape):.2g} logits an epoch "
+                      f"{'<=' if full_softmax_logits(shape) <= FULL_SOFTMAX_LOGITS else '>'} {FULL_SOFTMAX_LOGITS:.0e} "
+                      "(above it a full-softmax epoch takes minutes: negatives are sampled)"),
         "loss.temperature": "the rule's value for both softmax losses",
         "train.whole_history": log_size,
         "train.batch_size": f"about {STEPS_PER_EPOCH} steps per epoch, within {BATCH_RANGE}",
