@@ -108,7 +108,8 @@ def test_sparse_ease_matches_dense_when_it_keeps_every_weight() -> None:
     # scores equal the closed form's
     rng = np.random.default_rng(0)
     x = sp.csr_matrix((rng.random((40, 12)) < 0.3).astype(np.float32))
-    first, second = sansa_factors(x, 25.0, weights_per_item=12)
+    (first, second), factorizer = sansa_factors(x, 25.0, weights_per_item=12)
+    assert factorizer == "cholmod"
     product = (first @ second).toarray()
     off_diagonal = ~np.eye(12, dtype=bool)
     np.testing.assert_allclose(product[off_diagonal], ease_weights(x, 25.0)[off_diagonal], atol=1e-4)
@@ -133,6 +134,28 @@ def test_sparse_ease_recommends_like_dense_unseen_and_sorted(tiny_dataset, tmp_p
     loaded = Recommender.load(tmp_path / "ease")
     assert loaded.params()["engine"] == "sparse"
     np.testing.assert_allclose(loaded.score_users(np.arange(30)), model.score_users(np.arange(30)), atol=1e-6)
+
+
+@needs_sansa
+def test_sparse_ease_falls_back_to_incomplete_cholesky_when_the_exact_factor_does_not_fit(tiny_dataset,
+                                                                                          monkeypatch) -> None:
+    import sansa
+    from sksparse.cholmod import CholmodOutOfMemoryError
+
+    class ExactFactorTooBig(sansa.SANSA):
+        def fit(self, matrix):
+            if self.factorization_method == sansa.CHOLMODGramianFactorizerConfig().factorization_method:
+                raise CholmodOutOfMemoryError("out of memory (code -2)")
+            return super().fit(matrix)
+
+    monkeypatch.setattr(sansa, "SANSA", ExactFactorTooBig)
+    model = EASE(l2=1.0, engine="sparse").fit(tiny_dataset)
+    assert model.params()["sparse_factorizer"] == "icf"
+    users = np.arange(30)
+    scores = model.score_users(users)
+    assert np.isfinite(scores).all() and scores.shape == (30, 20)
+    with pytest.raises(CholmodOutOfMemoryError):  # asked for the exact factor only: no silent substitute
+        EASE(l2=1.0, engine="sparse", sparse_factorizer="cholmod").fit(tiny_dataset)
 
 
 def test_forced_dense_engine_ignores_the_limit(tiny_dataset) -> None:
