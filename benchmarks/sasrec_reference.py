@@ -80,6 +80,7 @@ class SASRecReference(Recommender):
         self.validate: Callable[[SASRecReference], float] | None = None
         self.patience = 10
         self.history: list[float] = []  # validation score per epoch (with `validate`)
+        self.epoch_seconds: list[float] = []  # training time per epoch, validation excluded
         self.net: _Net | None = None
         self.inputs = torch.zeros(0, max_len, dtype=torch.long)  # per user_idx: its last max_len items, padded
         self.lengths = torch.zeros(0, dtype=torch.long)  # per user_idx: how many of them are real
@@ -99,7 +100,9 @@ class SASRecReference(Recommender):
         generator = torch.Generator().manual_seed(self.seed)
         best, best_state, waited = -np.inf, None, 0
         for _ in range(self.epochs):
+            start = time.perf_counter()
             self._epoch(train, optimizer, generator)
+            self.epoch_seconds.append(time.perf_counter() - start)
             if self.validate is None:
                 continue
             self.history.append(self.validate(self))

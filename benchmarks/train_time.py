@@ -3,7 +3,10 @@
 Epoch times: the benchmark settings of benchmarks/configs (transformer tower, full softmax; ml-latest-small:
 max_history 200, batch 16, whole histories; online retail: max_history 50, batch 64), id only and with content,
 each trained `--epochs` epochs without validation; s/epoch is the median epoch (validation excluded, as in
-../shared/BASELINES.md), compared with SASRec-own-CE's s/epoch there (floor: ratio <= 1.0).
+../shared/BASELINES.md). The ratio is to SASRec (benchmarks/sasrec_reference.py: the model of BASELINES.md's
+SASRec-own-CE, at the config's max length, width 64 and batch size) timed in the same run, on the same threads,
+right before the dataset's settings: on a shared machine only times taken together compare (floor: ratio <= 1.0).
+BASELINES.md's own SASRec s/epoch (2 threads, quiet machine) is listed beside it.
 Default config: what `foryou train` does first on ml-latest-small with every option at its default
 (configs/reference.yaml), early-stopped on validation NDCG@10 (target: <= 60 s); text encodings are computed
 beforehand (cached on disk), their cold time is reported apart.
@@ -13,7 +16,9 @@ benchmarks/results/profile_train_step.md.
 Writes benchmarks/results/train_time.json and .md. Skips (exit 0) when ../shared/data is absent.
 OpenMP threads wait passively unless OMP_WAIT_POLICY says otherwise: on a 2-core machine shared with other work,
 spinning threads made a 2-thread epoch up to 10x slower whenever another process held a core.
-Usage: python benchmarks/train_time.py [--epochs 3] [--skip-default] | --profile [--profile-epochs 4]
+Usage: python benchmarks/train_time.py [--epochs 3] [--datasets ...] [--settings ...] [--skip-default]
+       | --profile [--profile-epochs 4]
+(FORYOU_THREADS: torch threads, 2 by default)
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import json
 import logging
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -40,13 +46,16 @@ from foryou.models.item_features import build_item_inputs
 from foryou.models.sequences import Histories, training_windows
 from foryou.models.two_tower import TwoTower
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sasrec_reference import SASRecReference  # benchmarks/ (the script's folder) is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
 CONFIGS = ROOT / "benchmarks" / "configs"
 TARGET_SECONDS = 60.0
 # dataset -> (benchmark config, shared folder, SASRec-own-CE s/epoch from ../shared/BASELINES.md at equal
-# max length and width, 2 CPU threads)
+# max length and width, 2 CPU threads, for reference: the ratio is to the SASRec timed in the same run)
 DATASETS = {"movielens": ("movielens.yaml", "movielens-latest-small", 9.32),
             "uci": ("uci.yaml", "uci-online-retail", 7.12)}
 ID_ONLY = {"use_text": False, "use_categorical": False, "use_numeric": False}
@@ -56,6 +65,7 @@ SETTINGS: dict[str, tuple[dict[str, bool], dict[str, bool]]] = {
     "id only": (ID_ONLY, {}),
     "id only, last window": (ID_ONLY, {"whole_history": False}),
     "with content": ({}, {}),
+    "with content, last window": ({}, {"whole_history": False}),
 }
 TOP_OPS = 15
 
@@ -66,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3, help="epochs timed per setting")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--skip-default", action="store_true", help="skip the default-config fit")
     parser.add_argument("--profile", action="store_true", help="profile the training step instead of timing")
     parser.add_argument("--profile-epochs", type=int, default=4)
@@ -79,19 +90,22 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.profile:
         sections = [profile_section(name, config, dataset, setting, args.profile_epochs)
-                    for name, (config, dataset) in datasets.items() for setting in settings_for(config)]
+                    for name, (config, dataset) in datasets.items() for setting in settings_for(config, args.settings)]
         (RESULTS / "profile_train_step.md").write_text(profile_markdown(sections))
         return
-    rows = [epoch_row(name, config, dataset, setting, args.epochs)
-            for name, (config, dataset) in datasets.items() for setting in settings_for(config)]
+    rows = []
+    for name, (config, dataset) in datasets.items():
+        sasrec = sasrec_seconds(config, dataset, args.epochs)
+        rows += [epoch_row(name, config, dataset, setting, args.epochs, sasrec)
+                 for setting in settings_for(config, args.settings)]
     default = None if args.skip_default or "movielens" not in datasets else default_fit(datasets["movielens"][1])
     write_results(rows, default, args)
 
 
-def settings_for(config: RunConfig) -> list[str]:
-    """The settings timed on a config: the last-window one only where the config walks whole histories."""
+def settings_for(config: RunConfig, chosen: list[str]) -> list[str]:
+    """The chosen settings timed on a config: the last-window ones only where the config walks whole histories."""
     return [name for name, (_, train) in SETTINGS.items()
-            if config.train.whole_history or "whole_history" not in train]
+            if name in chosen and (config.train.whole_history or "whole_history" not in train)]
 
 
 def load(name: str) -> tuple[RunConfig, Dataset] | None:
@@ -121,15 +135,26 @@ def steps_per_epoch(config: RunConfig, dataset: Dataset) -> int:
     return -(-windows // config.train.batch_size)
 
 
-def epoch_row(name: str, config: RunConfig, dataset: Dataset, setting: str, epochs: int) -> dict[str, Any]:
-    """Seconds per epoch of one setting (median over `epochs` epochs, validation excluded) against SASRec's."""
+def sasrec_seconds(config: RunConfig, dataset: Dataset, epochs: int) -> float:
+    """SASRec's median s/epoch on `dataset`'s train split at the config's max length and batch size."""
+    model = SASRecReference(epochs=epochs, max_len=config.model.max_history, batch_size=config.train.batch_size)
+    seconds = model.fit(dataset.restricted_to("train")).epoch_seconds
+    logger.info("%s, SASRec: %.2f s/epoch (epochs %s)", config.name, statistics.median(seconds),
+                [round(value, 2) for value in seconds])
+    return statistics.median(seconds)
+
+
+def epoch_row(name: str, config: RunConfig, dataset: Dataset, setting: str, epochs: int,
+              sasrec: float) -> dict[str, Any]:
+    """Seconds per epoch of one setting (median over `epochs` epochs, validation excluded) against `sasrec`, the
+    s/epoch of SASRec timed in the same run."""
     model = build(config, setting, epochs).fit(dataset.restricted_to("train"))
     seconds = [record.seconds for record in model.history]
     per_epoch = statistics.median(seconds)
-    sasrec = DATASETS[name][2]
     logger.info("%s, %s: %.2f s/epoch (epochs %s)", name, setting, per_epoch, [round(s, 2) for s in seconds])
     return {"dataset": name, "setting": setting, "seconds_per_epoch": round(per_epoch, 2),
-            "epoch_seconds": [round(value, 2) for value in seconds], "sasrec_seconds_per_epoch": sasrec,
+            "epoch_seconds": [round(value, 2) for value in seconds], "sasrec_seconds_per_epoch": round(sasrec, 2),
+            "baselines_md_sasrec_seconds_per_epoch": DATASETS[name][2],
             "ratio": round(per_epoch / sasrec, 2), "floor_met": per_epoch <= sasrec,
             "steps_per_epoch": steps_per_epoch(config, dataset), "final_loss": model.history[-1].loss,
             "max_history": config.model.max_history, "batch_size": config.train.batch_size,
@@ -163,12 +188,16 @@ def write_results(rows: list[dict[str, Any]], default: dict[str, Any] | None, ar
     (RESULTS / "train_time.json").write_text(json.dumps(payload, indent=2))
     lines = ["# two-tower training time", "",
              (f"Seconds per epoch (median of {args.epochs}, validation excluded; {environment['torch_threads']} "
-              f"torch threads, {environment['cpu_count']} CPUs) at the benchmark settings of benchmarks/configs, "
-              "against SASRec-own-CE of ../shared/BASELINES.md at the same max length and width. Floor: ratio <= 1.0."),
-             "", "| dataset | setting | s/epoch | SASRec s/epoch | ratio | floor met |", "|---|---|---|---|---|---|"]
+              f"torch threads, {environment['cpu_count']} CPUs, load average at the end "
+              f"{environment['load_average_at_end']}) at the benchmark settings of benchmarks/configs, against "
+              "SASRec (benchmarks/sasrec_reference.py, BASELINES.md's SASRec-own-CE) at the same max length, width "
+              "and batch size, timed in the same run. Floor: ratio <= 1.0."),
+             "", ("| dataset | setting | s/epoch | SASRec s/epoch (this run) | ratio | floor met "
+                  "| SASRec s/epoch (BASELINES.md) |"), "|---|---|---|---|---|---|---|"]
     lines += [f"| {row['dataset']} | {row['setting']} (max_history {row['max_history']}, batch {row['batch_size']}) "
               f"| {row['seconds_per_epoch']:.2f} | {row['sasrec_seconds_per_epoch']:.2f} | {row['ratio']:.2f} "
-              f"| {'yes' if row['floor_met'] else 'no'} |" for row in rows]
+              f"| {'yes' if row['floor_met'] else 'no'} | {row['baselines_md_sasrec_seconds_per_epoch']:.2f} |"
+              for row in rows]
     if default is not None:
         lines += ["", "## default config on ml-latest-small (early-stopped fit; target <= 60 s)", "",
                   "| measure | value |", "|---|---|"]
