@@ -72,6 +72,9 @@ def test_report_states_the_sample_its_metrics_are_computed_on(finished_run: Path
             "(evaluation.max_users)") in report
     meta = json.loads((finished_run / "bundle" / "bundle.json").read_text())
     assert {result["users"] for result in meta["test_metrics"].values()} == {SAMPLED_USERS}  # every model, same
+    # the served choice's paired test reads the per-user validation scores of the same sample (for the ranking
+    # stage's strategies, those of its own fit)
+    assert meta["served_choice"]["users"] == SAMPLED_USERS
 
 
 def test_report_shows_the_strategy_the_bundle_serves(finished_run: Path) -> None:

@@ -373,10 +373,8 @@ def served_validation_users(config: RunConfig, dataset: Dataset, trained: Traine
         if name in SERVED_BASELINES:
             users[SERVED_BASELINES[name]] = score(fitted[name] if name in fitted else model.fit(train))
     users["popular"] = score(fitted["recent_pop"] if "recent_pop" in fitted else recent_popularity(train))
-    if ranking is not None:
-        stage = evaluate_stage(ranking.stage, ranking.train_sources, dataset, "valid", ks=(10,),
-                               beyond_accuracy=False)
-        users.update({name: per_user(result, "NDCG@10") for name, result in stage.items()})
+    if ranking is not None:  # scored while the stage was fitted, on the same candidates
+        users.update(ranking.stage.validation_users)
     return users
 
 

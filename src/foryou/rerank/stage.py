@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ import pandas as pd
 from foryou.config import RankingConfig
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset
+from foryou.evaluation.comparisons import per_user
 from foryou.evaluation.protocol import EvaluationResult, evaluate
 from foryou.models.base import Recommender
 from foryou.models.baselines.popularity import RecentPop
@@ -123,6 +124,9 @@ class RankingStage:
     catalog: CatalogFeatures
     validation_ndcg: dict[str, float]
     label_recall: dict[str, float]
+    # per strategy, each validation user's NDCG@10 (index: user_idx) from the fit, for the paired test of the
+    # served choice; not saved with the stage
+    validation_users: dict[str, pd.Series] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def strategies(self) -> list[str]:
@@ -226,8 +230,9 @@ def fit_ranking_stage(dataset: Dataset, settings: RankingConfig, train_sources: 
     blend = HybridBlend().fit(valid_frame, names)
     stage = RankingStage(settings, names, features, lgbm, mlp, blend, CatalogFeatures.from_dataset(train_data),
                          {}, recall)
-    stage.validation_ndcg = {name: float(result.summary["NDCG@10"]) for name, result in
-                             evaluate_stage(stage, train_sources, dataset, "valid", valid_frame, ks=(10,)).items()}
+    validation = evaluate_stage(stage, train_sources, dataset, "valid", valid_frame, ks=(10,), beyond_accuracy=False)
+    stage.validation_ndcg = {name: float(result.summary["NDCG@10"]) for name, result in validation.items()}
+    stage.validation_users = {name: per_user(result, "NDCG@10") for name, result in validation.items()}
     logger.info("ranking stage: validation NDCG@10 %s", stage.validation_ndcg)
     return stage
 
