@@ -159,3 +159,14 @@ def test_diversity_embeddings_match_the_pairwise_definition() -> None:
         pairs = [1 - unit[a] @ unit[b] for a in items for b in items if a != b]
         expected.append(np.mean(pairs) if pairs else np.nan)
     np.testing.assert_allclose(M.intra_list_diversity_embeddings(ranked, 6, embeddings), expected, atol=1e-12)
+
+
+def test_hits_and_target_counts_match_a_per_user_set_computation() -> None:
+    rng = np.random.default_rng(0)
+    targets = [rng.integers(0, 40, size=rng.integers(0, 6)) for _ in range(300)]  # duplicates and empty lists
+    ranked = np.where(rng.random((300, 10)) < 0.1, -1, rng.integers(0, 40, size=(300, 10)))
+    expected = np.array([[item >= 0 and item in set(t.tolist()) for item in row] for row, t in zip(ranked, targets)])
+    np.testing.assert_array_equal(M.hit_matrix(ranked, targets), expected)
+    counts = np.array([len(set(t.tolist())) for t in targets], dtype=np.float64)
+    recall = np.where(counts > 0, expected.sum(axis=1) / np.maximum(counts, 1), np.nan)
+    np.testing.assert_array_equal(M.recall_at_k(ranked, targets, 10), recall)

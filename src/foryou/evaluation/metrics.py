@@ -37,17 +37,28 @@ def hit_matrix(ranked: np.ndarray, targets: Sequence[np.ndarray]) -> np.ndarray:
     ranked = np.asarray(ranked, dtype=np.int64)
     if len(targets) != len(ranked):
         raise ValueError(f"got {len(targets)} target lists for {len(ranked)} ranked rows")
-    unique = [np.unique(np.asarray(t, dtype=np.int64)) for t in targets]
-    lengths = np.fromiter((len(t) for t in unique), dtype=np.int64, count=len(unique))
-    flat = np.concatenate(unique) if unique else np.zeros(0, np.int64)
-    width = int(max(ranked.max(initial=0), flat.max(initial=0))) + 2
-    target_keys = np.repeat(np.arange(len(unique)), lengths) * width + flat
+    rows, items = _distinct_targets(targets)
+    width = int(max(ranked.max(initial=0), items.max(initial=0))) + 2
     ranked_keys = np.arange(len(ranked))[:, None] * width + ranked
-    return np.isin(ranked_keys, target_keys) & (ranked >= 0)
+    return np.isin(ranked_keys, rows * width + items) & (ranked >= 0)
+
+
+def _distinct_targets(targets: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(row, item) of every distinct target of every user, in one pass over all of them (not a np.unique per
+    user: an evaluation of 20,000 users asked for 20,000 x 18 of those)."""
+    lengths = np.fromiter((len(t) for t in targets), dtype=np.int64, count=len(targets))
+    flat = np.concatenate([np.asarray(t, dtype=np.int64).ravel() for t in targets]) if len(targets) else \
+        np.zeros(0, np.int64)
+    rows = np.repeat(np.arange(len(targets), dtype=np.int64), lengths)
+    width = int(flat.max(initial=0)) - min(int(flat.min(initial=0)), 0) + 1
+    offset = -min(int(flat.min(initial=0)), 0)
+    keys = np.unique(rows * width + flat + offset)
+    return keys // width, keys % width - offset
 
 
 def _target_counts(targets: Sequence[np.ndarray]) -> np.ndarray:
-    return np.fromiter((len(np.unique(t)) for t in targets), dtype=np.float64, count=len(targets))
+    rows, _ = _distinct_targets(targets)
+    return np.bincount(rows, minlength=len(targets)).astype(np.float64)
 
 
 def _undefined_where_empty(values: np.ndarray, n_targets: np.ndarray) -> np.ndarray:
