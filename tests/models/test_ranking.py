@@ -18,3 +18,22 @@ def test_ties_broken_by_tie_order_not_item_index() -> None:
     indices, _ = top_k(np.zeros((1, 3), dtype=np.float32), 3, np.array([1, 2, 0]))
     np.testing.assert_array_equal(indices, [[2, 0, 1]])
     assert sorted(tie_break_order(5)) == [0, 1, 2, 3, 4]
+
+
+def test_top_k_matches_a_full_sort_of_each_row() -> None:
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n_rows, n_items = int(rng.integers(1, 12)), int(rng.integers(1, 40))
+        scores = rng.integers(0, 5, size=(n_rows, n_items)).astype(np.float32)  # many ties
+        scores[rng.random(scores.shape) < 0.2] = -np.inf
+        scores[rng.random(scores.shape) < 0.05] = np.nan
+        scores[rng.random(scores.shape) < 0.03] = np.inf
+        k, tie = int(rng.integers(0, n_items + 3)), tie_break_order(n_items, seed=trial)
+        before = scores.copy()
+        indices, values = top_k(scores, k, tie)
+        np.testing.assert_array_equal(scores, before)  # the caller's array is not changed
+        for row in range(n_rows):
+            finite = np.nan_to_num(scores[row], nan=-np.inf, posinf=np.finfo(np.float32).max)
+            ranked = [item for item in np.lexsort((tie, -finite)) if np.isfinite(finite[item])][:k]
+            assert indices[row].tolist() == ranked + [-1] * (min(k, n_items) - len(ranked)), (trial, row)
+            np.testing.assert_array_equal(values[row][: len(ranked)], finite[ranked])
