@@ -33,7 +33,7 @@ def test_top_k_matches_a_full_sort_of_each_row() -> None:
         indices, values = top_k(scores, k, tie)
         np.testing.assert_array_equal(scores, before)  # the caller's array is not changed
         for row in range(n_rows):
-            finite = np.nan_to_num(scores[row], nan=-np.inf, posinf=np.finfo(np.float32).max)
+            finite = np.nan_to_num(scores[row], nan=-np.inf, posinf=np.finfo(np.float32).max, neginf=-np.inf)
             ranked = [item for item in np.lexsort((tie, -finite)) if np.isfinite(finite[item])][:k]
             assert indices[row].tolist() == ranked + [-1] * (min(k, n_items) - len(ranked)), (trial, row)
             np.testing.assert_array_equal(values[row][: len(ranked)], finite[ranked])
