@@ -158,7 +158,7 @@ def two_tower_row(candidate: str, config: RunConfig, overrides: dict[str, dict[s
     logger.info("two-tower %s: best valid NDCG@10 %.4f at epoch %d (%.0f s)", candidate, valid_ndcg,
                 trained.best_epoch, trained.tuning_seconds)
     params = {**overrides, "epochs": trained.best_epoch, "tuning_seconds": round(trained.tuning_seconds, 1),
-              "epoch_seconds": round(trained.tuning_seconds / len(trained.tuning_history), 2)}
+              "epoch_seconds": round(trained.tuning_seconds / len(trained.window_history + trained.tuning_history), 2)}
     return test_row(f"TwoTower ({candidate})", trained.model, dataset, trained.fit_seconds, params, valid_ndcg, [])
 
 

@@ -104,14 +104,13 @@ def prepare(config: ConfigArg,
 
 @app.command()
 def train(config: ConfigArg, overrides: SetOption = None, quiet: QuietOption = False) -> None:
-    """Train the two-tower model: early stopping on validation NDCG@10, then a refit on train + validation."""
+    """Train the two-tower model: early stopping on validation NDCG@10, then fine-tunes on train, train + valid."""
     _setup_logging()
     run_config = _load_capped(config, overrides)
     from foryou import workflow
 
     trained, path = run_guarded(lambda: workflow.run_training(run_config, progress=not quiet))
-    Console().print(f"best validation NDCG@10 at epoch {trained.best_epoch} "
-                    f"({trained.tuning_seconds:.0f} s tuning, {trained.fit_seconds:.0f} s refit)")
+    Console().print(trained.summary())
     Console().print(f"two-tower model saved to {path}")
 
 

@@ -66,10 +66,8 @@ def train(config: RunConfig, world: World, progress: bool = True) -> None:
     trained = train_two_tower(shaped, dataset, progress=progress)
     if world.is_main:
         path = save_trained(trained, config.output_dir)
-        best = max(record.valid_ndcg or 0.0 for record in trained.tuning_history)
         console = Console()
-        console.print(f"best validation NDCG@10 {best:.4f} at epoch {trained.best_epoch} on {world.size} "
-                      f"process(es) ({trained.tuning_seconds:.0f} s tuning, {trained.fit_seconds:.0f} s refit)")
+        console.print(f"{trained.summary()} on {world.size} process(es)")
         console.print(f"two-tower model saved to {path}")
 
 

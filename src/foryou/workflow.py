@@ -89,17 +89,19 @@ def fit_ranking(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower,
                 baselines: dict[str, tuple[Recommender, float]], progress: bool = True,
                 space: DiversitySpace | None = None) -> FittedRanking:
     """The ranking stage fitted on validation (`fit_ranking_stage`), then every strategy of it over the sources
-    refitted on train + valid (the bundle's models) evaluated once on test (diversity in `space`)."""
+    refitted on train + valid (the bundle's models) evaluated once on test (diversity in `space`). The two-tower
+    of each window is `trained`'s fit of it (two_tower_run.py), else a fresh fit of its best epoch count."""
     start = time.perf_counter()
 
-    def window(data: Dataset, tower: TwoTower | None = None) -> SourceModels:
+    def window(data: Dataset, tower: TwoTower | None) -> SourceModels:
         baselines = build_baselines(config.baselines, spark=config.spark)
         fitted = {name: model.fit(data) for name, model in baselines.items() if name in ITEM_ITEM_SOURCES}
         tower = tower or TwoTower.from_config(config, trained.best_epoch, progress, mlflow=False).fit(data)
         return SourceModels.fit(data, tower, fitted, recent_popularity(data), config.ranking.last_n)
 
     train_sources = window(dataset.restricted_to("train"), trained.tuned)
-    stage = fit_ranking_stage(dataset, config.ranking, train_sources, window, seed=config.train.seed)
+    stage = fit_ranking_stage(dataset, config.ranking, train_sources, lambda data: window(data, trained.window),
+                              seed=config.train.seed)
     train_valid = dataset.restricted_to("train", "valid")
     served = SourceModels.fit(train_valid, trained.model, {name: model for name, (model, _) in baselines.items()},
                               popularity_fallback(dataset), config.ranking.last_n)
@@ -151,7 +153,8 @@ def evaluate_and_report(
                         item_embeddings=space.vectors if space is not None else None)
 
     tower_params = {"user_tower": config.model.user_tower, "best_epoch": trained.best_epoch,
-                    "dat": config.model.dat.enabled, "loss": config.loss.kind}
+                    "served_fit_epochs": trained.model.train_config.epochs, "dat": config.model.dat.enabled,
+                    "loss": config.loss.kind}
     reports = [ModelReport(TwoTower.name, test_metrics(trained.model),
                            trained.fit_seconds, tower_params)]
     for name, (model, seconds) in baselines.items():
@@ -159,12 +162,14 @@ def evaluate_and_report(
     if ranking is not None:
         reports += [ModelReport(name, result, ranking.seconds, {"candidates": config.ranking.candidates})
                     for name, result in ranking.test_results.items()]
-    history = [{"epoch": r.epoch, "loss": r.loss, "valid_NDCG@10": r.valid_ndcg} for r in trained.tuning_history]
+    curves = {f"{TwoTower.name} on train minus each user's last event": trained.window_history,
+              TwoTower.name: trained.tuning_history}
     markdown_path, _ = write_report(
         config.output_dir, reports, title=f"foryou report: {config.name}",
         dataset_summary={"users": dataset.n_users, "items": dataset.n_items, **dataset.manifest.counts,
                          "scored on": evaluated_users_note(dataset)},
-        training_history={TwoTower.name: history},
+        training_history={name: [{"epoch": r.epoch, "loss": r.loss, "valid_NDCG@10": r.valid_ndcg} for r in records]
+                          for name, records in curves.items()},
         embeddings={TwoTower.name: trained.model.item_embeddings()},
         item_popularity=item_user_counts(dataset.events("train", "valid"), dataset.n_items),
         sections={**(ranking.sections() if ranking is not None else {}),

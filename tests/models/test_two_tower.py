@@ -261,3 +261,40 @@ def test_two_fits_of_one_seed_on_two_threads_are_bit_identical() -> None:
                         train={"epochs": 1, "batch_size": 64, "device": "cpu"}).fit(data).retrieval_vectors()
                for _ in range(2)]
     assert np.array_equal(vectors[0], vectors[1])
+
+
+def test_a_warm_start_begins_from_the_earlier_fits_weights_and_keeps_its_types_and_its_own_known_items(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The earlier fit never saw item a0 nor a purchase; the later one sees both (as a fit on more events does).
+    train = tiny_dataset().restricted_to("train")
+    events = train.interactions
+    partial = events[(events[S.ITEM_IDX] != ITEMS.index("a0")) & (events[S.EVENT_TYPE] == "view")]
+    earlier = _model(train={"epochs": 2}).fit(Dataset(partial.reset_index(drop=True), train.items, train.users,
+                                                      train.manifest))
+    starts: list[dict[str, torch.Tensor]] = []
+    original = TwoTower._train
+
+    def recording(self: TwoTower, item_counts: np.ndarray) -> None:
+        assert self.module is not None
+        starts.append({name: value.detach().clone() for name, value in self.module.state_dict().items()})
+        original(self, item_counts)
+
+    monkeypatch.setattr(TwoTower, "_train", recording)
+    later = _model(train={"epochs": 1}).fit(train, warm_start=earlier)
+    _model(train={"epochs": 1}).fit(train)
+    assert earlier.module is not None and later.module is not None
+    before = earlier.module.state_dict()
+    assert starts[0].keys() == before.keys()
+    for name, value in before.items():
+        torch.testing.assert_close(starts[0][name], value, rtol=0, atol=0, msg=f"{name} did not start from earlier")
+    assert any(not torch.equal(starts[1][name], value) for name, value in before.items())  # fresh: elsewhere
+    assert any(not torch.equal(later.module.state_dict()[name], value) for name, value in before.items())  # trained
+    assert later.type_index == earlier.type_index == {"view": 1}  # a purchase is read as the unknown type
+    assert bool(later.module.known[ITEMS.index("a0")]) and not bool(earlier.module.known[ITEMS.index("a0")])
+
+
+def test_a_warm_start_from_another_catalog_is_refused() -> None:
+    other = build_dataset([(0, 0, 0.0), (0, 1, 1.0), (1, 1, 0.0), (1, 2, 1.0)], 2, 3, ["x"] * 3)
+    earlier = _model(train={"epochs": 1}).fit(other)
+    with pytest.raises(ValueError, match="another catalog"):
+        _model(train={"epochs": 1}).fit(tiny_dataset().restricted_to("train"), warm_start=earlier)

@@ -57,4 +57,4 @@ def test_torchrun_two_processes_match_one_process(tmp_path: Path) -> None:
     writes = tmp_path / "writes.log"
     assert not writes.exists(), writes.read_text()
     runs = [path for path in (tmp_path / "two" / "mlruns").rglob("meta.yaml") if path.parent.parent.name != "mlruns"]
-    assert len(runs) == 2  # rank 0's tuning fit and refit, nothing from rank 1
+    assert len(runs) == 3  # rank 0's three fits (two_tower_run.py), nothing from rank 1

@@ -73,6 +73,7 @@ class TwoTower(TwoTowerServing):
         self.user_arrays: dict[str, np.ndarray] = {}
         self._catalog: np.ndarray | None = None
         self._validate: Callable[[TwoTower], float] | None = None
+        self._warm_start: TwoTower | None = None
 
     @classmethod
     def from_config(cls, config: RunConfig, epochs: int | None = None, progress: bool = False,
@@ -91,27 +92,48 @@ class TwoTower(TwoTowerServing):
 
     # ---- fitting ------------------------------------------------------------------------------------------
     def fit(self, dataset: Dataset,  # type: ignore[override]
-            validate: Callable[[TwoTower], float] | None = None) -> TwoTower:
-        """Train on all interactions of `dataset`; early-stop on `validate(model)` (higher is better) when given."""
-        self._validate = validate
+            validate: Callable[[TwoTower], float] | None = None, warm_start: TwoTower | None = None) -> TwoTower:
+        """Train on all interactions of `dataset`; early-stop on `validate(model)` (higher is better) when given.
+        `warm_start`: a two-tower fitted on part of the same run's data (same catalog and users) whose weights
+        this fit starts from instead of random ones, so that a few epochs carry it over to more events; it keeps
+        that model's event-type codes (a type it never saw gets the unknown code). The optimiser starts afresh."""
+        self._validate, self._warm_start = validate, warm_start
         try:
             super().fit(dataset)
         finally:
-            self._validate = None
+            self._validate, self._warm_start = None, None
         return self
 
     def _fit(self, dataset: Dataset) -> None:
         seed_everything(self.train_config.seed)
         events = dataset.interactions
-        types = sorted(events[S.EVENT_TYPE].astype(str).unique())
-        self.type_index = {name: index + 1 for index, name in enumerate(types)}
+        start = self._warm_start
+        if start is not None:
+            self.type_index = dict(start.type_index)
+        else:
+            types = sorted(events[S.EVENT_TYPE].astype(str).unique())
+            self.type_index = {name: index + 1 for index, name in enumerate(types)}
         self.type_weights = events.groupby(events[S.EVENT_TYPE].astype(str))[S.WEIGHT].mean().astype(float).to_dict()
         self.histories = Histories.from_events(events, dataset.n_users, self.type_index)
         self.known = np.bincount(self.histories.items, minlength=dataset.n_items) > 0
         self.item_encoder, self.inputs = build_item_inputs(dataset, self.model_config, self.features_config)
         self.user_arrays = self._user_arrays(dataset)
         self.module = self._new_module(dataset.n_users)
+        if start is not None:
+            self._copy_weights(start, dataset)
         self._train(np.bincount(self.histories.items, minlength=dataset.n_items))
+
+    def _copy_weights(self, start: TwoTower, dataset: Dataset) -> None:
+        """Load `start`'s weights: every table is indexed by catalog item or user, so both must be the same ones.
+        Which items are known stays this fit's own (a non-persistent buffer): an item first seen in these events
+        leaves the unknown id for its own row."""
+        if start.module is None or start.item_ids is None or start.user_ids is None:
+            raise NotFittedError("warm_start: the two-tower to start from is not fitted")
+        if not (np.array_equal(start.item_ids, dataset.item_ids) and np.array_equal(start.user_ids, dataset.user_ids)):
+            raise ValueError("warm_start: the two-tower to start from was fitted on another catalog or user set; "
+                             "start only from a fit of the same prepared dataset")
+        assert self.module is not None
+        self.module.load_state_dict(start.module.state_dict())
 
     def _user_arrays(self, dataset: Dataset) -> dict[str, np.ndarray]:
         """Encoded user feature fields ("cardinalities", "numeric", "cat_<i>"); empty when not used or none."""
