@@ -1,11 +1,12 @@
 """Which strategy a bundle serves by default: the best on validation, unless a simpler one is within noise of it.
 
-With a few hundred validation users the best mean NDCG@10 is often ahead by chance, and the most complex
-strategies are the most optimistic there (the rerankers stop early and the hybrid blend is fitted on those very
-users). So the top strategy is compared, user by user (a paired bootstrap), with each simpler one; when one of
-them is not behind beyond noise, the best such simpler strategy is served instead. Order of simplicity (`TIERS`):
-popular < baselines (item_knn, ease, collab) and content < two_tower < hybrids < rerankers; strategies of one
-tier are not preferred over each other.
+With a few hundred validation users the best mean NDCG@10 is often ahead by chance, and the ranking stage's
+strategies are the most optimistic there (the rerankers stop early on those very users and the hybrid blends
+are fitted on them). So the top strategy is compared, user by user (a paired bootstrap), with each simpler one;
+when one of them is not behind beyond noise, the best such simpler strategy is served instead. Order of
+simplicity (`TIERS`): popular < baselines (item_knn, ease, collab) and content < two_tower < the ranking stage
+(hybrids and rerankers, one tier: each is fitted or stopped on the validation users, so none is less optimistic
+there than the others, and all are served as fast); strategies of one tier are not preferred over each other.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ TIERS: dict[str, int] = {
     "popular": 0,
     "item_knn": 1, "ease": 1, "collab": 1, "content": 1,
     "two_tower": 2,
-    "hybrid": 3, "hybrid_rrf": 3,
-    "reranked_lgbm": 4, "reranked_mlp": 4,
+    "hybrid": 3, "hybrid_rrf": 3, "reranked_lgbm": 3, "reranked_mlp": 3,
 }
 UNKNOWN_TIER = max(TIERS.values()) + 1  # a strategy not listed counts as the most complex
 
