@@ -50,10 +50,10 @@ def _distinct_targets(targets: Sequence[np.ndarray]) -> tuple[np.ndarray, np.nda
     flat = np.concatenate([np.asarray(t, dtype=np.int64).ravel() for t in targets]) if len(targets) else \
         np.zeros(0, np.int64)
     rows = np.repeat(np.arange(len(targets), dtype=np.int64), lengths)
-    width = int(flat.max(initial=0)) - min(int(flat.min(initial=0)), 0) + 1
-    offset = -min(int(flat.min(initial=0)), 0)
-    keys = np.unique(rows * width + flat + offset)
-    return keys // width, keys % width - offset
+    low = min(int(flat.min(initial=0)), 0)  # keys stay non-negative for any item ids
+    width = int(flat.max(initial=0)) - low + 1
+    keys = np.unique(rows * width + flat - low)
+    return keys // width, keys % width + low
 
 
 def _target_counts(targets: Sequence[np.ndarray]) -> np.ndarray:

@@ -130,18 +130,18 @@ def choose_engine(n_items: int, max_items: int | None,
                   max_seconds: float | None = None) -> tuple[Literal["dense", "sparse"], int, str]:
     """(engine, limit, why): dense up to `max_items` items; None: the smaller of what fits in half the memory
     available now and what is estimated to fit in `max_seconds` on this run's BLAS threads (None: no time limit)."""
+    threads = blas_threads()
     if max_items is not None:
         limit, source = max_items, "baselines.ease_dense_max_items"
     else:
         available = available_memory_bytes()
         limit, source = dense_max_items(available), f"half of the {available / 2**30:.1f} GiB available"
         if max_seconds is not None:
-            threads = blas_threads()
             by_time = dense_max_items_in(max_seconds, threads)
             if by_time < limit:
                 limit, source = by_time, (f"an estimated {max_seconds:g} s on {threads} thread(s), "
                                           "baselines.ease_dense_max_seconds")
-    needed = f"{DENSE_BYTES_PER_PAIR * n_items**2 / 2**30:.1f} GiB and ~{dense_seconds(n_items, blas_threads()):.0f} s"
+    needed = f"{DENSE_BYTES_PER_PAIR * n_items**2 / 2**30:.1f} GiB and ~{dense_seconds(n_items, threads):.0f} s"
     if n_items <= limit:
         return "dense", limit, f"{n_items} items <= {limit} ({source}); dense fit needs {needed}"
     return "sparse", limit, f"{n_items} items > {limit} ({source}); a dense fit would need {needed}"
