@@ -37,3 +37,24 @@ def test_top_k_matches_a_full_sort_of_each_row() -> None:
             ranked = [item for item in np.lexsort((tie, -finite)) if np.isfinite(finite[item])][:k]
             assert indices[row].tolist() == ranked + [-1] * (min(k, n_items) - len(ranked)), (trial, row)
             np.testing.assert_array_equal(values[row][: len(ranked)], finite[ranked])
+
+
+def test_top_k_on_a_wide_catalog_matches_a_full_sort() -> None:
+    # wide rows take the sampled lower bound of the k-th value (every 16th column); the answer must not change,
+    # also where most columns are excluded or tied (co-occurrence counts) and where a row has fewer than k items
+    rng = np.random.default_rng(1)
+    n_items = 5_000
+    tie = tie_break_order(n_items)
+    normal = rng.standard_normal((6, n_items)).astype(np.float32)
+    counts = rng.poisson(0.3, size=(6, n_items)).astype(np.float32)
+    counts[counts == 0] = -np.inf
+    sparse = np.full((6, n_items), -np.inf, dtype=np.float32)
+    for row in range(6):
+        sparse[row, rng.choice(n_items, 3 + 10 * row, replace=False)] = rng.integers(0, 3, 3 + 10 * row)
+    for scores in (normal, counts, sparse):
+        for k in (1, 10, 50, 300):
+            indices, values = top_k(scores, k, tie)
+            for row in range(len(scores)):
+                ranked = [item for item in np.lexsort((tie, -scores[row])) if np.isfinite(scores[row][item])][:k]
+                assert indices[row].tolist() == ranked + [-1] * (k - len(ranked)), (k, row)
+                np.testing.assert_array_equal(values[row][: len(ranked)], scores[row][ranked])

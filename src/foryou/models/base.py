@@ -139,7 +139,7 @@ class Recommender(ABC):
             scores[rows, seen.indices] = -np.inf
         if item_mask is not None:
             scores[:, ~item_mask] = -np.inf
-        return top_k(scores, k, self._tie_order)
+        return top_k(scores, k, self._tie_order, overwrite=True)
 
     def similar_items(self, item_ids: Sequence[str], k: int = 10) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The k items most similar (cosine of `item_embeddings`) to each given item, the item itself left out."""
@@ -148,7 +148,7 @@ class Recommender(ABC):
         unit = unit_rows(np.asarray(self.item_embeddings(), dtype=np.float32))
         scores = unit[item_idx] @ unit.T
         scores[np.arange(len(item_idx)), item_idx] = -np.inf
-        indices, values = top_k(scores, k, self._tie_order)
+        indices, values = top_k(scores, k, self._tie_order, overwrite=True)
         return _unpad(indices, values, self.item_ids)
 
     def filter_mask(self, filters: Filters | None) -> np.ndarray | None:

@@ -155,7 +155,7 @@ class _HistorySource:
         if exclude_seen:
             seen = self.seen[user_idx]
             scores[np.repeat(np.arange(len(user_idx)), np.diff(seen.indptr)), seen.indices] = -np.inf
-        return _pad(*top_k(scores, k, self._tie_order), k)
+        return _pad(*top_k(scores, k, self._tie_order, overwrite=True), k)
 
 
 class CooccurrenceSource(_HistorySource):

@@ -175,7 +175,7 @@ class Retrieval:
             scores = source.scores_one(*recent_items(history[history < n], source.last_n, source.decay))[None, :]
             if mask is not None:
                 scores = np.where(mask, scores, -np.inf).astype(np.float32)
-            labels, values = top_k(scores, min(m, n), self.tie_order)
+            labels, values = top_k(scores, min(m, n), self.tie_order, overwrite=True)
             keep = np.isfinite(values[0])
             return labels[0][keep].astype(np.int64), values[0][keep]
 
