@@ -205,7 +205,8 @@ class EvaluationConfig(StrictModel):
     activity_buckets: list[int] = Field(
         default_factory=lambda: [5, 20, 100], description="upper bounds of user-activity buckets (train events)"
     )
-    batch_size: int = 1024
+    batch_size: int = Field(1024, ge=1, description="users ranked at once; fewer on a wide catalog, so that a batch's "
+                            "scores stay near 512 MB")
     max_users: int | None = Field(20_000, ge=1, description="valid and test are scored on a seeded uniform sample "
                                   "of this many users when more have events there (the report says so; below "
                                   "10,000 the intervals widen past a hundredth); None: every user")

@@ -28,6 +28,7 @@ from foryou.evaluation.protocol import (
     evaluate_many,
     evaluated_users_note,
 )
+from foryou.models import ranking
 from foryou.models.base import Recommender
 
 SCORES = np.array(
@@ -85,6 +86,14 @@ def test_ranked_lists_exclude_seen_and_skip_users_without_targets(dataset, model
     assert result.ranked.tolist() == [[3, 4, 5], [2, 5, 3], [5, 4, 0]]
     assert result.per_user[S.USER_IDX].tolist() == [0, 1, 2]  # user 3 has no test event
     assert result.summary["users"] == 3
+
+
+def test_users_are_ranked_alike_one_at_a_time_or_in_a_batch_cut_by_the_catalogs_width(dataset, model,
+                                                                                     monkeypatch) -> None:
+    one_by_one = evaluate(model, dataset, "test", ks=(1, 3), batch_size=1).ranked
+    monkeypatch.setattr(ranking, "SCORE_BATCH_BYTES", 4 * dataset.n_items * 2)  # two users' scores at a time
+    assert ranking.users_per_batch(dataset.n_items) == 2
+    np.testing.assert_array_equal(evaluate(model, dataset, "test", ks=(1, 3)).ranked, one_by_one)
 
 
 def test_accuracy_summary_matches_hand_computation(dataset, model) -> None:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from foryou.models.ranking import tie_break_order, top_k
+from foryou.models.ranking import SCORE_BATCH_BYTES, tie_break_order, top_k, users_per_batch
 
 
 def test_minus_inf_and_nan_are_never_returned() -> None:
@@ -58,3 +58,11 @@ def test_top_k_on_a_wide_catalog_matches_a_full_sort() -> None:
                 ranked = [item for item in np.lexsort((tie, -scores[row])) if np.isfinite(scores[row][item])][:k]
                 assert indices[row].tolist() == ranked + [-1] * (k - len(ranked)), (k, row)
                 np.testing.assert_array_equal(values[row][: len(ranked)], scores[row][ranked])
+
+
+def test_a_batch_of_scores_stays_within_its_memory_on_any_catalog() -> None:
+    assert users_per_batch(3_000) == 1_024 and users_per_batch(100_000) == 1_024
+    assert users_per_batch(1_000_000) == 134 and users_per_batch(10**12) == 1
+    assert users_per_batch(100_000, most=64) == 64
+    for n_items in (131_073, 1_000_000, 7_777_777):
+        assert users_per_batch(n_items) * n_items * 4 <= SCORE_BATCH_BYTES

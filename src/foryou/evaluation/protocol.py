@@ -20,6 +20,7 @@ from foryou.data import schema as S
 from foryou.data.dataset import Dataset
 from foryou.evaluation import metrics as M
 from foryou.models.base import Recommender
+from foryou.models.ranking import users_per_batch
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ def _targets(dataset: Dataset, split: str) -> tuple[np.ndarray, list[np.ndarray]
 
 def _rank(model: Recommender, user_idx: np.ndarray, k: int, batch_size: int) -> np.ndarray:
     k = min(k, model.n_items)
+    batch_size = users_per_batch(model.n_items, batch_size)
     batches = [
         model.recommend_indices(user_idx[start : start + batch_size], k, exclude_seen=True)[0]
         for start in range(0, len(user_idx), batch_size)

@@ -7,6 +7,7 @@ import numpy as np
 
 SAMPLE_STRIDE = 16  # at most every 16th column bounds a row's k-th value: a 1/16 partition instead of a full one
 SAMPLE_PER_K = 8  # ... while the sample keeps >= 8 columns per item asked for (else every column is read)
+SCORE_BATCH_BYTES = 512 * 2**20  # one batch of users' float32 scores over the catalog (1,024 users up to 131k items)
 
 
 def tie_break_order(n_items: int, seed: int = 0) -> np.ndarray:
@@ -14,6 +15,13 @@ def tie_break_order(n_items: int, seed: int = 0) -> np.ndarray:
     order = np.empty(n_items, dtype=np.int64)
     order[np.random.default_rng(seed).permutation(n_items)] = np.arange(n_items)
     return order
+
+
+def users_per_batch(n_items: int, most: int = 1024) -> int:
+    """Users scored against the whole catalog at once: at most `most`, fewer on a wide catalog, so that a batch's
+    (users x items) float32 scores stay within SCORE_BATCH_BYTES (with the copy that ranking makes, about twice
+    that): 1,024 users at 100,000 items, 134 at 1,000,000 (4 GB a batch otherwise)."""
+    return int(max(1, min(most, SCORE_BATCH_BYTES // (4 * max(n_items, 1)))))
 
 
 def top_k(scores: np.ndarray, k: int, tie_order: np.ndarray, overwrite: bool = False) -> tuple[np.ndarray, np.ndarray]:

@@ -25,14 +25,13 @@ from foryou.models.base import Recommender
 from foryou.models.baselines.als import ALS
 from foryou.models.baselines.history import ItemItemRecommender
 from foryou.models.baselines.popularity import RecentPop
-from foryou.models.ranking import tie_break_order, top_k, unit_rows
+from foryou.models.ranking import tie_break_order, top_k, unit_rows, users_per_batch
 from foryou.models.sparse_rows import csr_rows
 from foryou.models.two_tower import TwoTower
 
 MERGED_RANK = "merged_rank"
 CONTENT_DECAY = 0.8  # the content source's recency weight: the j-th most recent item weighs 0.8**j
 ModelT = TypeVar("ModelT")
-BATCH_SIZE = 1024
 LongList = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # (users, items, scores, ranks) of a source's candidates
 
 
@@ -279,7 +278,8 @@ def merged_columns(sources: Sequence[CandidateSource], user_idx: np.ndarray,
         raise ValueError(f"need sources with distinct names, got {names}")
     ks = {name: int(per_source_k[name] if isinstance(per_source_k, Mapping) else per_source_k) for name in names}
     user_idx = np.asarray(user_idx, dtype=np.int64)
-    lists = {source.name: _long_list(source, user_idx, ks[source.name], exclude_seen) for source in sources}
+    batch = users_per_batch(len(tie_order)) if tie_order is not None else users_per_batch(0)
+    lists = {source.name: _long_list(source, user_idx, ks[source.name], exclude_seen, batch) for source in sources}
     return merge_lists(lists, ks, total, tie_order)
 
 
@@ -347,10 +347,10 @@ def per_source_recall(frame: pd.DataFrame, targets: tuple[np.ndarray, np.ndarray
     return recall
 
 
-def _long_list(source: CandidateSource, user_idx: np.ndarray, k: int, exclude_seen: bool) -> LongList:
-    """(users, items, scores, ranks) of every real candidate of `source`, computed in batches of users."""
-    parts = [source.candidates(user_idx[start:start + BATCH_SIZE], k, exclude_seen)
-             for start in range(0, len(user_idx), BATCH_SIZE)]
+def _long_list(source: CandidateSource, user_idx: np.ndarray, k: int, exclude_seen: bool, batch: int) -> LongList:
+    """(users, items, scores, ranks) of every real candidate of `source`, computed `batch` users at a time."""
+    parts = [source.candidates(user_idx[start:start + batch], k, exclude_seen)
+             for start in range(0, len(user_idx), batch)]
     items = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, k), np.int64)
     scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, k), np.float32)
     real = items >= 0
