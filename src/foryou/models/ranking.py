@@ -60,14 +60,12 @@ def top_k(scores: np.ndarray, k: int, tie_order: np.ndarray, overwrite: bool = F
 
 
 def _kth_lower_bounds(scores: np.ndarray, k: int) -> np.ndarray:
-    """(b,) a value <= each row's k-th largest: the k-th largest of every stride-th column (all columns when
-    the catalog is small next to k, which makes it exact)."""
+    """(b,) a value <= each row's k-th largest (1 <= k <= n): the k-th largest of every stride-th column, a sample
+    of at least SAMPLE_PER_K * k columns (all of them when the catalog is small next to k, which makes it exact)."""
     n_items = scores.shape[1]
     stride = max(1, min(SAMPLE_STRIDE, n_items // (SAMPLE_PER_K * k)))
     sample = scores[:, ::stride]
     width = sample.shape[1]
-    if width < k:
-        return np.full(len(scores), -np.inf, dtype=np.float32)
     return np.partition(sample, width - k, axis=1)[:, width - k]
 
 
