@@ -278,7 +278,7 @@ def merged_columns(sources: Sequence[CandidateSource], user_idx: np.ndarray,
         raise ValueError(f"need sources with distinct names, got {names}")
     ks = {name: int(per_source_k[name] if isinstance(per_source_k, Mapping) else per_source_k) for name in names}
     user_idx = np.asarray(user_idx, dtype=np.int64)
-    batch = users_per_batch(len(tie_order)) if tie_order is not None else users_per_batch(0)
+    batch = users_per_batch(len(tie_order) if tie_order is not None else 0)  # no tie order: width unknown, most users
     lists = {source.name: _long_list(source, user_idx, ks[source.name], exclude_seen, batch) for source in sources}
     return merge_lists(lists, ks, total, tie_order)
 
