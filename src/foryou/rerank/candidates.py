@@ -289,32 +289,35 @@ def merge_lists(lists: Mapping[str, LongList], ks: Mapping[str, int], total: int
     rank 1 first; `ks`: the k each source was asked for): the service builds one user's lists itself."""
     if not lists:
         raise ValueError("need at least one source's list to merge")
-    users_items = np.concatenate([np.stack([users, items]) for users, items, _, _ in lists.values()], axis=1)
-    width = int(users_items[1].max(initial=-1)) + 1
-    keys, where = np.unique(users_items[0] * width + users_items[1], return_inverse=True)
-    columns = {S.USER_IDX: keys // max(width, 1), S.ITEM_IDX: keys % max(width, 1)}
+    names = list(lists)
+    users, items, scores, ranks = (np.concatenate([np.asarray(found[part]) for found in lists.values()])
+                                   for part in range(4))
+    source = np.repeat(np.arange(len(names)), [len(found[3]) for found in lists.values()])
+    width = int(items.max(initial=-1)) + 1
+    keys, where = np.unique(users.astype(np.int64) * width + items, return_inverse=True)
+    # every source's score and rank per merged row, one (sources, rows) table each: one scatter, not one per source
+    score_table = np.full((len(names), len(keys)), np.nan, dtype=np.float32)
+    score_table[source, where] = scores
+    rank_table = np.repeat(np.array([ks[name] + 1 for name in names], np.int32)[:, None], len(keys), axis=1)
+    rank_table[source, where] = ranks
     best = np.full(len(keys), np.iinfo(np.int64).max, dtype=np.int64)
-    fusion = np.zeros(len(keys), dtype=np.float64)
-    start = 0
-    for name, (_, _, scores, ranks) in lists.items():
-        rows = where[start:start + len(ranks)]
-        start += len(ranks)
-        columns[f"{name}_score"] = np.full(len(keys), np.nan, dtype=np.float32)
-        columns[f"{name}_score"][rows] = scores
-        columns[f"{name}_rank"] = np.full(len(keys), ks[name] + 1, dtype=np.int32)
-        columns[f"{name}_rank"][rows] = ranks
-        np.minimum.at(best, rows, ranks)
-        np.add.at(fusion, rows, 1.0 / ranks)
+    np.minimum.at(best, where, ranks)
+    fusion = np.bincount(where, weights=1.0 / ranks.astype(np.float64), minlength=len(keys))  # in list order
+    key_users, key_items = keys // max(width, 1), keys % max(width, 1)
     tie = tie_break_order(width) if tie_order is None else tie_order
-    order = np.lexsort((tie[columns[S.ITEM_IDX]], -fusion, best, columns[S.USER_IDX]))
-    columns = {name: values[order] for name, values in columns.items()}
-    users = columns[S.USER_IDX]
-    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else np.zeros(0, np.int64)
-    position = np.arange(len(users)) - np.repeat(starts, np.diff(np.r_[starts, len(users)]))
-    columns[MERGED_RANK] = (position + 1).astype(np.int32)
+    order = np.lexsort((tie[key_items], -fusion, best, key_users))
+    key_users = key_users[order]
+    starts = np.flatnonzero(np.r_[True, key_users[1:] != key_users[:-1]]) if len(keys) else np.zeros(0, np.int64)
+    merged_rank = (np.arange(len(keys)) - np.repeat(starts, np.diff(np.r_[starts, len(keys)])) + 1).astype(np.int32)
     if total is not None:
-        keep = columns[MERGED_RANK] <= total
-        columns = {name: values[keep] for name, values in columns.items()}
+        kept = merged_rank <= total
+        order, key_users, merged_rank = order[kept], key_users[kept], merged_rank[kept]
+    score_table, rank_table = score_table[:, order], rank_table[:, order]
+    columns = {S.USER_IDX: key_users, S.ITEM_IDX: key_items[order]}
+    for row, name in enumerate(names):
+        columns[f"{name}_score"] = score_table[row]
+        columns[f"{name}_rank"] = rank_table[row]
+    columns[MERGED_RANK] = merged_rank
     return columns
 
 

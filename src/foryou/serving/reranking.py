@@ -123,7 +123,8 @@ class StageRanker:
         order = np.lexsort((arrays[MERGED_RANK], -scores))[:k]
         if strategy == RERANKED_MLP:  # its score has no additive split: the generic reasons explain it
             return Ranked(labels[order], scores[order].astype(np.float32), Explanations(
-                lambda chosen: [{"reasons": reasons} for reasons in self.generic.explain(strategy, chosen, context)]))
+                lambda chosen: [(_reason_pairs(reasons), None)
+                                for reasons in self.generic.explain(strategy, chosen, context)]))
         top = {name: values[order] for name, values in arrays.items()}
         blended = None if strategy == RERANKED_LGBM else self.stage.contributions(strategy, arrays, order, parts)
         row_of = {label: row for row, label in enumerate(top[S.ITEM_IDX].tolist())}
@@ -161,7 +162,7 @@ class StageRanker:
                 for name in self.stage.source_names}
 
     def explain(self, strategy: str, top: dict[str, np.ndarray], rows: np.ndarray, context: UserContext,
-                blended: list[list[tuple[str, float]]] | None) -> list[dict[str, Any]]:
+                blended: list[list[tuple[str, float]]] | None) -> list[KeptReasons]:
         """{reasons, contributions} of `rows` of the answer's `top` candidates; `blended`: the hybrids' per-row
         contributions of every top row (None: LightGBM's, computed here for `rows` only)."""
         if blended is None:
@@ -169,7 +170,8 @@ class StageRanker:
         else:
             contributions = [blended[row] for row in rows.tolist()]
         labels = top[S.ITEM_IDX][rows]
-        records = [{name: values[row] for name, values in top.items()} for row in rows.tolist()]
+        columns = {name: values[rows].tolist() for name, values in top.items()}  # plain values, one pass a column
+        records = [dict(zip(columns, row)) for row in zip(*columns.values())]
         assert self.cooccurrence.item_users is not None
         timeline = context.timeline
         anchors = history_anchors(labels, timeline.recent(self.stage.settings.last_n), self.cooccurrence.item_users,
@@ -191,40 +193,45 @@ class StageRanker:
 class Explanations:
     """The reasons of one ranked answer's items, computed for the labels asked and kept with the answer: a kept
     answer's repeat costs no explanation work. `explain(labels)` computes them (holding only the answer's top rows,
-    not every candidate); they are kept as tuples of plain values, which the cyclic garbage collector stops
+    not every candidate) in the kept form: tuples of plain values, which the cyclic garbage collector stops
     tracking: thousands of kept answers add nothing to the walk of a full collection (as dicts they did, and every
-    such walk stalled the server for tens of milliseconds)."""
+    such walk stalled the server for tens of milliseconds). The response's dicts are made from them per call."""
 
-    def __init__(self, explain: Callable[[list[int]], list[dict[str, Any]]]) -> None:
+    def __init__(self, explain: Callable[[list[int]], list[KeptReasons]]) -> None:
         self.explain = explain
         self.done: dict[int, KeptReasons] = {}
 
     def __call__(self, labels: list[int]) -> list[dict[str, Any]]:
         missing = [label for label in labels if label not in self.done]
         if missing:
-            self.done.update((label, _kept(item)) for label, item in zip(missing, self.explain(missing)))
+            self.done.update(zip(missing, self.explain(missing)))
         return [_given(self.done[label]) for label in labels]
 
 
-KeptReasons = tuple[tuple[str, tuple[tuple[tuple[str, Any], ...], ...]], ...]  # (name, (dict as pairs, ...)), ...
+# (reasons, each as its dict's (key, value) pairs; (feature, contribution) pairs, or None where the score has none)
+KeptReasons = tuple[tuple[tuple[tuple[str, Any], ...], ...], tuple[tuple[str, float], ...] | None]
 
 
-def _kept(explained: dict[str, list[dict[str, Any]]]) -> KeptReasons:
-    """{name: [dict of plain values, ...]} (reasons, contributions) as tuples."""
-    return tuple((name, tuple(tuple(part.items()) for part in parts)) for name, parts in explained.items())
+def _reason_pairs(reasons: list[dict[str, Any]]) -> tuple[tuple[tuple[str, Any], ...], ...]:
+    return tuple(tuple(reason.items()) for reason in reasons)
 
 
 def _given(kept: KeptReasons) -> dict[str, Any]:
-    """`_kept` back as fresh dicts and lists, so a caller may change them."""
-    return {name: [dict(part) for part in parts] for name, parts in kept}
+    """The kept form as the response's fresh dicts and lists ({reasons[, contributions]}), which a caller may change."""
+    reasons, contributions = kept
+    given: dict[str, Any] = {"reasons": [dict(pairs) for pairs in reasons]}
+    if contributions is not None:
+        given["contributions"] = [{"feature": name, "value": value} for name, value in contributions]
+    return given
 
 
 KIND_BY_PREFIX = (("content", "content"), ("user_share_", "category"), ("days_since_", "category"),
                   ("item_pop", "popular"), ("recent_pop", "popular"), ("price", "price"), ("item_age", "new"))
 
 
-def _as_reasons(explanation: Explanation, record: dict[str, Any]) -> dict[str, Any]:
-    """Explanation -> {reasons: [{kind, text, item_id (the history item named), feature}], contributions}."""
+def _as_reasons(explanation: Explanation, record: dict[str, Any]) -> KeptReasons:
+    """Explanation -> the kept form of {reasons: [{kind, text, item_id (the history item named), feature}],
+    contributions: [{feature, value}]}."""
     reasons = []
     for text, feature in zip(explanation.reasons, explanation.features):
         kind = next((kind for prefix, kind in KIND_BY_PREFIX if feature.startswith(prefix)), "history")
@@ -232,6 +239,6 @@ def _as_reasons(explanation: Explanation, record: dict[str, Any]) -> dict[str, A
             kind = "brand"
         named = [record.get(f"{anchor}_id") for anchor in (COOCCURRENCE_ANCHOR, CONTENT_ANCHOR)
                  if record.get(f"{anchor}_title") and str(record[f"{anchor}_title"]) in text]
-        reasons.append({"kind": kind, "text": text, "item_id": named[0] if named else None, "feature": feature})
-    contributions = [{"feature": name, "value": value} for name, value in explanation.contributions]
-    return {"reasons": reasons, "contributions": contributions}
+        reasons.append((("kind", kind), ("text", text), ("item_id", named[0] if named else None),
+                        ("feature", feature)))
+    return tuple(reasons), tuple(explanation.contributions)
