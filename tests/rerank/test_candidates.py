@@ -87,20 +87,35 @@ def test_cooccurrence_decay_and_no_evidence_means_no_candidate() -> None:
     assert sorted(items[0][:3]) == [1, 2, 3] and items[0][3] == -1  # item 0 only co-occurs with itself: left out
 
 
+@pytest.mark.parametrize("pair_counts", [False, True])
 @pytest.mark.parametrize("decay", [1.0, 0.7])
-def test_one_history_scores_as_the_batch_does(decay: float) -> None:
-    # The service's one-user path must give the batch path's numbers, on a log with repeats and popular items.
+def test_one_history_scores_as_the_batch_does(decay: float, pair_counts: bool) -> None:
+    # The service's one-user path must give the batch path's numbers, on a log with repeats and popular items,
+    # whether it reads the users who hold the items or the kept item-pair counts.
     rng = np.random.default_rng(3)
     events = [(int(user), int(item), float(day)) for day, (user, item) in
               enumerate(zip(rng.integers(0, 40, 600), np.minimum(rng.zipf(1.5, 600) - 1, 59)))]
     source = CooccurrenceSource(last_n=4, decay=decay).fit(build_dataset(events, 40, 60, ["x"] * 60))
-    history = rng.integers(0, 60, 9)
-    batch = source.scores_recent(recent_row(history, 60, 4, decay))[0]
-    np.testing.assert_allclose(source.scores_one(*recent_items(history, 4, decay)), batch, rtol=1e-6)
-    if decay == 1.0:
-        assert np.array_equal(source.scores_one(*recent_items(history, 4, decay)), batch)  # integer counts: exact
+    if pair_counts:
+        assert source.keep_pair_counts() and source.pairs is not None
+        assert source.pairs.diagonal().sum() == 0 and source.pairs[3, 5] == source.pairs[5, 3] > 0
+    for history in (rng.integers(0, 60, 9), np.array([0, 0, 1])):
+        batch = source.scores_recent(recent_row(history, 60, 4, decay))[0]
+        np.testing.assert_allclose(source.scores_one(*recent_items(history, 4, decay)), batch, rtol=1e-6)
+        if decay == 1.0:
+            assert np.array_equal(source.scores_one(*recent_items(history, 4, decay)), batch)  # integer counts
     np.testing.assert_array_equal(source.scores_one(np.zeros(0, np.int64), np.zeros(0, np.float32)),
                                   np.full(60, -np.inf, np.float32))
+
+
+def test_pair_counts_are_kept_only_within_their_budget() -> None:
+    # 3 users holding 2, 3 and 1 items: at most 4 + 9 + 1 = 14 stored pairs, 8 bytes each
+    dataset = build_dataset([(0, 0, 0.0), (0, 1, 1.0), (1, 0, 2.0), (1, 1, 3.0), (1, 2, 4.0), (2, 2, 5.0)], 3, 3,
+                            ["x"] * 3)
+    assert not CooccurrenceSource().fit(dataset).keep_pair_counts(budget_bytes=14 * 8 - 1)
+    source = CooccurrenceSource().fit(dataset)
+    assert source.keep_pair_counts(budget_bytes=14 * 8) and source.pairs is not None
+    assert source.pairs.toarray().tolist() == [[0, 2, 1], [2, 0, 1], [1, 1, 0]]  # by hand
 
 
 def test_content_source_by_hand() -> None:

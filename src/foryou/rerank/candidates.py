@@ -26,10 +26,11 @@ from foryou.models.baselines.als import ALS
 from foryou.models.baselines.history import ItemItemRecommender
 from foryou.models.baselines.popularity import RecentPop
 from foryou.models.ranking import tie_break_order, top_k, unit_rows, users_per_batch
-from foryou.models.sparse_rows import csr_rows
+from foryou.models.sparse_rows import csr_positions, csr_rows
 from foryou.models.two_tower import TwoTower
 
 MERGED_RANK = "merged_rank"
+PAIR_COUNT_BYTES = 256 * 2**20  # the co-occurrence pair counts a service keeps: ~32M item pairs
 CONTENT_DECAY = 0.8  # the content source's recency weight: the j-th most recent item weighs 0.8**j
 ModelT = TypeVar("ModelT")
 LongList = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # (users, items, scores, ranks) of a source's candidates
@@ -170,6 +171,7 @@ class CooccurrenceSource(_HistorySource):
         self.name = name
         self.item_users: sp.csr_matrix | None = None
         self.item_counts = np.zeros(0, dtype=np.float32)
+        self.pairs: sp.csr_matrix | None = None  # item x item counts, when kept (`keep_pair_counts`)
 
     def fit(self, dataset: Dataset) -> Self:
         """Learn from all interactions of `dataset` (the caller restricts it to the training splits)."""
@@ -186,7 +188,24 @@ class CooccurrenceSource(_HistorySource):
         self.seen = seen
         self.item_users = seen.T.tocsr()
         self.item_counts = np.asarray(seen.sum(axis=0), dtype=np.float32).ravel()
+        self.pairs = None
         return self
+
+    def keep_pair_counts(self, budget_bytes: int = PAIR_COUNT_BYTES) -> bool:
+        """Keep C, the held-together count of every item pair (X^T X without its diagonal, float32, sorted
+        indices), when its bound fits `budget_bytes`: a request then reads its last items' rows of C instead of
+        every item of every user who holds them. The bound, sum over users of (history length)^2 stored pairs at
+        8 bytes each, is read from the matrix before anything is built. True when kept."""
+        assert self.seen is not None and self.item_users is not None
+        lengths = np.diff(self.seen.indptr).astype(np.int64)
+        if int((lengths ** 2).sum()) * 8 > budget_bytes:
+            return False
+        pairs = sp.csr_matrix(self.item_users @ self.seen, dtype=np.float32)
+        pairs.setdiag(0)
+        pairs.eliminate_zeros()
+        pairs.sort_indices()
+        self.pairs = pairs
+        return True
 
     def scores_recent(self, recent: sp.csr_matrix) -> np.ndarray:
         """(b, n_items) from recent-item rows (as `recent_items_matrix` or `recent_row` make), for any history."""
@@ -203,6 +222,13 @@ class CooccurrenceSource(_HistorySource):
         hold the items, weighted by the items they hold, then every item those users hold (the matrix is binary)."""
         assert self.item_users is not None and self.seen is not None
         items = np.asarray(items, np.int64)
+        if self.pairs is not None:  # the kept pair counts: the items' rows of C, weighted, added per column
+            owner, positions = csr_positions(self.pairs, items)
+            weighted = np.asarray(weights, np.float64)[owner] * self.pairs.data[positions]
+            scores = np.bincount(self.pairs.indices[positions], weights=weighted,
+                                 minlength=len(self.item_counts)).astype(np.float32)
+            scores[scores <= 0] = -np.inf
+            return scores
         owner, users = csr_rows(self.item_users, items)
         users, where = np.unique(users, return_inverse=True)
         user_weights = np.bincount(where, weights=np.asarray(weights, np.float64)[owner], minlength=len(users))

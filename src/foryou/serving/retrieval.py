@@ -6,9 +6,10 @@ profile -> content index), `als` / `ease` / `item_knn` (the served baselines ove
 in), `recent_pop` (recent popularity, ranked once at load) and `cooccurrence` (items held together with the
 user's last items). Each answers (labels, scores) best first, or None when it cannot place the user.
 
-A trained user without live events has the same catalog scores from the baselines and co-occurrence on every
-request, so their top CACHED_ITEMS per source are kept (LRU, USER_CACHE entries, dropped with the state) and each
-request only filters them by its rules; when the rules leave fewer than k of them, the source runs in full.
+A trained user without live events gets the same answer from the baselines and co-occurrence on every request
+with the same rules, so each source's top k under the request's rules is kept (LRU, USER_CACHE entries, dropped
+with the state) and serves any later request with those rules for up to that k. A first request computes only
+what it returns: the top k under its own rules, not a longer unfiltered list to filter.
 """
 
 from __future__ import annotations
@@ -38,9 +39,8 @@ POPULAR = "popular"
 RECENT_POP = "recent_pop"
 SOURCE_STRATEGY = {"als": "collab"}  # candidate source -> the served strategy whose model it is
 Found = tuple[np.ndarray, np.ndarray]  # (labels (n,) int64, scores (n,) float32), best first
-TopK = Callable[[int, "np.ndarray | None"], Found]  # (k, allowed mask or None) -> a source's top k
-CACHED_ITEMS = 256  # a trained user's top items per cached source: more than a request's per-source k
-USER_CACHE = 20_000  # (source, user) entries kept
+TopK = Callable[[int, np.ndarray], Found]  # (k, allowed mask) -> a source's top k
+USER_CACHE = 20_000  # (source, user, rules) entries kept
 
 
 @dataclass
@@ -50,14 +50,17 @@ class Rules:
     allowed: np.ndarray | None
     denied: np.ndarray
     _masks: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _key: bytes | None = field(default=None, repr=False)
 
     def key(self) -> bytes:
         """A digest of the rules (equal rules, equal key): part of the key of an answer kept between requests."""
-        digest = hashlib.blake2b(digest_size=16)
-        allowed = b"*" if self.allowed is None else np.asarray(self.allowed, np.int64).tobytes()
-        for part in (np.int64(len(allowed)).tobytes(), allowed, np.asarray(self.denied, np.int64).tobytes()):
-            digest.update(part)
-        return digest.digest()
+        if self._key is None:
+            digest = hashlib.blake2b(digest_size=16)
+            allowed = b"*" if self.allowed is None else np.asarray(self.allowed, np.int64).tobytes()
+            for part in (np.int64(len(allowed)).tobytes(), allowed, np.asarray(self.denied, np.int64).tobytes()):
+                digest.update(part)
+            self._key = digest.digest()
+        return self._key
 
     def mask(self, n_items: int) -> np.ndarray:
         """(n_items,) bool of the labels a request may receive; built once per size and request."""
@@ -67,22 +70,23 @@ class Rules:
 
 
 class TopCache:
-    """(source, user) -> unfiltered top CACHED_ITEMS, shared by the request threads."""
+    """(source, user, rules) -> the source's top items under those rules and the k they were computed for,
+    shared by the request threads."""
 
     def __init__(self, size: int = USER_CACHE) -> None:
-        self._entries: LruCache[Found] = LruCache(size)
+        self._entries: LruCache[tuple[np.ndarray, np.ndarray, int]] = LruCache(size)
 
     def top(self, key: Hashable, k: int, mask: np.ndarray, compute: TopK) -> Found:
-        """The top k of `compute` under `mask`, from the cached unfiltered list when it holds k passing items."""
-        found = self._entries.get(key)
-        if found is None:
-            found = compute(CACHED_ITEMS, None)
-            self._entries.put(key, found)
-        labels, scores = found
-        chosen = np.flatnonzero(mask[labels])[:k]
-        if len(chosen) < k and len(labels) >= CACHED_ITEMS:  # the rules ate the cached list: run in full
-            return compute(k, mask)
-        return labels[chosen], scores[chosen]
+        """The top k of `compute` under `mask` (the rules of `key`), from the kept list when it holds them: it was
+        computed for at least k, or it holds everything the source had."""
+        kept = self._entries.get(key)
+        if kept is not None:
+            labels, scores, asked = kept
+            if k <= asked or len(labels) < asked:
+                return labels[:k], scores[:k]
+        labels, scores = compute(k, mask)
+        self._entries.put(key, (labels, scores, k))
+        return labels, scores
 
 
 class Retrieval:
@@ -152,7 +156,7 @@ class Retrieval:
                 return None
             history = sp.csr_matrix((np.ones(len(rows), np.float32), rows, [0, len(rows)]), shape=(1, model.n_items))
 
-        def top(m: int, mask: np.ndarray | None) -> Found:
+        def top(m: int, mask: np.ndarray) -> Found:
             if history is None:
                 scores = model.score_users(np.array([context.user]))
             else:
@@ -161,7 +165,7 @@ class Retrieval:
             keep = labels[0] >= 0
             return labels[0][keep], values[0][keep]
 
-        return self._top(strategy, context, k, rules.mask(model.n_items), top)
+        return self._top(strategy, context, k, rules, model.n_items, top)
 
     def cooccurring(self, context: UserContext, k: int, rules: Rules) -> Found | None:
         """Items held together with the user's last items (the bundle's co-occurrence source); -inf: none."""
@@ -170,19 +174,20 @@ class Retrieval:
             return None
         n = len(source.item_counts)
 
-        def top(m: int, mask: np.ndarray | None) -> Found:
+        def top(m: int, mask: np.ndarray) -> Found:
             assert source is not None
-            scores = source.scores_one(*recent_items(history[history < n], source.last_n, source.decay))[None, :]
-            if mask is not None:
-                scores = np.where(mask, scores, -np.inf).astype(np.float32)
-            labels, values = top_k(scores, min(m, n), self.tie_order, overwrite=True)
+            scores = source.scores_one(*recent_items(history[history < n], source.last_n, source.decay))
+            scores[~mask] = -np.inf
+            labels, values = top_k(scores[None, :], min(m, n), self.tie_order, overwrite=True)
             keep = np.isfinite(values[0])
             return labels[0][keep].astype(np.int64), values[0][keep]
 
-        return self._top("cooccurrence", context, k, rules.mask(n), top)
+        return self._top("cooccurrence", context, k, rules, n, top)
 
-    def _top(self, name: str, context: UserContext, k: int, mask: np.ndarray, top: TopK) -> Found:
-        """`top(k, mask)`, through the cache for a trained user without live events (fixed scores)."""
+    def _top(self, name: str, context: UserContext, k: int, rules: Rules, n_items: int, top: TopK) -> Found:
+        """`top(k, the rules' mask over n_items)`, through the cache for a trained user without live events (fixed
+        scores)."""
+        mask = rules.mask(n_items)
         if context.user is None or context.live:
             return top(k, mask)
-        return self.cache.top((name, context.user), k, mask, top)
+        return self.cache.top((name, context.user, rules.key()), k, mask, top)
