@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from foryou.rerank.stage import STAGE_STRATEGIES
+from foryou.resources import limit_threads
 from foryou.serving.catalog import Filters
 from foryou.serving.recommender import Query, Recommender
 from foryou.serving.state import Event, ServingState
@@ -51,10 +52,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=ROOT / "runs" / "demo" / "bundle")
     parser.add_argument("--users", type=int, default=300, help="requests per (strategy, explain) case")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (the service's per-request share)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads of torch, BLAS, OpenMP and faiss, as the service caps them (one per worker)")
     parser.add_argument("--top", type=int, default=15, help="profile frames listed per strategy")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
     state = ServingState.load(args.bundle)
     assert state.model.user_ids is not None
     shuffled = [str(user) for user in np.random.default_rng(0).permutation(state.model.user_ids)]
@@ -153,7 +155,8 @@ def markdown(environment: dict[str, Any], verdict: dict[str, Any], rows: list[di
     lines = ["# rerank latency (in process)", "",
              (f"Bundle {environment['bundle']} ({environment['items']:,} items, {environment['users']:,} users, "
               f"{environment['candidates']} merged candidates per request), k={K}, one request at a time, "
-              f"{environment['torch_threads']} torch thread(s), {environment['cpu_count']} cores; "
+              f"{environment['torch_threads']} thread(s) for torch, BLAS, OpenMP and faiss (as the service caps them), "
+              f"{environment['cpu_count']} cores; "
               f"`Recommender.recommend` (sources, merge, features, ranker, rules, explanations), no HTTP. Load "
               f"average at the end {environment['load_average_at_end']}: on a shared machine compare rows of one "
               "run, not runs."), "",

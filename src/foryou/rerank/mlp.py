@@ -65,12 +65,20 @@ class Preprocessing:
         std = np.sqrt((np.where(finite, values - mean, 0.0) ** 2).sum(axis=0) / counts)
         return cls(log_columns, mean, np.maximum(std, STD_FLOOR), np.isnan(matrix).any(axis=0))
 
-    def transform(self, matrix: np.ndarray) -> np.ndarray:
-        """(n, f) raw float64 -> (n, f + m) float32: clipped z-scores (0 where NaN), m missing indicators."""
+    @property
+    def width(self) -> int:
+        """Columns `transform` gives: the features, then one missing indicator per `missing_columns`."""
+        return len(self.mean) + int(self.missing_columns.sum())
+
+    def transform(self, matrix: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """(n, f) raw float64 -> (n, f + m) float32: clipped z-scores (0 where NaN), m missing indicators; written
+        into `out` (n, f + m) float32 when given (the first columns of the network's input)."""
         with np.errstate(over="ignore", invalid="ignore"):
             scaled = np.clip((_signed_log(matrix, self.log_columns) - self.mean) / self.std, -CLIP, CLIP)
-        missing = np.isnan(matrix[:, self.missing_columns])
-        return np.hstack([np.nan_to_num(scaled, nan=0.0), missing]).astype(np.float32)
+        out = np.empty((len(matrix), self.width), np.float32) if out is None else out
+        out[:, : len(self.mean)] = np.nan_to_num(scaled, nan=0.0, copy=False)
+        out[:, len(self.mean):] = np.isnan(matrix[:, self.missing_columns])
+        return out
 
     def to_json(self) -> dict[str, list[Any]]:
         return {name: values.tolist() for name, values in vars(self).items()}
@@ -160,8 +168,7 @@ class MLPRanker(FeatureRanker):
         ranker._restore_meta(meta)
         ranker.preprocessing = Preprocessing.from_json(meta["preprocessing"])
         ranker.vector_dim = meta["vector_dim"]
-        width = len(ranker.feature_names) + int(ranker.preprocessing.missing_columns.sum())
-        ranker.network = ranker._network(width + 3 * (ranker.vector_dim or 0))
+        ranker.network = ranker._network(ranker.preprocessing.width + 3 * (ranker.vector_dim or 0))
         weights = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
         ranker.network.load_state_dict(weights)
         return ranker
@@ -244,12 +251,18 @@ class MLPRanker(FeatureRanker):
 
 
 def _assembled(matrix: np.ndarray, vectors: Vectors | None, preprocessing: Preprocessing) -> torch.Tensor:
-    """(n, width) float32: preprocessed features, then user, item, user * item if the ranker uses them."""
-    parts = [preprocessing.transform(matrix)]
-    if vectors is not None:
-        user, item = vectors
-        parts += [user, item, user * item]
-    return torch.from_numpy(np.hstack(parts))
+    """(n, width) float32: preprocessed features, then user, item, user * item if the ranker uses them; each part
+    written once into the one input array."""
+    if vectors is None:
+        return torch.from_numpy(preprocessing.transform(matrix))
+    user, item = vectors
+    start, dim = preprocessing.width, user.shape[1]
+    inputs = np.empty((len(matrix), start + 3 * dim), np.float32)
+    preprocessing.transform(matrix, inputs[:, :start])
+    inputs[:, start:start + dim] = user
+    inputs[:, start + dim:start + 2 * dim] = item
+    np.multiply(user, item, out=inputs[:, start + 2 * dim:])
+    return torch.from_numpy(inputs)
 
 
 def _vector_rows(vectors: Vectors | None, rows: slice) -> Vectors | None:
