@@ -49,6 +49,19 @@ def test_items_added_after_the_bundle_get_neutral_features() -> None:
     assert columns["user_events"].tolist() == [2.0, 2.0]
 
 
+def test_a_candidates_features_are_its_own_whatever_else_is_scored() -> None:
+    # The service features only the rows a hybrid answers with: each row must read as it does among all candidates.
+    catalog = CatalogFeatures.from_dataset(toy_shop(), reference=day(10))
+    cut = int(nanoseconds(pd.Series([day(10)]))[0])
+    history, stamps = np.array([0, 2, 1, 2]), nanoseconds(pd.Series([day(0), day(2), day(8), day(9)]))
+    everything = catalog.features(np.arange(5), history, stamps, cut)
+    for subset in (np.array([3]), np.array([4, 0]), np.array([1, 1, 2])):
+        alone = catalog.features(subset, history, stamps, cut)
+        assert list(alone) == list(everything)
+        for name, values in everything.items():
+            np.testing.assert_array_equal(alone[name], values[subset], err_msg=name)
+
+
 def test_catalog_features_round_trip(tmp_path: Path) -> None:
     catalog = CatalogFeatures.from_dataset(toy_shop(), reference=day(10))
     catalog.save(tmp_path / "catalog.npz")

@@ -200,7 +200,7 @@ def test_a_trained_users_answer_is_kept_until_their_events_the_rules_or_the_cata
     assert ranker is not None
     computed: list[str] = []
     candidates = ranker.candidates
-    monkeypatch.setattr(ranker, "candidates", lambda *args: computed.append("run") or candidates(*args))
+    monkeypatch.setattr(ranker, "candidates", lambda *args, **options: computed.append("run") or candidates(*args, **options))
     live = [Event("jew1", "click", datetime(2030, 1, 1, tzinfo=timezone.utc))]
 
     def ask(seen_types: list[str] | None = None, events: list[Event] | None = None,

@@ -109,7 +109,8 @@ class StageRanker:
         return ranked
 
     def _rank(self, strategy: str, context: UserContext, k: int, rules: Rules) -> Ranked | None:
-        arrays = self.candidates(context, k, rules)
+        learned = strategy in (RERANKED_LGBM, RERANKED_MLP)  # the hybrids read the sources' columns alone
+        arrays = self.candidates(context, k, rules, featured=learned)
         if arrays is None or (strategy == RERANKED_MLP and context.vector is None):
             return None
         labels = arrays[S.ITEM_IDX]
@@ -126,15 +127,19 @@ class StageRanker:
                 lambda chosen: [(_reason_pairs(reasons), None)
                                 for reasons in self.generic.explain(strategy, chosen, context)]))
         top = {name: values[order] for name, values in arrays.items()}
+        if not learned:  # the features of the answer's rows only, for their reasons: a row's own, whatever else ranks
+            top.update(self._features(top[S.ITEM_IDX], context))
         blended = None if strategy == RERANKED_LGBM else self.stage.contributions(strategy, arrays, order, parts)
         row_of = {label: row for row, label in enumerate(top[S.ITEM_IDX].tolist())}
         return Ranked(top[S.ITEM_IDX], scores[order].astype(np.float32), Explanations(
             lambda chosen: self.explain(strategy, top, np.array([row_of[label] for label in chosen], np.int64),
                                         context, blended)))
 
-    def candidates(self, context: UserContext, k: int, rules: Rules) -> dict[str, np.ndarray] | None:
+    def candidates(self, context: UserContext, k: int, rules: Rules,
+                   featured: bool = True) -> dict[str, np.ndarray] | None:
         """The user's merged candidates (columns as the offline frame's: ids, per-source score and rank, merged
-        rank, features at the request's cut), or None when no source but popularity proposes anything."""
+        rank, features at the request's cut unless not `featured`), or None when no source but popularity proposes
+        anything."""
         per_source = max(self.stage.settings.per_source_k, k)
         found = self._sources(context, per_source, rules)
         if not any(len(labels) for name, (labels, _) in found.items() if name != RECENT_POP):
@@ -143,9 +148,14 @@ class StageRanker:
                         np.arange(1, len(found[name][0]) + 1, dtype=np.int32)) for name in self.stage.source_names}
         columns = merge_lists(lists, dict.fromkeys(lists, per_source), max(self.stage.settings.candidates, k),
                               tie_order=self._tie_order(len(self.state.catalog)))
+        return {**columns, **self._features(columns[S.ITEM_IDX], context)} if featured else columns
+
+    def _features(self, labels: np.ndarray, context: UserContext) -> dict[str, np.ndarray]:
+        """The ranking features of `labels` for the user, at the request's cut: the later of the bundle's reference
+        time and the user's last event."""
         timeline = context.timeline
         cut = max(self.stage.catalog.reference_ns, int(timeline.ns.max(initial=0)) + 1)
-        return {**columns, **self.stage.catalog.features(columns[S.ITEM_IDX], timeline.labels, timeline.ns, cut)}
+        return self.stage.catalog.features(labels, timeline.labels, timeline.ns, cut)
 
     def _tie_order(self, n_items: int) -> np.ndarray:
         """The merge's last tie-break over the whole catalog, drawn once per catalog size (a permutation of 1M
