@@ -70,8 +70,11 @@ def serve(bundle: Path, host: str, port: int, workers: int, overrides: list[str]
         (runtime / "metrics").mkdir()
         os.environ[MULTIPROCESS_ENV] = str(runtime / "metrics")
     try:
+        # asyncio's loop, not uvloop: with the worker's CPU saturated uvloop let some connections wait through
+        # many rounds of the others (5-item histories at 32 connections: p99 1.0 s against a p50 of 86 ms; asyncio
+        # 111 ms, at the same req/s), and a recommender's answer is judged by its tail
         uvicorn.run("foryou.serving.app:app_from_environment", factory=True, host=host, port=port,
-                    workers=workers, access_log=access_log, log_level="info")
+                    workers=workers, access_log=access_log, log_level="info", loop="asyncio", http="httptools")
     finally:
         os.environ.pop(MULTIPROCESS_ENV, None)
         shutil.rmtree(runtime, ignore_errors=True)
