@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import pickle
 import shutil
 from dataclasses import dataclass
@@ -44,8 +43,6 @@ from foryou.models.ranking import unit_rows
 from foryou.models.two_tower import TwoTower
 from foryou.rerank.candidates import CooccurrenceSource
 from foryou.rerank.stage import RankingStage
-
-logger = logging.getLogger(__name__)
 
 BUNDLE_VERSION = 2
 MANIFEST = "bundle.json"
@@ -172,8 +169,6 @@ def load_bundle(directory: Path | str, verify: bool = True) -> Bundle:
             ranking = RankingStage.load(directory / RANKING_DIR)
             cooccurrence = CooccurrenceSource.from_seen(sp.load_npz(directory / RANKING_DIR / COOCCURRENCE_FILE),
                                                         last_n=ranking.settings.last_n)
-            if not cooccurrence.keep_pair_counts():
-                logger.info("co-occurrence: the item pair counts would pass their memory budget: read per request")
     except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError) as error:
         raise DataFileError(f"bundle {directory} cannot be loaded: {error}") from error
     index = VectorIndex.load(directory / INDEX_DIR)

@@ -54,6 +54,8 @@ class ServingState:
         self.content_index: VectorIndex | None = None
         if bundle.content is not None:  # exact: built in a blink at load, and content queries are rarer
             self.content_index = build_index(bundle.content, np.arange(len(bundle.content)), IndexConfig(kind="exact"))
+        if bundle.cooccurrence is not None and not bundle.cooccurrence.keep_pair_counts():  # a request's fast path
+            logger.info("co-occurrence: the item pair counts would pass their memory budget: read per request")
         self.item_sequence = 0  # newest store change applied
         self._lock = threading.Lock()
         self._type_names = self.model.type_names()
