@@ -16,9 +16,9 @@ from tests.rerank.toy_shop import toy_shop
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset
 from foryou.evaluation.protocol import evaluate
-from foryou.rerank.candidates import MERGED_RANK
 from foryou.rerank.features import ranking_features
 from foryou.rerank.lgbm import LGBMRanker
+from foryou.rerank.merge import MERGED_RANK
 from foryou.rerank.protocol import (
     LABEL,
     ScoreMatrix,

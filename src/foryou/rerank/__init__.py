@@ -1,8 +1,8 @@
 """The ranking stage: candidates from several sources, merged per user, then reranked.
 
-`candidates` owns the first step: each `CandidateSource` proposes (b, k) items per user with a score and a rank,
-`merge_candidates` unions them into one frame per (user, item), and `per_source_recall` measures what each
-source and the merge can still find. `features` adds interpretable features computed before a cut, `lgbm` ranks
+`candidates` owns the first step: each `CandidateSource` proposes (b, k) items per user with a score and a rank;
+`merge` unions them into one frame per (user, item) (`merge_candidates`), and `per_source_recall` measures what
+each source and the merge can still find. `features` adds interpretable features computed before a cut, `lgbm` ranks
 with LightGBM lambdarank, and `protocol` trains it on labels the sources never saw (each user's last train
 event held out) and scores the reranked candidates under the full-catalog evaluation protocol.
 """
@@ -14,12 +14,11 @@ from foryou.rerank.candidates import (
     ModelSource,
     als_source,
     item_item_source,
-    merge_candidates,
-    per_source_recall,
     recent_items_matrix,
     recent_popularity_source,
     two_tower_source,
 )
+from foryou.rerank.merge import merge_candidates, per_source_recall
 from foryou.rerank.protocol import (
     SourceSettings,
     fit_sources,

@@ -1,16 +1,14 @@
-"""Candidate sources for the ranking stage, their merge per user, and recall per source.
+"""Candidate sources for the ranking stage.
 
 A source proposes, for each user, up to k items with a score and a rank (1 = best). Fitted recommenders become
 sources through `ModelSource` (two-tower by its full scores offline, where the service uses its ANN index;
 EASE / ItemKNN; ALS; recent popularity); two sources are defined here: `CooccurrenceSource` (items bought or
 watched together with the user's last n items) and `ContentSource` (content similarity to the user's recent
-items). `merge_candidates` unions every source's lists into one frame with one row per (user, item) and each
-source's score and rank as columns, which is what a ranker reads as features.
+items). `foryou.rerank.merge` unions their lists per user.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
@@ -25,15 +23,13 @@ from foryou.models.base import Recommender
 from foryou.models.baselines.als import ALS
 from foryou.models.baselines.history import ItemItemRecommender
 from foryou.models.baselines.popularity import RecentPop
-from foryou.models.ranking import tie_break_order, top_k, unit_rows, users_per_batch
+from foryou.models.ranking import tie_break_order, top_k, unit_rows
 from foryou.models.sparse_rows import csr_positions, csr_rows
 from foryou.models.two_tower import TwoTower
 
-MERGED_RANK = "merged_rank"
 PAIR_COUNT_BYTES = 256 * 2**20  # the co-occurrence pair counts a service keeps: ~32M item pairs
 CONTENT_DECAY = 0.8  # the content source's recency weight: the j-th most recent item weighs 0.8**j
 ModelT = TypeVar("ModelT")
-LongList = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # (users, items, scores, ranks) of a source's candidates
 
 
 @runtime_checkable
@@ -275,117 +271,6 @@ def content_profiles(recent: sp.csr_matrix | np.ndarray, unit: np.ndarray) -> np
     `recent_row` makes them), unit (n, d) unit content vectors. A row without recent items stays zero. The one
     content profile of a user: `ContentSource`, the service's `content` strategy and its ranking stage."""
     return unit_rows(np.asarray(recent @ unit, dtype=np.float32))
-
-
-def merge_candidates(sources: Sequence[CandidateSource], user_idx: np.ndarray,
-                     per_source_k: int | Mapping[str, int], total: int | None = 200,
-                     exclude_seen: bool = True, tie_order: np.ndarray | None = None) -> pd.DataFrame:
-    """One row per proposed (user, item): user_idx, item_idx, then per source `<name>_score` (NaN when the source
-    did not propose the item) and `<name>_rank` (1..k, or k + 1 when not proposed), then `merged_rank`.
-
-    Rule: the union of every source's top `per_source_k` (an int or name -> k), ordered per user by the item's
-    best rank in any source, ties by the sum of reciprocal ranks (items several sources agree on first), then by
-    a fixed random item order (`tie_order`, see `merged_columns`); `merged_rank` is the position in that order and rows past `total` are dropped
-    (None: keep the whole union). Best rank interleaves the sources, so the merged top `total` holds each
-    source's top total // len(sources). Rows are sorted by (user_idx, merged_rank).
-    """
-    return pd.DataFrame(merged_columns(sources, user_idx, per_source_k, total, exclude_seen, tie_order))
-
-
-def merged_columns(sources: Sequence[CandidateSource], user_idx: np.ndarray,
-                   per_source_k: int | Mapping[str, int], total: int | None = 200,
-                   exclude_seen: bool = True, tie_order: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """`merge_candidates` as column name -> array, numpy only. `tie_order`: the fixed random rank per item of the
-    last tie-break (default `tie_break_order` over the largest candidate index + 1, which the service precomputes
-    over its catalog instead of drawing a permutation per request)."""
-    names = [source.name for source in sources]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if not sources or duplicates:
-        raise ValueError(f"need sources with distinct names, got {names}")
-    ks = {name: int(per_source_k[name] if isinstance(per_source_k, Mapping) else per_source_k) for name in names}
-    user_idx = np.asarray(user_idx, dtype=np.int64)
-    batch = users_per_batch(len(tie_order) if tie_order is not None else 0)  # no tie order: width unknown, most users
-    lists = {source.name: _long_list(source, user_idx, ks[source.name], exclude_seen, batch) for source in sources}
-    return merge_lists(lists, ks, total, tie_order)
-
-
-def merge_lists(lists: Mapping[str, LongList], ks: Mapping[str, int], total: int | None = 200,
-                tie_order: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """`merged_columns` of the sources' lists (name -> (users, items, scores, ranks) of every real candidate,
-    rank 1 first; `ks`: the k each source was asked for): the service builds one user's lists itself."""
-    if not lists:
-        raise ValueError("need at least one source's list to merge")
-    names = list(lists)
-    users, items, scores, ranks = (np.concatenate([np.asarray(found[part]) for found in lists.values()])
-                                   for part in range(4))
-    source = np.repeat(np.arange(len(names)), [len(found[3]) for found in lists.values()])
-    width = int(items.max(initial=-1)) + 1
-    keys, where = np.unique(users.astype(np.int64) * width + items, return_inverse=True)
-    # every source's score and rank per merged row, one (sources, rows) table each: one scatter, not one per source
-    score_table = np.full((len(names), len(keys)), np.nan, dtype=np.float32)
-    score_table[source, where] = scores
-    rank_table = np.repeat(np.array([ks[name] + 1 for name in names], np.int32)[:, None], len(keys), axis=1)
-    rank_table[source, where] = ranks
-    best = np.full(len(keys), np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(best, where, ranks)
-    fusion = np.bincount(where, weights=1.0 / ranks.astype(np.float64), minlength=len(keys))  # in list order
-    key_users, key_items = keys // max(width, 1), keys % max(width, 1)
-    tie = tie_break_order(width) if tie_order is None else tie_order
-    order = np.lexsort((tie[key_items], -fusion, best, key_users))
-    key_users = key_users[order]
-    starts = np.flatnonzero(np.r_[True, key_users[1:] != key_users[:-1]]) if len(keys) else np.zeros(0, np.int64)
-    merged_rank = (np.arange(len(keys)) - np.repeat(starts, np.diff(np.r_[starts, len(keys)])) + 1).astype(np.int32)
-    if total is not None:
-        kept = merged_rank <= total
-        order, key_users, merged_rank = order[kept], key_users[kept], merged_rank[kept]
-    score_table, rank_table = score_table[:, order], rank_table[:, order]
-    columns = {S.USER_IDX: key_users, S.ITEM_IDX: key_items[order]}
-    for row, name in enumerate(names):
-        columns[f"{name}_score"] = score_table[row]
-        columns[f"{name}_rank"] = rank_table[row]
-    columns[MERGED_RANK] = merged_rank
-    return columns
-
-
-def per_source_recall(frame: pd.DataFrame, targets: tuple[np.ndarray, np.ndarray], k: int = 200) -> dict[str, float]:
-    """Mean over target users of (distinct targets found) / (distinct targets): for each source alone (its
-    `<name>_rank` <= k), for "merged" (`merged_rank` <= k) and for "union" (every row of `frame`).
-
-    `targets` = (user_idx, item_idx) arrays, e.g. the validation events while the sources were fitted on train
-    (never the test split during development). Users without any candidate count as 0. Measure the sources on the
-    uncut union (`merge_candidates(..., total=None)`): a cut frame has lost some of each source's items.
-    """
-    pairs = pd.DataFrame({S.USER_IDX: np.asarray(targets[0], np.int64), S.ITEM_IDX: np.asarray(targets[1], np.int64)})
-    pairs = pairs.drop_duplicates()
-    if pairs.empty:
-        raise ValueError("no targets to measure recall on")
-    width = int(max(pairs[S.ITEM_IDX].max(), frame[S.ITEM_IDX].max() if len(frame) else 0)) + 1
-    target_keys = pairs[S.USER_IDX].to_numpy() * width + pairs[S.ITEM_IDX].to_numpy()
-    users, per_user = np.unique(pairs[S.USER_IDX].to_numpy(), return_inverse=True)
-    counts = np.bincount(per_user, minlength=len(users))
-    frame_keys = frame[S.USER_IDX].to_numpy(np.int64) * width + frame[S.ITEM_IDX].to_numpy(np.int64)
-    names = [column[: -len("_score")] for column in frame.columns if column.endswith("_score")]
-    selections = {name: (frame[f"{name}_rank"].to_numpy() <= k) & frame[f"{name}_score"].notna().to_numpy()
-                  for name in names}
-    selections["merged"] = frame[MERGED_RANK].to_numpy() <= k
-    selections["union"] = np.ones(len(frame), dtype=bool)
-    recall = {}
-    for name, chosen in selections.items():
-        hits = np.isin(target_keys, frame_keys[chosen])
-        recall[name] = float(np.mean(np.bincount(per_user, weights=hits, minlength=len(users)) / counts))
-    return recall
-
-
-def _long_list(source: CandidateSource, user_idx: np.ndarray, k: int, exclude_seen: bool, batch: int) -> LongList:
-    """(users, items, scores, ranks) of every real candidate of `source`, computed `batch` users at a time."""
-    parts = [source.candidates(user_idx[start:start + batch], k, exclude_seen)
-             for start in range(0, len(user_idx), batch)]
-    items = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, k), np.int64)
-    scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, k), np.float32)
-    real = items >= 0
-    users = np.repeat(user_idx, k).reshape(len(user_idx), k)
-    ranks = np.tile(np.arange(1, k + 1, dtype=np.int32), (len(user_idx), 1))
-    return users[real], items[real].astype(np.int64), scores[real].astype(np.float32), ranks[real]
 
 
 def _pad(indices: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -43,12 +43,12 @@ from foryou.rerank.candidates import (
     ModelSource,
     als_source,
     item_item_source,
-    merge_candidates,
     recent_popularity_source,
     two_tower_source,
 )
 from foryou.rerank.features import HistoryEnd, feature_columns, ranking_features
 from foryou.rerank.lgbm import LGBMRanker
+from foryou.rerank.merge import merge_candidates
 
 logger = logging.getLogger(__name__)
 

@@ -18,9 +18,10 @@ import numpy as np
 
 from foryou.data import schema as S
 from foryou.models.ranking import tie_break_order
-from foryou.rerank.candidates import MERGED_RANK, CooccurrenceSource, merge_lists
+from foryou.rerank.candidates import CooccurrenceSource
 from foryou.rerank.features import feature_matrix
 from foryou.rerank.lgbm import LGBMRanker
+from foryou.rerank.merge import MERGED_RANK, merge_lists
 from foryou.rerank.reasons import (
     CONTENT_ANCHOR,
     COOCCURRENCE_ANCHOR,
