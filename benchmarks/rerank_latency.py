@@ -82,10 +82,11 @@ def main() -> None:
             print(f"pass {number}: {strategy:14s} explain={explain!s:5s} known p50 {measured['known_users']['p50_ms']:.2f} "
                   f"ms, repeat {measured['known_users_repeat']['p50_ms']:.2f} ms, raw {measured['raw_histories']['p50_ms']:.2f} ms",
                   flush=True)
-    rows = [{"strategy": strategy, "explain": explain,
-             **{key: median_of([found[key] for found in runs[(strategy, explain)]]) for key in TIMED},
-             "known_users_p50_per_pass": [found["known_users"]["p50_ms"] for found in runs[(strategy, explain)]]}
-            for strategy, explain in cases]
+    rows: list[dict[str, Any]] = [
+        {"strategy": strategy, "explain": explain,
+         **{key: median_of([found[key] for found in runs[(strategy, explain)]]) for key in TIMED},
+         "known_users_p50_per_pass": [found["known_users"]["p50_ms"] for found in runs[(strategy, explain)]]}
+        for strategy, explain in cases]
     stage = [row for row in rows if row["strategy"] in STAGE_STRATEGIES and row["explain"]]
     verdict: dict[str, Any] = {"case": "every ranking-stage strategy, explain on, known users", "floor_ms": FLOOR_MS}
     for key in ("known_users", "known_users_repeat"):
