@@ -49,6 +49,7 @@ from foryou.rerank import (
     ContentSource,
     CooccurrenceSource,
     ModelSource,
+    TransitionSource,
     merge_candidates,
     per_source_recall,
 )
@@ -119,6 +120,7 @@ def fit_sources(name: str, config: RunConfig, dataset: Dataset, train: Dataset,
         sources.append(timed(baseline, lambda b=baseline, p=params: ModelSource(build_baseline(b, p).fit(train))))
     settings["cooccurrence"] = settings["content"] = {"last_n": LAST_N}
     sources.append(timed("cooccurrence", lambda: CooccurrenceSource(last_n=LAST_N).fit(train)))
+    sources.append(timed("transitions", lambda: TransitionSource(last_n=LAST_N).fit(train)))
     sources.append(timed("content", lambda: ContentSource.from_two_tower(tower, dataset.items, last_n=LAST_N)
                          .fit(train)))
     return sources, seconds, settings

@@ -250,7 +250,7 @@ class RankingConfig(StrictModel):
     enabled: bool = Field(True, description="fit the ranking stage (candidate sources, rankers, hybrids) into the bundle")
     per_source_k: int = Field(50, ge=1, description="candidates each source proposes per user")
     candidates: int = Field(200, ge=1, description="merged candidates per user that the rankers score")
-    last_n: int = Field(5, ge=1, description="most recent distinct items read by the co-occurrence and content sources")
+    last_n: int = Field(5, ge=1, description="most recent distinct items read by the co-occurrence, transitions and content sources")
     lgbm_rounds: int = Field(500, ge=1, description="most LightGBM boosting rounds (early-stopped on validation)")
     mlp: bool = Field(True, description="also train the MLP ranker (strategy reranked_mlp)")
     mlp_epochs: int = Field(30, ge=1, description="most MLP ranker epochs (early-stopped on validation)")

@@ -29,6 +29,7 @@ from foryou.rerank import (
     two_tower_source,
 )
 from foryou.rerank.candidates import recent_items, recent_row
+from foryou.rerank.transitions import TransitionSource
 
 # Four items, four users (user, item, day):  u0: 0, 1   u1: 0, 1, 2   u2: 1, 2, 3   u3: 3, 0
 # Pairs held together: u0 {0,1}; u1 {0,1} {0,2} {1,2}; u2 {1,2} {1,3} {2,3}; u3 {0,3}, so off the diagonal
@@ -217,6 +218,7 @@ def fitted() -> tuple[Dataset, list[CandidateSource]]:
         item_item_source(ItemKNN(neighbours=5).fit(train)),
         als_source(ALS(factors=8, iterations=5).fit(train)),
         CooccurrenceSource(last_n=3).fit(train),
+        TransitionSource(last_n=3).fit(train),
         ContentSource.from_two_tower(tower, dataset.items, last_n=3).fit(train),
         recent_popularity_source(RecentPop().fit(train)),
     ]

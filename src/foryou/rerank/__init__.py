@@ -1,6 +1,7 @@
 """The ranking stage: candidates from several sources, merged per user, then reranked.
 
-`candidates` owns the first step: each `CandidateSource` proposes (b, k) items per user with a score and a rank;
+`candidates` owns the first step: each `CandidateSource` proposes (b, k) items per user with a score and a rank
+(`transitions`: the sequential source, what others chose next);
 `merge` unions them into one frame per (user, item) (`merge_candidates`), and `per_source_recall` measures what
 each source and the merge can still find. `features` adds interpretable features computed before a cut, `lgbm` ranks
 with LightGBM lambdarank, and `protocol` trains it on labels the sources never saw (each user's last train
@@ -28,6 +29,7 @@ from foryou.rerank.protocol import (
     reranked_model,
     train_ranker,
 )
+from foryou.rerank.transitions import TransitionSource
 
 __all__ = [
     "CandidateSource",
@@ -35,6 +37,7 @@ __all__ = [
     "CooccurrenceSource",
     "ModelSource",
     "SourceSettings",
+    "TransitionSource",
     "als_source",
     "fit_sources",
     "holdout_last_train_event",

@@ -113,7 +113,7 @@ def recent_row(items: np.ndarray, n_items: int, last_n: int, decay: float = 1.0)
     return sp.csr_matrix((weights, (np.zeros(len(distinct), np.int64), distinct)), shape=(1, n_items))
 
 
-class _HistorySource:
+class HistorySource:
     """Shared part of the sources fitted here: the seen matrix, the recent items and the top-k path."""
 
     name: str
@@ -154,7 +154,7 @@ class _HistorySource:
         return _pad(*top_k(scores, k, self._tie_order, overwrite=True), k)
 
 
-class CooccurrenceSource(_HistorySource):
+class CooccurrenceSource(HistorySource):
     """score(u, j) = sum over u's last n training items i of w_i * C[i, j], C[i, j] = number of users whose history
     holds both i and j (i != j), w_i = decay**recency. Items that co-occur with none of them are not proposed.
 
@@ -186,6 +186,10 @@ class CooccurrenceSource(_HistorySource):
         self.item_counts = np.asarray(seen.sum(axis=0), dtype=np.float32).ravel()
         self.pairs = None
         return self
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_counts)
 
     def keep_pair_counts(self, budget_bytes: int = PAIR_COUNT_BYTES) -> bool:
         """Keep C, the held-together count of every item pair (X^T X without its diagonal, float32, sorted
@@ -235,7 +239,7 @@ class CooccurrenceSource(_HistorySource):
         return scores
 
 
-class ContentSource(_HistorySource):
+class ContentSource(HistorySource):
     """Cosine between each item's content vector and the recency-weighted mean of the user's last n items' unit
     vectors (the j-th most recent weighted decay**j). Users without training items get no candidates."""
 

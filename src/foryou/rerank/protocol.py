@@ -49,6 +49,7 @@ from foryou.rerank.candidates import (
 from foryou.rerank.features import HistoryEnd, feature_columns, ranking_features
 from foryou.rerank.lgbm import LGBMRanker
 from foryou.rerank.merge import merge_candidates
+from foryou.rerank.transitions import TransitionSource
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ _WRAP: dict[str, Callable[[Any, str], ModelSource]] = {
 class SourceSettings:
     """What `fit_sources` fits. `tower`: TwoTower keyword arguments (model / loss / train / features sections;
     None: no two-tower and no content source); `baselines`: name -> constructor arguments of EASE, ItemKNN, ALS,
-    RecentPop; `last_n`: recent items read by co-occurrence and content; `cache_dir`: fitted two-towers are
+    RecentPop; `last_n`: recent items read by co-occurrence, transitions and content; `cache_dir`: fitted two-towers are
     saved there per stage and reused when the settings and the training data are the same."""
 
     tower: dict[str, Any] | None = None
@@ -80,7 +81,7 @@ class SourceSettings:
 
 def fit_sources(dataset: Dataset, settings: SourceSettings, stage: str = "fit") -> list[CandidateSource]:
     """Every source fitted on all interactions of `dataset` (the caller restricts it): two-tower, the baselines,
-    co-occurrence and content (the two-tower's content-only item vectors). `stage` names the cache entry."""
+    co-occurrence, transitions and content (the two-tower's content-only item vectors). `stage` names the cache entry."""
     sources: list[CandidateSource] = []
     tower = _two_tower(dataset, settings, stage) if settings.tower is not None else None
     if tower is not None:
@@ -89,6 +90,7 @@ def fit_sources(dataset: Dataset, settings: SourceSettings, stage: str = "fit") 
         model = build_baseline(name, params).fit(dataset)
         sources.append(_WRAP[name](model, name) if name in _WRAP else ModelSource(model, name))
     sources.append(CooccurrenceSource(last_n=settings.last_n).fit(dataset))
+    sources.append(TransitionSource(last_n=settings.last_n).fit(dataset))
     if tower is not None:
         sources.append(ContentSource.from_two_tower(tower, dataset.items, last_n=settings.last_n).fit(dataset))
     return sources

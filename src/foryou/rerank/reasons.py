@@ -128,6 +128,7 @@ def default_templates(category_field: str | None = None, brand_field: str | None
     similar = f"Similar to {{{CONTENT_ANCHOR}_title}}, which you {{{CONTENT_ANCHOR}_verb}}"
     sources = {"cooccurrence": bought, "content": similar, "als": "Liked by shoppers with similar taste",
                "two_tower": "Picked for you from your history",
+               "transitions": "Often chosen next after what you chose recently",
                **{name: bought for name in item_item_sources}}
     templates: dict[str, Reason] = {}
     for source, sentence in sources.items():

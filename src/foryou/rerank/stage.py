@@ -45,6 +45,7 @@ from foryou.rerank.protocol import (
     split_labels,
     with_a_positive,
 )
+from foryou.rerank.transitions import TransitionSource
 
 logger = logging.getLogger(__name__)
 
@@ -82,23 +83,25 @@ class SourceModels:
     baselines: dict[str, Recommender]  # source name (ease, item_knn, als) -> fitted baseline
     recent_pop: Recommender
     cooccurrence: CooccurrenceSource
+    transitions: TransitionSource
     content: ContentSource | None
 
     @classmethod
     def fit(cls, data: Dataset, two_tower: TwoTower, baselines: Mapping[str, Recommender],
             recent_pop: Recommender, last_n: int) -> SourceModels:
-        """Wrap fitted models and fit the co-occurrence and content sources on `data` (their window)."""
+        """Wrap fitted models and fit the co-occurrence, transition and content sources on `data` (their window)."""
         content = None
         if two_tower.has_content():
             content = ContentSource.from_two_tower(two_tower, data.items, last_n=last_n).fit(data)
         return cls(two_tower, {name: model for name, model in baselines.items() if name in ITEM_ITEM_SOURCES},
-                   recent_pop, CooccurrenceSource(last_n=last_n).fit(data), content)
+                   recent_pop, CooccurrenceSource(last_n=last_n).fit(data), TransitionSource(last_n=last_n).fit(data),
+                   content)
 
     def sources(self) -> list[CandidateSource]:
         """In a fixed order, so that the merged frame's columns are the same in every window and in serving."""
         listed: list[CandidateSource] = [ModelSource(self.two_tower, TwoTower.name)]
         listed += [ModelSource(model, name) for name, model in self.baselines.items()]
-        listed += [ModelSource(self.recent_pop, "recent_pop"), self.cooccurrence]
+        listed += [ModelSource(self.recent_pop, "recent_pop"), self.cooccurrence, self.transitions]
         return listed + ([self.content] if self.content is not None else [])
 
     def vectors(self, frame: pd.DataFrame) -> Vectors:

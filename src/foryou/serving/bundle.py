@@ -11,8 +11,9 @@ Layout (every file but bundle.json is listed in the manifest with its SHA-256, s
   collab/, ease/, item_knn/
                    ALS, EASE and ItemKNN (those enabled among the baselines), for the strategies of those names
   fallback/        recent popularity, for users the model cannot place and the `popular` strategy
-  ranking/         the ranking stage (rerank.stage: rankers, blend weights, frozen item features) and
-                   cooccurrence.npz, the binary user-item matrix of train + valid its co-occurrence source reads
+  ranking/         the ranking stage (rerank.stage: rankers, blend weights, frozen item features),
+                   cooccurrence.npz, the binary user-item matrix of train + valid its co-occurrence source reads,
+                   and transitions.npz, the successor matrix of train + valid its transition source reads
   items.parquet    the catalog: item_id + the fields needed to show, filter and encode items
 """
 
@@ -43,11 +44,12 @@ from foryou.models.ranking import unit_rows
 from foryou.models.two_tower import TwoTower
 from foryou.rerank.candidates import CooccurrenceSource
 from foryou.rerank.stage import RankingStage
+from foryou.rerank.transitions import TRANSITIONS, TransitionSource, successor_matrix
 
 BUNDLE_VERSION = 2
 MANIFEST = "bundle.json"
 MODEL_DIR, INDEX_DIR, FALLBACK_DIR, RANKING_DIR = "model", "index", "fallback", "ranking"
-COOCCURRENCE_FILE = "cooccurrence.npz"
+COOCCURRENCE_FILE, TRANSITIONS_FILE = "cooccurrence.npz", "transitions.npz"
 CONTENT_FILE, ITEMS_FILE = "content.npy", "items.parquet"
 DEFAULT_STRATEGY = "two_tower"
 MATRIX_STRATEGIES = ("collab", "ease", "item_knn")  # baselines served from their own folder of that name
@@ -67,6 +69,7 @@ class Bundle:
     meta: dict[str, Any]
     ranking: RankingStage | None = None
     cooccurrence: CooccurrenceSource | None = None  # the ranking stage's co-occurrence source
+    transitions: TransitionSource | None = None  # its transition source (None: a stage trained without one)
 
     @property
     def model_version(self) -> str:
@@ -116,6 +119,9 @@ def save_bundle(directory: Path, model: TwoTower, fallback: Recommender, served:
     if ranking is not None:
         ranking.save(building / RANKING_DIR)
         sp.save_npz(building / RANKING_DIR / COOCCURRENCE_FILE, dataset.user_item_matrix("train", "valid"))
+        if TRANSITIONS in ranking.source_names:
+            sp.save_npz(building / RANKING_DIR / TRANSITIONS_FILE,
+                        successor_matrix(dataset.events("train", "valid"), dataset.n_items))
         strategies += ranking.strategies
     dataset.items.to_parquet(building / ITEMS_FILE, index=False)
     files = {path.relative_to(building).as_posix(): sha256(path)
@@ -164,15 +170,19 @@ def load_bundle(directory: Path | str, verify: bool = True) -> Bundle:
         served = {name: Recommender.load(directory / name) for name in meta["strategies"] if name in MATRIX_STRATEGIES}
         fallback = Recommender.load(directory / FALLBACK_DIR)
         items = pd.read_parquet(directory / ITEMS_FILE)
-        ranking, cooccurrence = None, None
+        ranking, cooccurrence, transitions = None, None, None
         if (directory / RANKING_DIR).exists():
             ranking = RankingStage.load(directory / RANKING_DIR)
             cooccurrence = CooccurrenceSource.from_seen(sp.load_npz(directory / RANKING_DIR / COOCCURRENCE_FILE),
                                                         last_n=ranking.settings.last_n)
+            if (directory / RANKING_DIR / TRANSITIONS_FILE).exists():
+                transitions = TransitionSource.from_matrix(sp.load_npz(directory / RANKING_DIR / TRANSITIONS_FILE),
+                                                           last_n=ranking.settings.last_n)
     except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError) as error:
         raise DataFileError(f"bundle {directory} cannot be loaded: {error}") from error
     index = VectorIndex.load(directory / INDEX_DIR)
-    return Bundle(directory, model, index, content, served, fallback, items, meta, ranking, cooccurrence)
+    return Bundle(directory, model, index, content, served, fallback, items, meta, ranking, cooccurrence,
+                  transitions)
 
 
 def best_on_validation(strategies: list[str], validation_ndcg: dict[str, float],

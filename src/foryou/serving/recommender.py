@@ -61,7 +61,7 @@ class Recommender:
         self.state = state
         self.explainer = Explainer(state)
         bundle = state.bundle
-        self.retrieval = Retrieval(state, bundle.cooccurrence)
+        self.retrieval = Retrieval(state, bundle.cooccurrence, bundle.transitions)
         self.stage = None
         if bundle.ranking is not None and bundle.cooccurrence is not None:
             self.stage = StageRanker(state, self.retrieval, bundle.ranking, bundle.cooccurrence, self.explainer)

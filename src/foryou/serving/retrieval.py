@@ -3,8 +3,8 @@ strategies answer with and that the ranking stage merges.
 
 Sources (the ranking stage's names): `two_tower` (user query -> ANN index), `content` (recent items' content
 profile -> content index), `als` / `ease` / `item_knn` (the served baselines over the full history; ALS folds it
-in), `recent_pop` (recent popularity, ranked once at load) and `cooccurrence` (items held together with the
-user's last items). Each answers (labels, scores) best first, or None when it cannot place the user.
+in), `recent_pop` (recent popularity, ranked once at load), `cooccurrence` (items held together with the
+user's last items) and `transitions` (items others chose right after them). Each answers (labels, scores) best first, or None when it cannot place the user.
 
 A trained user without live events gets the same answer from the baselines and co-occurrence on every request
 with the same rules, so each source's top k under the request's rules is kept (LRU, USER_CACHE entries, dropped
@@ -30,6 +30,7 @@ from foryou.rerank.candidates import (
     recency_weights,
     recent_items,
 )
+from foryou.rerank.transitions import TRANSITIONS, TransitionSource
 from foryou.serving.catalog import rule_mask
 from foryou.serving.context import UserContext
 from foryou.serving.lru import LruCache
@@ -92,15 +93,17 @@ class TopCache:
 class Retrieval:
     """The candidate sources over one `ServingState`; what is fixed per bundle is computed here, once."""
 
-    def __init__(self, state: ServingState, cooccurrence: CooccurrenceSource | None = None) -> None:
+    def __init__(self, state: ServingState, cooccurrence: CooccurrenceSource | None = None,
+                 transitions: TransitionSource | None = None) -> None:
         self.state = state
         self.cooccurrence = cooccurrence
+        self.transitions = transitions
         fallback = state.bundle.fallback
         scores = fallback.score_histories(sp.csr_matrix((1, fallback.n_items), dtype=np.float32))  # type: ignore[attr-defined]
         labels, values = fallback.rank(scores, fallback.n_items)  # the whole catalog, once: filtered per request
         keep = labels[0] >= 0
         self.popular_labels, self.popular_scores = labels[0][keep], values[0][keep]
-        self.tie_order = tie_break_order(0 if cooccurrence is None else len(cooccurrence.item_counts))
+        self.tie_order = tie_break_order(0 if cooccurrence is None else cooccurrence.n_items)
         self.cache = TopCache()
 
     def candidates(self, name: str, context: UserContext, k: int, rules: Rules, last_n: int) -> Found | None:
@@ -111,6 +114,8 @@ class Retrieval:
             return self.popular(k, rules)
         if name == "cooccurrence":
             return self.cooccurring(context, k, rules)
+        if name == TRANSITIONS:
+            return self.following(context, k, rules)
         if name == "content":
             return self.content(context, k, rules, last_n, CONTENT_DECAY)
         if SOURCE_STRATEGY.get(name, name) in self.state.bundle.served:
@@ -172,7 +177,7 @@ class Retrieval:
         source, history = self.cooccurrence, context.timeline.labels
         if source is None or not len(history):
             return None
-        n = len(source.item_counts)
+        n = source.n_items
 
         def top(m: int, mask: np.ndarray) -> Found:
             assert source is not None
@@ -183,6 +188,24 @@ class Retrieval:
             return labels[0][keep].astype(np.int64), values[0][keep]
 
         return self._top("cooccurrence", context, k, rules, n, top)
+
+    def following(self, context: UserContext, k: int, rules: Rules) -> Found | None:
+        """Items others chose right after the user's last items (the bundle's transition source), ranked among
+        the few it proposes, ties as `top_k` breaks them."""
+        source, history = self.transitions, context.timeline.labels
+        if source is None or not len(history):
+            return None
+        n = source.n_items
+
+        def top(m: int, mask: np.ndarray) -> Found:
+            assert source is not None
+            labels, scores = source.sparse_scores(*recent_items(history[history < n], source.last_n, source.decay))
+            allowed = mask[labels]
+            labels, scores = labels[allowed], scores[allowed]
+            order = np.lexsort((self.tie_order[labels], -scores))[:m]
+            return labels[order], scores[order]
+
+        return self._top(TRANSITIONS, context, k, rules, n, top)
 
     def _top(self, name: str, context: UserContext, k: int, rules: Rules, n_items: int, top: TopK) -> Found:
         """`top(k, the rules' mask over n_items)`, through the cache for a trained user without live events (fixed
