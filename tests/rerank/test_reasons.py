@@ -14,6 +14,7 @@ from foryou.rerank.lgbm import BIAS, LGBMRanker
 from foryou.rerank.reasons import (
     CONTENT_ANCHOR,
     COOCCURRENCE_ANCHOR,
+    TRANSITION_ANCHOR,
     Reason,
     anchor_fields,
     default_templates,
@@ -96,6 +97,18 @@ def test_items_added_after_the_bundle_and_the_candidate_itself_are_never_anchors
     assert anchors[CONTENT_ANCHOR].tolist() == [-1, -1, -1]
 
 
+def test_the_transition_anchor_is_the_recent_item_the_candidate_most_often_follows() -> None:
+    item_users = sp.csr_matrix(np.ones((4, 2), dtype=np.float32))
+    # P(. | 0) = [0, 0.2, 0.8, 0], P(. | 1) = [0.5, 0, 0.5, 0], P(. | 3) = [0, 0.9, 0, 0]
+    following = sp.csr_matrix(np.array([[0, 0.2, 0.8, 0], [0.5, 0, 0.5, 0], [0, 0, 0, 0], [0, 0.9, 0, 0]],
+                                        dtype=np.float32))
+    anchors = history_anchors(np.array([2, 1, 3, 0, 9]), np.array([1, 0]), item_users, following=following)
+    # 2 follows 0 (0.8) more than 1 (0.5); 1 follows 0 only (3 is not recent); nothing leads to 3; 0 follows 1
+    # (0 itself is recent but never its own anchor); 9 is past the matrix
+    assert anchors[TRANSITION_ANCHOR].tolist() == [0, 0, -1, 1, -1]
+    assert TRANSITION_ANCHOR not in history_anchors(np.array([2]), np.array([1, 0]), item_users)
+
+
 def test_reasons_name_real_things() -> None:
     rows = context()
     templates = default_templates("category", "brand")
@@ -115,6 +128,17 @@ def test_reasons_name_real_things() -> None:
     assert explanations[0].contributions == contributions[0]
     assert explanations[1].reasons == ["Similar to Silver Ring, which you bought"]
     assert explanations[2].reasons == ["You often choose Home Decor"]
+
+
+def test_a_transition_reason_names_the_item_it_follows_or_is_not_given() -> None:
+    templates = default_templates()
+    proposed = {"transitions_score": 0.4, "transitions_rank": 1}
+    anchored = {**proposed, f"{TRANSITION_ANCHOR}_title": "Gold Hoop Earrings 3", f"{TRANSITION_ANCHOR}_verb": "bought"}
+    unanchored = {**proposed, f"{TRANSITION_ANCHOR}_title": None, f"{TRANSITION_ANCHOR}_verb": None}
+    contributions = [[("transitions_score", 0.5)]] * 2
+    explained = explain_items(contributions, pd.DataFrame([anchored, unanchored]), templates)
+    assert explained[0].reasons == ["Often chosen next after Gold Hoop Earrings 3, which you bought"]
+    assert explained[1].reasons == []  # no anchor: the reason is skipped, never written vaguely
 
 
 def test_plain_string_templates_and_limits() -> None:

@@ -18,6 +18,7 @@ import foryou
 from foryou.config import load_config
 from foryou.data.dataset import Dataset
 from foryou.errors import DataFileError
+from foryou.rerank.transitions import successor_matrix
 from foryou.serving.bundle import BUNDLE_VERSION, Bundle, best_on_validation, load_bundle, save_bundle
 
 USERS = [f"u{user}" for user in range(90)]
@@ -63,6 +64,16 @@ def test_save_then_load_gives_the_same_recommendations(loaded: Bundle, shop_bund
     # resaved without per-user validation scores: nothing to test the lead with, so the plain best is served
     assert again.default_strategy == loaded.meta["served_choice"]["best_on_validation"]
     assert again.meta["files"] == loaded.meta["files"]  # the same bytes, file for file
+
+
+def test_the_transition_source_is_saved_as_fitted_on_train_and_valid(loaded: Bundle, shop_bundle: Path) -> None:
+    # what the service's transitions read: the successor matrix of train + valid, no test event in it
+    dataset = Dataset.load(shop_bundle.parent / "prepared")
+    assert loaded.ranking is not None and "transitions" in loaded.ranking.source_names
+    assert loaded.transitions is not None and loaded.transitions.following is not None
+    expected = successor_matrix(dataset.events("train", "valid"), dataset.n_items)
+    assert (loaded.transitions.following != expected).nnz == 0
+    assert (successor_matrix(dataset.interactions, dataset.n_items) != expected).nnz > 0  # test events change it
 
 
 def test_the_manifest_says_what_the_bundle_is(shop_bundle: Path) -> None:

@@ -4,7 +4,7 @@ A `Reason` is a sentence template per feature ("Because you {cooccurrence_anchor
 with an optional condition on the item's values. `explain_items` walks an item's positive contributions, largest
 first, and keeps up to 3 distinct sentences whose placeholders all name something real; a reason whose thing is
 missing (no anchor, no category) is skipped, never written vaguely. `history_anchors` finds, for each candidate,
-the item of the user's recent history that the co-occurrence / content evidence comes from, and `verb` names the
+the item of the user's recent history that the co-occurrence / transition / content evidence comes from, and `verb` names the
 user's event on it: the service's ranking stage and the generic explanations both read these, so what the tests
 check is what is served.
 """
@@ -22,7 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from foryou.data import schema as S
-from foryou.models.sparse_rows import csr_rows
+from foryou.models.sparse_rows import csr_positions, csr_rows
 from foryou.rerank.features import (
     ITEM_AGE,
     ITEM_POP_ALL,
@@ -35,6 +35,8 @@ from foryou.rerank.features import (
 
 COOCCURRENCE_ANCHOR = "cooccurrence_anchor"
 CONTENT_ANCHOR = "content_anchor"
+TRANSITION_ANCHOR = "transition_anchor"
+ANCHORS = (COOCCURRENCE_ANCHOR, TRANSITION_ANCHOR, CONTENT_ANCHOR)
 VERBS = {S.VIEW: "viewed", S.CLICK: "clicked", S.SAVE: "saved", "like": "liked", "cart": "added to your cart",
          S.ADD_TO_CART: "added to your cart", "addtocart": "added to your cart", S.PURCHASE: "bought",
          "buy": "bought", "transaction": "bought", S.RATING: "rated", "rate": "rated", "review": "reviewed"}
@@ -126,9 +128,10 @@ def default_templates(category_field: str | None = None, brand_field: str | None
     holds only when it proposed the item; placeholders name the item's context (anchor titles and verbs, fields)."""
     bought = f"Because you {{{COOCCURRENCE_ANCHOR}_verb}} {{{COOCCURRENCE_ANCHOR}_title}}"
     similar = f"Similar to {{{CONTENT_ANCHOR}_title}}, which you {{{CONTENT_ANCHOR}_verb}}"
+    following = f"Often chosen next after {{{TRANSITION_ANCHOR}_title}}, which you {{{TRANSITION_ANCHOR}_verb}}"
     sources = {"cooccurrence": bought, "content": similar, "als": "Liked by shoppers with similar taste",
                "two_tower": "Picked for you from your history",
-               "transitions": "Often chosen next after what you chose recently",
+               "transitions": following,
                **{name: bought for name in item_item_sources}}
     templates: dict[str, Reason] = {}
     for source, sentence in sources.items():
@@ -160,10 +163,11 @@ def verb(event_type: str) -> str:
 
 
 def history_anchors(candidates: np.ndarray, recent: np.ndarray, item_users: sp.csr_matrix,
-                    content: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                    content: np.ndarray | None = None, following: sp.csr_matrix | None = None) -> dict[str, np.ndarray]:
     """Per candidate label (n,), the item of the user's `recent` history (labels, latest first) its evidence
     comes from, or -1 when no recent item has any: `cooccurrence_anchor`, held together with it by the most users
-    (`item_users` (n_items, n_users) binary), and `content_anchor`, the most similar by cosine of the unit
+    (`item_users` (n_items, n_users) binary), `transition_anchor`, the one it most often follows (`following`:
+    the transition source's successor matrix) and `content_anchor`, the most similar by cosine of the unit
     `content` vectors (n_items, d), never the candidate itself. Ties go to the most recent item. Items past a
     matrix's rows (added after the bundle) have no evidence in it. A name is absent when nothing can anchor it."""
     n = item_users.shape[0]
@@ -175,6 +179,8 @@ def history_anchors(candidates: np.ndarray, recent: np.ndarray, item_users: sp.c
     counts[:, candidates >= n] = 0
     counts[known[:, None] == candidates[None, :]] = 0  # an item bought again is not its own reason
     anchors = {COOCCURRENCE_ANCHOR: _best_anchor(counts, known)}
+    if following is not None:
+        anchors[TRANSITION_ANCHOR] = _best_anchor(successor_shares(following, known, candidates), known)
     mine = known[known < len(content)] if content is not None else known[:0]
     if content is not None and len(mine):
         similarity = content[mine] @ content[np.minimum(candidates, len(content) - 1)].T
@@ -213,6 +219,17 @@ def shared_users(item_users: sp.csr_matrix, rows: np.ndarray, columns: np.ndarra
     counts = np.zeros((len(rows), len(columns)))
     np.add.at(counts, (row_of[order[position]], column), 1.0)
     return counts
+
+
+def successor_shares(following: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """(len(rows), len(columns)) float64 entries of the successor matrix: how often each column item follows each
+    row item (0 where it is not among the row's kept successors, or is past the matrix)."""
+    owner, positions = csr_positions(following, rows)
+    match = following.indices[positions][:, None] == np.asarray(columns)[None, :]
+    entry, column = np.nonzero(match)
+    shares = np.zeros((len(rows), len(columns)))
+    shares[owner[entry], column] = following.data[positions[entry]]
+    return shares
 
 
 def _best_anchor(scores: np.ndarray, anchors: np.ndarray) -> np.ndarray:

@@ -23,8 +23,7 @@ from foryou.rerank.features import feature_matrix
 from foryou.rerank.lgbm import LGBMRanker
 from foryou.rerank.merge import MERGED_RANK, merge_lists
 from foryou.rerank.reasons import (
-    CONTENT_ANCHOR,
-    COOCCURRENCE_ANCHOR,
+    ANCHORS,
     Explanation,
     anchor_fields,
     default_templates,
@@ -185,8 +184,9 @@ class StageRanker:
         records = [dict(zip(columns, row)) for row in zip(*columns.values())]
         assert self.cooccurrence.item_users is not None
         timeline = context.timeline
+        transitions = self.retrieval.transitions
         anchors = history_anchors(labels, timeline.recent(self.stage.settings.last_n), self.cooccurrence.item_users,
-                                  self.state.bundle.content)
+                                  self.state.bundle.content, transitions.following if transitions else None)
         for record, fields in zip(records, anchor_fields(anchors, self._describe, timeline.latest_types())):
             record.update(fields)
         for record, label in zip(records, labels.tolist()):
@@ -248,7 +248,7 @@ def _as_reasons(explanation: Explanation, record: dict[str, Any]) -> KeptReasons
         kind = next((kind for prefix, kind in KIND_BY_PREFIX if feature.startswith(prefix)), "history")
         if kind == "category" and "brand" in text:
             kind = "brand"
-        named = [record.get(f"{anchor}_id") for anchor in (COOCCURRENCE_ANCHOR, CONTENT_ANCHOR)
+        named = [record.get(f"{anchor}_id") for anchor in ANCHORS
                  if record.get(f"{anchor}_title") and str(record[f"{anchor}_title"]) in text]
         reasons.append((("kind", kind), ("text", text), ("item_id", named[0] if named else None),
                         ("feature", feature)))
