@@ -4,11 +4,16 @@ strongest of the baselines and the SASRec reference on the same split; seeds are
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
-from benchmarks.defaults import FLOOR, Outcome, SharedSet, score, summarise
+from benchmarks import defaults
+from benchmarks.defaults import FLOOR, Outcome, ReferenceScore, SharedSet, reference_score, score, summarise
 from benchmarks.sasrec_reference import ReferenceResult
+
+from foryou.data import schema as S
 
 
 def manifest(default: str) -> dict[str, Any]:
@@ -19,8 +24,8 @@ def manifest(default: str) -> dict[str, Any]:
             "served_choice": {"best_on_validation": "hybrid", "beyond_noise": False}}
 
 
-def sasrec(test_ndcg: float) -> ReferenceResult:
-    return ReferenceResult(0.2, 7, 17, {"NDCG@10": test_ndcg}, 3.0, 1.0)
+def sasrec(test_ndcg: float) -> ReferenceScore:
+    return ReferenceScore.of(ReferenceResult(0.2, 7, 17, {"NDCG@10": test_ndcg}, 3.0, 1.0))
 
 
 def test_collab_is_scored_as_als_against_the_best_baseline() -> None:
@@ -63,3 +68,26 @@ def test_seeds_are_summarised_by_mean_and_sample_spread() -> None:
     assert row["ratio"]["mean"] == pytest.approx((1.143 + 1.067 + 1.0) / 3)
     assert row["ratio_range"] == [1.0, 1.143]
     assert row["ratio"]["mean"] < FLOOR and row["floor_met"] is False  # one seed above 1.10x is not enough
+
+
+def test_the_reference_is_refitted_unless_its_split_and_seed_are_the_ones_kept(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    prepared = tmp_path / "output" / "prepared"
+    prepared.mkdir(parents=True)
+    events = pd.DataFrame({S.USER_IDX: [0, 0, 1], S.ITEM_IDX: [1, 2, 1], S.SPLIT: ["train", "valid", "test"],
+                           S.TIMESTAMP: pd.to_datetime([1, 2, 3], unit="D", utc=True)})
+    events.to_parquet(prepared / "interactions.parquet")
+    fits: list[int] = []
+
+    def fit(dataset: Any, seed: int = 0) -> ReferenceResult:
+        fits.append(seed)
+        return ReferenceResult(0.2, 7, 17, {"NDCG@10": [0.1, 0.2, 0.3][len(fits) - 1]}, 3.0, 1.0)
+
+    monkeypatch.setattr(defaults, "run_reference", fit)
+    monkeypatch.setattr(defaults.Dataset, "load", staticmethod(lambda path: None))
+    first, reused = reference_score(tmp_path, seed=0)
+    assert (first.test_ndcg, first.seconds, reused) == (0.1, 4.0, False)
+    assert reference_score(tmp_path, seed=0) == (first, True) and fits == [0]  # kept: not refitted
+    assert reference_score(tmp_path, seed=1)[0].test_ndcg == 0.2 and fits == [0, 1]  # another seed
+    events.assign(**{S.ITEM_IDX: [1, 2, 2]}).to_parquet(prepared / "interactions.parquet")
+    assert reference_score(tmp_path, seed=1) == (ReferenceScore(0.2, 0.3, 7, 1e-3, 4.0), False)  # another split
