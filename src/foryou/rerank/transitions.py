@@ -93,7 +93,7 @@ class TransitionSource(HistorySource):
         """(b, n_items) from recent-item rows (as `recent_items_matrix` or `recent_row` make), for any history."""
         assert self.following is not None
         products = sp.csr_matrix(recent, dtype=np.float64) @ sp.csr_matrix(self.following, dtype=np.float64)
-        scores = np.asarray(products.toarray(), dtype=np.float32)  # added in float64, as `scores_one` adds them
+        scores = products.astype(np.float32).toarray()  # added in float64, as `scores_one` adds them
         scores[scores <= 0] = -np.inf
         return scores
 
