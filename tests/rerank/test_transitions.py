@@ -25,7 +25,7 @@ def test_successor_shares_by_hand() -> None:
     matrix = successor_matrix(three_users().interactions, 4, gap=2)
     expected = np.array([[0, 2 / 3, 1 / 3, 0], [0.2, 0, 0.8, 0], [1, 0, 0, 0], [0, 1, 0, 0]])
     np.testing.assert_allclose(matrix.toarray(), expected, rtol=1e-6)
-    assert matrix.dtype == np.float32 and matrix.diagonal().sum() == 0
+    assert matrix.dtype == np.float32 and matrix.diagonal().sum() == 0 and matrix.has_sorted_indices
 
 
 def test_a_gap_of_one_counts_the_next_event_only() -> None:

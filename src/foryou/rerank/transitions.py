@@ -57,8 +57,10 @@ def _strongest_per_row(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
     order = np.lexsort((matrix.indices, -matrix.data, row))  # per row: largest first, ties by column
     starts = np.repeat(matrix.indptr[:-1], np.diff(matrix.indptr))
     chosen = order[np.arange(len(order)) - starts < keep]
-    return sp.csr_matrix((matrix.data[chosen].astype(np.float32), (row[chosen], matrix.indices[chosen])),
+    kept = sp.csr_matrix((matrix.data[chosen].astype(np.float32), (row[chosen], matrix.indices[chosen])),
                          shape=matrix.shape)
+    kept.sort_indices()
+    return kept
 
 
 class TransitionSource(HistorySource):
