@@ -28,8 +28,10 @@ from foryou.config import ServingConfig
 from foryou.errors import ConfigError, DataFileError
 from foryou.serving.app import create_app
 from foryou.serving.bundle import load_bundle
+from foryou.serving.changes import ChangeSignal
 from foryou.serving.security import ApiKeys, RateLimiter
-from foryou.serving.store import Store
+from foryou.serving.service import Service
+from foryou.serving.store import Store, sqlite_url
 
 NUL_ID = "a\u0000b"
 EARRINGS = {"title": "Gold Hoop Earrings 77", "category": "Jewellery", "price": 41.0}
@@ -285,3 +287,23 @@ def test_the_largest_query_vector_allowed_still_scores_finitely(client: TestClie
     assert len(answer["items"]) == 5 and all(isinstance(item["score"], float) for item in answer["items"])
     beyond = client.post("/v1/retrieve", json={"vector": [2e6] * width})
     assert beyond.status_code == 422 and detail(beyond).startswith("vector:")
+
+
+def test_a_server_stopped_as_its_bundle_finishes_loading_stops_cleanly(shop_bundle: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server may shut down (lifespan exit, another thread) at any moment of the load, even between the store
+    # poller's creation and its start: stopping must never join a thread that has not started.
+    service = Service(shop_bundle, ServingConfig(), Store(sqlite_url(tmp_path / "store.db")),
+                      ChangeSignal(tmp_path / "changes"))
+    start = threading.Thread.start
+
+    def stopped_first(thread: threading.Thread) -> None:
+        if thread.name == "foryou-store-sync":
+            service.stop()  # the shutdown lands right before the poller starts
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", stopped_first)
+    service.start()
+    assert service.ready and service._poller is not None
+    service._poller.join(timeout=5)
+    assert not service._poller.is_alive()  # it saw the stop and ended

@@ -85,8 +85,9 @@ class Service:
             recommender = self._load(directory)
         self._current, self.bundle_dir = recommender, directory
         settle_memory()
-        self._poller = threading.Thread(target=self._poll_store, name="foryou-store-sync", daemon=True)
-        self._poller.start()
+        poller = threading.Thread(target=self._poll_store, name="foryou-store-sync", daemon=True)
+        poller.start()
+        self._poller = poller  # published once started: `stop` (from another thread) may join it at any moment
 
     def stop(self) -> None:
         self._stop.set()
