@@ -4,11 +4,12 @@ strategies answer with and that the ranking stage merges.
 Sources (the ranking stage's names): `two_tower` (user query -> ANN index), `content` (recent items' content
 profile -> content index), `als` / `ease` / `item_knn` (the served baselines over the full history; ALS folds it
 in), `recent_pop` (recent popularity, ranked once at load), `cooccurrence` (items held together with the
-user's last items) and `transitions` (items others chose right after them). Each answers (labels, scores) best first, or None when it cannot place the user.
+user's last items) and `transitions` (items others chose right after them). Each answers (labels, scores) best
+first, or None when it cannot place the user.
 
-A trained user without live events gets the same answer from the baselines and co-occurrence on every request
-with the same rules, so each source's top k under the request's rules is kept (LRU, USER_CACHE entries, dropped
-with the state) and serves any later request with those rules for up to that k. A first request computes only
+A trained user without live events gets the same answer from the baselines, co-occurrence and transitions on every
+request with the same rules, so each source's top k under the request's rules is kept (LRU, USER_CACHE entries,
+dropped with the state) and serves any later request with those rules for up to that k. A first request computes only
 what it returns: the top k under its own rules, not a longer unfiltered list to filter.
 """
 
