@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 
 from foryou.models.sequences import SECONDS_PER_DAY
+from foryou.rerank.candidates import recency_weights, recent_items
 from foryou.serving.state import Event, ServingState, as_utc, model_events
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -30,16 +31,25 @@ class Timeline:
     ns: np.ndarray
     types: list[str]
 
+    @functools.cached_property
+    def distinct(self) -> np.ndarray:
+        """Every distinct label, latest first (an item counts at its latest event): read by each source and reason
+        that looks at the user's last items, computed once."""
+        return recent_items(self.labels, len(self.labels))[0]
+
     def recent(self, last_n: int) -> np.ndarray:
-        """The `last_n` most recent distinct labels, latest first (an item counts at its latest event)."""
-        latest_first = self.labels[::-1]
-        return latest_first[np.sort(np.unique(latest_first, return_index=True)[1])][:last_n]
+        """The `last_n` most recent distinct labels, latest first."""
+        return self.distinct[:last_n]
+
+    def recent_below(self, n_items: int, last_n: int, decay: float) -> tuple[np.ndarray, np.ndarray]:
+        """`recent_items` of the history's labels below `n_items` (those a source fitted on n_items knows)."""
+        known = self.distinct[self.distinct < n_items][:last_n]
+        return known, recency_weights(len(known), decay)
 
     def recent_where(self, keep: Callable[[int], bool], count: int) -> list[int]:
         """The `count` most recent distinct labels that pass `keep` (e.g. still in an index), latest first; the
         history is read no further than needed."""
-        return list(itertools.islice((label for label in self.recent(len(self.labels)).tolist() if keep(label)),
-                                     count))
+        return list(itertools.islice((label for label in self.distinct.tolist() if keep(label)), count))
 
     def latest_types(self) -> dict[int, str]:
         """label -> the type of the user's latest event on it."""

@@ -29,7 +29,6 @@ from foryou.rerank.candidates import (
     CooccurrenceSource,
     content_profiles,
     recency_weights,
-    recent_items,
 )
 from foryou.rerank.transitions import TRANSITIONS, TransitionSource
 from foryou.serving.catalog import rule_mask
@@ -182,7 +181,7 @@ class Retrieval:
 
         def top(m: int, mask: np.ndarray) -> Found:
             assert source is not None
-            scores = source.scores_one(*recent_items(history[history < n], source.last_n, source.decay))
+            scores = source.scores_one(*context.timeline.recent_below(n, source.last_n, source.decay))
             scores[~mask] = -np.inf
             labels, values = top_k(scores[None, :], min(m, n), self.tie_order, overwrite=True)
             keep = np.isfinite(values[0])
@@ -200,7 +199,7 @@ class Retrieval:
 
         def top(m: int, mask: np.ndarray) -> Found:
             assert source is not None
-            labels, scores = source.sparse_scores(*recent_items(history[history < n], source.last_n, source.decay))
+            labels, scores = source.sparse_scores(*context.timeline.recent_below(n, source.last_n, source.decay))
             allowed = mask[labels]
             labels, scores = labels[allowed], scores[allowed]
             order = np.lexsort((self.tie_order[labels], -scores))[:m]
