@@ -29,6 +29,7 @@ from foryou.rerank import (
     two_tower_source,
 )
 from foryou.rerank.candidates import recent_items, recent_row
+from foryou.rerank.merge import complete_scores
 from foryou.rerank.transitions import TransitionSource
 
 # Four items, four users (user, item, day):  u0: 0, 1   u1: 0, 1, 2   u2: 1, 2, 3   u3: 3, 0
@@ -139,11 +140,21 @@ def test_content_source_needs_one_vector_per_item_and_a_fit() -> None:
 
 
 class FixedSource:
-    """A source answering fixed lists: user -> [(item, score), ...] best first."""
+    """A source answering fixed lists: user -> [(item, score), ...] best first; `evidence`: user -> {item: score}
+    it scores beyond its list (10 items)."""
 
-    def __init__(self, name: str, lists: dict[int, list[tuple[int, float]]]) -> None:
+    def __init__(self, name: str, lists: dict[int, list[tuple[int, float]]],
+                 evidence: dict[int, dict[int, float]] | None = None) -> None:
         self.name = name
         self.lists = lists
+        self.evidence = evidence or {}
+
+    def scores(self, user_idx: np.ndarray) -> np.ndarray:
+        scores = np.full((len(user_idx), 10), -np.inf, dtype=np.float32)
+        for row, user in enumerate(user_idx.tolist()):
+            for item, score in [*self.lists.get(user, []), *self.evidence.get(user, {}).items()]:
+                scores[row, item] = score
+        return scores
 
     def candidates(self, user_idx: np.ndarray, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         items = np.full((len(user_idx), k), -1, dtype=np.int64)
@@ -171,6 +182,26 @@ def test_merge_by_hand() -> None:
     assert row["a_rank"] == 3 and row["b_rank"] == 1 and row["a_score"] == pytest.approx(0.7) and row["b_score"] == 3
     assert frame.iloc[1]["b_rank"] == 3 and np.isnan(frame.iloc[1]["b_score"])  # sentinel: k + 1, score NaN
     assert np.isnan(frame.iloc[3]["b_score"]) and frame.iloc[3]["b_rank"] == 3
+
+
+def test_complete_scores_fill_a_sources_score_where_it_did_not_propose_the_row() -> None:
+    a = FixedSource("a", {0: [(5, 0.9), (6, 0.8)], 1: [(1, 0.5)]}, evidence={0: {8: 0.1}, 1: {2: 0.3}})
+    b = FixedSource("b", {0: [(8, 2.0)], 1: [(2, 1.0)]}, evidence={0: {5: 1.5}})
+    frame = merge_candidates([a, b], np.array([0, 1]), 2, total=None)
+    before = frame.copy()
+    for batch in (1, 2):  # users scored one at a time or together: the same frame
+        done = complete_scores(frame.copy(), [a, b], batch)
+        keyed = done.set_index([S.USER_IDX, S.ITEM_IDX])
+        # u0: a scores 8 beyond its list, b scores 5 but not 6; u1: a scores 2, b has nothing on 1
+        assert keyed.loc[(0, 8), "a_score"] == pytest.approx(0.1) and keyed.loc[(0, 5), "b_score"] == 1.5
+        assert np.isnan(keyed.loc[(0, 6), "b_score"]) and np.isnan(keyed.loc[(1, 1), "b_score"])
+        assert keyed.loc[(1, 2), "a_score"] == pytest.approx(0.3)
+        # what each source proposed is unchanged: its own scores and every rank (k + 1: not proposed)
+        proposed = before["a_score"].notna()
+        np.testing.assert_array_equal(done.loc[proposed, "a_score"], before.loc[proposed, "a_score"])
+        for column in ("a_rank", "b_rank", "merged_rank", S.ITEM_IDX):
+            np.testing.assert_array_equal(done[column], before[column])
+        assert keyed.loc[(0, 8), "a_rank"] == 3 and keyed.loc[(0, 5), "b_rank"] == 3
 
 
 def test_recall_by_hand() -> None:

@@ -103,6 +103,18 @@ class VectorIndex:
                 raise UnknownIdError(f"item labels not in the index: {labels[rows < 0][:20].tolist()}")
             return self._index.reconstruct_batch(rows)
 
+    def inner_products(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """(n,) float32 inner product of `query` (d,) with the stored vector of each label of `ids` (what a search
+        scores it), NaN for labels not in the index."""
+        labels = as_labels(ids, "ids")
+        products = np.full(len(labels), np.nan, dtype=np.float32)
+        with self._lock:
+            rows = self._rows_or_minus_one(labels)
+            found = rows >= 0
+            if found.any():
+                products[found] = self._index.reconstruct_batch(rows[found]) @ np.asarray(query, np.float32)
+        return products
+
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
                denied: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k live labels by inner product for queries (b, d): labels (b, k) int64 padded with -1, scores

@@ -43,6 +43,11 @@ class CandidateSource(Protocol):
         with -inf. Fewer than k real items when the source has no evidence for more (or the catalog is smaller)."""
         ...
 
+    def scores(self, user_idx: np.ndarray) -> np.ndarray:
+        """(b, n_items) float32 score of every item for each user (seen items too); -inf where the source has
+        no evidence. The ranking stage reads a source's score on the candidates other sources proposed."""
+        ...
+
 
 class ModelSource:
     """A fitted `Recommender` as a source: its `recommend_indices` (full scores, seen items left out)."""
@@ -54,6 +59,9 @@ class ModelSource:
     def candidates(self, user_idx: np.ndarray, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         indices, scores = self.model.recommend_indices(np.array(user_idx, dtype=np.int64), k, exclude_seen)
         return _pad(indices, scores, k)
+
+    def scores(self, user_idx: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.score_users(np.asarray(user_idx, dtype=np.int64)), dtype=np.float32)
 
 
 def two_tower_source(model: TwoTower, name: str = "two_tower") -> ModelSource:

@@ -36,39 +36,39 @@ def source_names(frame: FeatureRows) -> list[str]:
 
 
 def normalised_scores(frame: FeatureRows, source: str) -> np.ndarray:
-    """(n,) float64 in [0, 1]: `<source>_score` min-max scaled over each user's rows the source proposed, so
-    sources on different scales can be added. 1.0 where a user's proposed scores are all equal (one row included),
-    0.0 where the source did not propose the row (NaN or a non-finite score)."""
+    """(n,) float64 in [0, 1]: `<source>_score` min-max scaled over each user's rows the source scores, so
+    sources on different scales can be added. 1.0 where a user's scores are all equal (one row included), 0.0
+    where the source has no score for the row (NaN or a non-finite score)."""
     values = _score_column(frame, source)
-    proposed = np.isfinite(values)
+    scored = np.isfinite(values)
     users = np.asarray(frame[S.USER_IDX])
     if len(users) and (users == users[0]).all():  # one user (a request): plain reductions, no grouping
-        low = np.full(len(values), values[proposed].min(initial=np.inf))
-        span = values[proposed].max(initial=-np.inf) - low
+        low = np.full(len(values), values[scored].min(initial=np.inf))
+        span = values[scored].max(initial=-np.inf) - low
     else:
         _, user = np.unique(users, return_inverse=True)
         low_per_user = np.full(user.max(initial=-1) + 1, np.inf)
         high_per_user = np.full(len(low_per_user), -np.inf)
-        np.minimum.at(low_per_user, user[proposed], values[proposed])
-        np.maximum.at(high_per_user, user[proposed], values[proposed])
+        np.minimum.at(low_per_user, user[scored], values[scored])
+        np.maximum.at(high_per_user, user[scored], values[scored])
         low = low_per_user[user]
         span = high_per_user[user] - low
     scaled = np.ones(len(values), dtype=np.float64)
-    spread = proposed & (span > 0)
+    spread = scored & (span > 0)
     scaled[spread] = (values[spread] - low[spread]) / span[spread]
-    scaled[~proposed] = 0.0
+    scaled[~scored] = 0.0
     return scaled
 
 
 def reciprocal_rank_fusion(frame: FeatureRows, sources: Sequence[str] | None = None, k: float = 60.0) -> np.ndarray:
-    """(n,) float64: sum over the sources that proposed the row (finite `<s>_score`) of 1 / (k + `<s>_rank`).
+    """(n,) float64: sum over the sources that score the row (finite `<s>_score`) of 1 / (k + `<s>_rank`).
     Reads ranks only, so it needs neither score scaling nor tuning; k damps the weight of the very top ranks."""
     names = _sources(frame, sources)
     fused = np.zeros(len(frame[S.USER_IDX]), dtype=np.float64)
     for name in names:
-        proposed = np.isfinite(_score_column(frame, name))
+        scored = np.isfinite(_score_column(frame, name))
         ranks = np.asarray(frame[f"{name}_rank"], dtype=np.float64)
-        fused[proposed] += 1.0 / (k + ranks[proposed])
+        fused[scored] += 1.0 / (k + ranks[scored])
     return fused
 
 

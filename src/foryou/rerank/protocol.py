@@ -33,7 +33,7 @@ import scipy.sparse as sp
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset
 from foryou.models.base import Recommender
-from foryou.models.ranking import tie_break_order
+from foryou.models.ranking import tie_break_order, users_per_batch
 from foryou.models.registry import build_baseline
 from foryou.models.two_tower import TwoTower
 from foryou.rerank.candidates import (
@@ -48,7 +48,7 @@ from foryou.rerank.candidates import (
 )
 from foryou.rerank.features import HistoryEnd, feature_columns, ranking_features
 from foryou.rerank.lgbm import LGBMRanker
-from foryou.rerank.merge import merge_candidates
+from foryou.rerank.merge import complete_scores, merge_candidates
 from foryou.rerank.transitions import TransitionSource
 
 logger = logging.getLogger(__name__)
@@ -152,10 +152,11 @@ def ranking_frame(sources: Sequence[CandidateSource], history: Dataset, users: n
                   history_end: HistoryEnd | None = None, total: int | None = None) -> pd.DataFrame:
     """Candidates of `users` (train items of `history` excluded by the sources) with features and a label.
 
-    Rows: the union of every source's top `per_source_k` (cut to `total` per user by `merge_candidates`), sorted by (user_idx, merged_rank); columns:
-    user_idx, item_idx, `<source>_score` / `_rank`, merged_rank, the `ranking_features` columns computed from
-    `history` (the data the sources were fitted on) strictly before each user's `history_end` (default: the
-    user's label time), then `label` (1 where (user, item) is in `labels`, else 0; all 0 without labels).
+    Rows: the union of every source's top `per_source_k` (cut to `total` per user by `merge_candidates`), sorted
+    by (user_idx, merged_rank); columns: user_idx, item_idx, `<source>_score` (on every row the source scores,
+    `complete_scores`) / `_rank`, merged_rank, the `ranking_features` columns computed from `history` (the data
+    the sources were fitted on) strictly before each user's `history_end` (default: the user's label time), then
+    `label` (1 where (user, item) is in `labels`, else 0; all 0 without labels).
     """
     users = np.unique(np.asarray(users, dtype=np.int64))
     if history_end is None:
@@ -163,6 +164,7 @@ def ranking_frame(sources: Sequence[CandidateSource], history: Dataset, users: n
             raise ValueError("give history_end (a time or user_idx -> time) when there are no labels")
         history_end = labels.drop_duplicates(S.USER_IDX).set_index(S.USER_IDX)[S.TIMESTAMP]
     frame = merge_candidates(sources, users, per_source_k, total=total, tie_order=tie_break_order(history.n_items))
+    frame = complete_scores(frame, sources, users_per_batch(history.n_items))
     frame = ranking_features(frame, history, history_end)
     frame[LABEL] = np.zeros(len(frame), dtype=np.int64)
     if labels is not None and len(frame):

@@ -118,14 +118,14 @@ def _between(column: str, low: float, high: float) -> Callable[[Mapping[str, Any
     return check
 
 
-def _proposed_by(source: str) -> Callable[[Mapping[str, Any]], bool]:
+def _scored_by(source: str) -> Callable[[Mapping[str, Any]], bool]:
     return lambda row: _present(row.get(f"{source}_score"))
 
 
 def default_templates(category_field: str | None = None, brand_field: str | None = None,
                       item_item_sources: Sequence[str] = ("ease", "item_knn")) -> dict[str, Reason]:
     """Feature -> Reason for the features of `ranking_features` and the usual source names. A source's reason
-    holds only when it proposed the item; placeholders name the item's context (anchor titles and verbs, fields)."""
+    holds only when it scores the item; placeholders name the item's context (anchor titles and verbs, fields)."""
     bought = f"Because you {{{COOCCURRENCE_ANCHOR}_verb}} {{{COOCCURRENCE_ANCHOR}_title}}"
     similar = f"Similar to {{{CONTENT_ANCHOR}_title}}, which you {{{CONTENT_ANCHOR}_verb}}"
     following = f"Often chosen next after {{{TRANSITION_ANCHOR}_title}}, which you {{{TRANSITION_ANCHOR}_verb}}"
@@ -136,12 +136,12 @@ def default_templates(category_field: str | None = None, brand_field: str | None
     templates: dict[str, Reason] = {}
     for source, sentence in sources.items():
         for suffix in ("score", "rank"):
-            templates[f"{source}_{suffix}"] = Reason(sentence, _proposed_by(source))
+            templates[f"{source}_{suffix}"] = Reason(sentence, _scored_by(source))
     where = f" in {{{category_field}}}" if category_field else ""
     templates[item_pop_name(7)] = Reason(f"Popular this week{where}", _between(item_pop_name(7), 1, math.inf))
     templates[item_pop_name(30)] = Reason(f"Popular this month{where}", _between(item_pop_name(30), 1, math.inf))
     templates[ITEM_POP_ALL] = Reason(f"A bestseller{where}", _between(ITEM_POP_ALL, 1, math.inf))
-    templates["recent_pop_score"] = Reason(f"Trending now{where}", _proposed_by("recent_pop"))
+    templates["recent_pop_score"] = Reason(f"Trending now{where}", _scored_by("recent_pop"))
     templates["recent_pop_rank"] = templates["recent_pop_score"]
     in_band = _between(PRICE_RATIO, *USUAL_PRICE_BAND)
     templates[PRICE_RATIO] = templates[PRICE_DISTANCE] = Reason("In your usual price range", in_band)

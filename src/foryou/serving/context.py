@@ -8,8 +8,9 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import numpy as np
 
@@ -64,6 +65,7 @@ class UserContext:
     user: int | None  # the model's user index, when trained on
     live: list[Event]  # stored live events, then the request's own (items the catalog knows)
     seen: np.ndarray  # labels, sorted unique
+    rows: dict[str, Any] = field(default_factory=dict, repr=False)  # what a source computed once for this request
 
     @property
     def trained(self) -> list[Event]:

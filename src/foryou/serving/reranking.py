@@ -137,9 +137,9 @@ class StageRanker:
 
     def candidates(self, context: UserContext, k: int, rules: Rules,
                    featured: bool = True) -> dict[str, np.ndarray] | None:
-        """The user's merged candidates (columns as the offline frame's: ids, per-source score and rank, merged
-        rank, features at the request's cut unless not `featured`), or None when no source but popularity proposes
-        anything."""
+        """The user's merged candidates (columns as the offline frame's: ids, per-source score (on every row the
+        source scores) and rank, merged rank, features at the request's cut unless not `featured`), or None when
+        no source but popularity proposes anything."""
         per_source = max(self.stage.settings.per_source_k, k)
         found = self._sources(context, per_source, rules)
         if not any(len(labels) for name, (labels, _) in found.items() if name != RECENT_POP):
@@ -148,7 +148,18 @@ class StageRanker:
                         np.arange(1, len(found[name][0]) + 1, dtype=np.int32)) for name in self.stage.source_names}
         columns = merge_lists(lists, dict.fromkeys(lists, per_source), max(self.stage.settings.candidates, k),
                               tie_order=self._tie_order(len(self.state.catalog)))
+        self._complete_scores(columns, context)
         return {**columns, **self._features(columns[S.ITEM_IDX], context)} if featured else columns
+
+    def _complete_scores(self, columns: dict[str, np.ndarray], context: UserContext) -> None:
+        """Each source's score on the merged rows it did not propose, where it has one (as the offline frame's
+        `complete_scores`): read from what the source computed for its own top k in this request."""
+        labels = columns[S.ITEM_IDX]
+        for name in self.stage.source_names:
+            values = columns[f"{name}_score"]
+            missing = np.isnan(values)
+            if missing.any():
+                values[missing] = self.retrieval.scores_at(name, context, labels[missing], self.stage.settings.last_n)
 
     def _features(self, labels: np.ndarray, context: UserContext) -> dict[str, np.ndarray]:
         """The ranking features of `labels` for the user, at the request's cut: the later of the bundle's reference

@@ -103,6 +103,7 @@ class Retrieval:
         labels, values = fallback.rank(scores, fallback.n_items)  # the whole catalog, once: filtered per request
         keep = labels[0] >= 0
         self.popular_labels, self.popular_scores = labels[0][keep], values[0][keep]
+        self.popular_row = np.asarray(scores[0], np.float32)  # label -> its score
         self.tie_order = tie_break_order(0 if cooccurrence is None else cooccurrence.n_items)
         self.cache = TopCache()
 
@@ -140,37 +141,56 @@ class Retrieval:
 
     def content(self, context: UserContext, k: int, rules: Rules, last_n: int, decay: float) -> Found | None:
         """Content index search with the user's profile over their `last_n` latest items in that index."""
+        index, profile = self.state.content_index, self._profile(context, last_n, decay)
+        return None if index is None or profile is None else self.search(index, profile, k, rules)
+
+    def _profile(self, context: UserContext, last_n: int, decay: float) -> np.ndarray | None:
+        """The user's content profile over their `last_n` latest items in the content index, once per request;
+        None without such an item."""
         index = self.state.content_index
         if index is None:
             return None
-        recent = context.timeline.recent_where(index.contains, last_n)
-        if not recent:
-            return None
-        weights = recency_weights(len(recent), decay)[None, :]
-        profile = content_profiles(weights, index.vectors(np.array(recent, dtype=np.int64)))[0]
-        return self.search(index, profile, k, rules)
+
+        def profile() -> np.ndarray | None:
+            assert index is not None
+            recent = context.timeline.recent_where(index.contains, last_n)
+            if not recent:
+                return None
+            weights = recency_weights(len(recent), decay)[None, :]
+            return content_profiles(weights, index.vectors(np.array(recent, dtype=np.int64)))[0]
+
+        return self._once(f"content:{last_n}:{decay}", context, profile)
 
     def served(self, strategy: str, context: UserContext, k: int, rules: Rules) -> Found | None:
         """A served baseline (ALS, EASE, ItemKNN): its stored row for a trained user without live events, else
         the scores of the whole history as a raw one (ALS folds it in)."""
         model = self.state.bundle.served[strategy]
-        history = None
-        if context.user is None or context.live:
-            rows = context.seen[context.seen < model.n_items]
-            if len(rows) == 0:
-                return None
-            history = sp.csr_matrix((np.ones(len(rows), np.float32), rows, [0, len(rows)]), shape=(1, model.n_items))
+        if (context.user is None or context.live) and not (context.seen < model.n_items).any():
+            return None
 
         def top(m: int, mask: np.ndarray) -> Found:
-            if history is None:
-                scores = model.score_users(np.array([context.user]))
-            else:
-                scores = model.score_histories(history)  # type: ignore[attr-defined]
-            labels, values = model.rank(scores, m, None, mask)
+            row = self._baseline_row(strategy, context)
+            assert row is not None
+            labels, values = model.rank(row[None, :], m, None, mask)
             keep = labels[0] >= 0
             return labels[0][keep], values[0][keep]
 
         return self._top(strategy, context, k, rules, model.n_items, top)
+
+    def _baseline_row(self, strategy: str, context: UserContext) -> np.ndarray | None:
+        """A served baseline's (n_items,) scores for the user, once per request; None without a history it knows."""
+        model = self.state.bundle.served[strategy]
+
+        def row() -> np.ndarray | None:
+            if context.user is not None and not context.live:
+                return np.asarray(model.score_users(np.array([context.user]))[0], np.float32)
+            rows = context.seen[context.seen < model.n_items]
+            if len(rows) == 0:
+                return None
+            history = sp.csr_matrix((np.ones(len(rows), np.float32), rows, [0, len(rows)]), shape=(1, model.n_items))
+            return np.asarray(model.score_histories(history)[0], np.float32)  # type: ignore[attr-defined]
+
+        return self._once(strategy, context, row)
 
     def cooccurring(self, context: UserContext, k: int, rules: Rules) -> Found | None:
         """Items held together with the user's last items (the bundle's co-occurrence source); -inf: none."""
@@ -180,14 +200,19 @@ class Retrieval:
         n = source.n_items
 
         def top(m: int, mask: np.ndarray) -> Found:
-            assert source is not None
-            scores = source.scores_one(*context.timeline.recent_below(n, source.last_n, source.decay))
-            scores[~mask] = -np.inf
+            scores = np.where(mask, self._cooccurrence_row(context), np.float32(-np.inf))
             labels, values = top_k(scores[None, :], min(m, n), self.tie_order, overwrite=True)
             keep = np.isfinite(values[0])
             return labels[0][keep].astype(np.int64), values[0][keep]
 
         return self._top("cooccurrence", context, k, rules, n, top)
+
+    def _cooccurrence_row(self, context: UserContext) -> np.ndarray:
+        """The co-occurrence source's (n_items,) scores of the user's last items, once per request."""
+        source = self.cooccurrence
+        assert source is not None
+        return self._once("cooccurrence", context, lambda: source.scores_one(
+            *context.timeline.recent_below(source.n_items, source.last_n, source.decay)))
 
     def following(self, context: UserContext, k: int, rules: Rules) -> Found | None:
         """Items others chose right after the user's last items (the bundle's transition source), ranked among
@@ -198,14 +223,56 @@ class Retrieval:
         n = source.n_items
 
         def top(m: int, mask: np.ndarray) -> Found:
-            assert source is not None
-            labels, scores = source.sparse_scores(*context.timeline.recent_below(n, source.last_n, source.decay))
+            labels, scores = self._following(context)
             allowed = mask[labels]
             labels, scores = labels[allowed], scores[allowed]
             order = np.lexsort((self.tie_order[labels], -scores))[:m]
             return labels[order], scores[order]
 
         return self._top(TRANSITIONS, context, k, rules, n, top)
+
+    def _following(self, context: UserContext) -> Found:
+        """The transition source's (items it proposes, sorted; their scores) for the user, once per request."""
+        source = self.transitions
+        assert source is not None
+        return self._once(TRANSITIONS, context, lambda: source.sparse_scores(
+            *context.timeline.recent_below(source.n_items, source.last_n, source.decay)))
+
+    def scores_at(self, name: str, context: UserContext, labels: np.ndarray, last_n: int) -> np.ndarray:
+        """(n,) float32 score of source `name` for the user at each of `labels`, NaN where it has none: what the
+        offline frame's `complete_scores` reads for the merged candidates a source did not propose."""
+        labels = np.asarray(labels, np.int64)
+        missing = np.full(len(labels), np.nan, dtype=np.float32)
+        if name == "two_tower":
+            vector = context.vector
+            return missing if vector is None else self.state.index.inner_products(vector, labels)
+        if name == "content":
+            index, profile = self.state.content_index, self._profile(context, last_n, CONTENT_DECAY)
+            return missing if index is None or profile is None else index.inner_products(profile, labels)
+        if name == RECENT_POP:
+            return _at(self.popular_row, labels)
+        if name == "cooccurrence":
+            has_history = self.cooccurrence is not None and len(context.timeline.labels)
+            return _at(self._cooccurrence_row(context), labels) if has_history else missing
+        if name == TRANSITIONS:
+            if self.transitions is None or not len(context.timeline.labels):
+                return missing
+            proposed, scores = self._following(context)
+            if len(proposed):
+                where = np.minimum(np.searchsorted(proposed, labels), len(proposed) - 1)
+                hit = proposed[where] == labels
+                missing[hit] = scores[where[hit]]
+            return missing
+        strategy = SOURCE_STRATEGY.get(name, name)
+        row = self._baseline_row(strategy, context) if strategy in self.state.bundle.served else None
+        return missing if row is None else _at(row, labels)
+
+    @staticmethod
+    def _once(name: str, context: UserContext, compute: Callable[[], Any]) -> Any:
+        """`compute()` once per request and source (kept in the request's context); callers do not change it."""
+        if name not in context.rows:
+            context.rows[name] = compute()
+        return context.rows[name]
 
     def _top(self, name: str, context: UserContext, k: int, rules: Rules, n_items: int, top: TopK) -> Found:
         """`top(k, the rules' mask over n_items)`, through the cache for a trained user without live events (fixed
@@ -214,3 +281,12 @@ class Retrieval:
         if context.user is None or context.live:
             return top(k, mask)
         return self.cache.top((name, context.user, rules.key()), k, mask, top)
+
+
+def _at(row: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(n,) float32 `row[labels]`, NaN for labels past the row and for non-finite scores (no evidence)."""
+    values = np.full(len(labels), np.nan, dtype=np.float32)
+    inside = labels < len(row)
+    values[inside] = row[labels[inside]]
+    values[~np.isfinite(values)] = np.nan
+    return values
