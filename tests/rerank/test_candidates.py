@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from tests.models.conftest import build_dataset, checkerboard_events
@@ -29,7 +30,7 @@ from foryou.rerank import (
     two_tower_source,
 )
 from foryou.rerank.candidates import recent_items, recent_row
-from foryou.rerank.merge import complete_scores
+from foryou.rerank.merge import complete_scores, proposed_only
 from foryou.rerank.transitions import TransitionSource
 
 # Four items, four users (user, item, day):  u0: 0, 1   u1: 0, 1, 2   u2: 1, 2, 3   u3: 3, 0
@@ -338,3 +339,14 @@ def test_merge_recall_is_at_least_each_sources(fitted: tuple[Dataset, list]) -> 
     union_pairs = set(zip(union[S.USER_IDX], union[S.ITEM_IDX]))
     assert at_k["union"] == pytest.approx(np.mean([(u, i) in union_pairs for u, i in zip(*targets)]))
     assert merged <= at_k["union"]
+
+
+def test_proposed_only_undoes_complete_scores() -> None:
+    a = FixedSource("a", {0: [(5, 0.9), (6, 0.8)]}, evidence={0: {8: 0.1}})
+    b = FixedSource("b", {0: [(8, 2.0)]}, evidence={0: {5: 1.5, 6: 0.5}})
+    frame = merge_candidates([a, b], np.array([0]), 2, total=None)
+    done = complete_scores(frame.copy(), [a, b], 1)
+    assert done["b_score"].notna().all()  # b scores every candidate once completed
+    undone = proposed_only(done, ["a", "b"], 2)
+    pd.testing.assert_frame_equal(undone, frame)
+    assert done["b_score"].notna().all()  # the completed frame itself is left as it was

@@ -113,6 +113,10 @@ def test_k_larger_than_the_candidate_pool_is_still_honoured(client: TestClient) 
 
 def test_the_stage_round_trips_through_its_folder(shop_bundle: Path, tmp_path: Path) -> None:
     stage = RankingStage.load(shop_bundle / "ranking")
+    for complete in (True, False):  # either choice of the rankers' inputs is kept
+        stage.complete_scores = complete
+        stage.save(tmp_path / str(complete))
+        assert RankingStage.load(tmp_path / str(complete)).complete_scores is complete
     stage.save(tmp_path / "ranking")
     again = RankingStage.load(tmp_path / "ranking")
     rng = np.random.default_rng(0)
@@ -124,23 +128,28 @@ def test_the_stage_round_trips_through_its_folder(shop_bundle: Path, tmp_path: P
     assert again.validation_ndcg == stage.validation_ndcg and again.source_names == stage.source_names
 
 
-def test_the_service_builds_a_users_candidates_and_features_as_the_offline_protocol_does(shop_bundle: Path) -> None:
+@pytest.mark.parametrize("complete_scores", [True, False])
+def test_the_service_builds_a_users_candidates_and_features_as_the_offline_protocol_does(
+        shop_bundle: Path, complete_scores: bool) -> None:
     # Training / serving skew guard: a trained user without live events gets, per request, exactly the merged
-    # candidates and features that the offline frame of the same sources (the bundle's) gives at the same cut.
+    # candidates and features that the offline frame of the same sources (the bundle's) gives at the same cut,
+    # with every source's score completed or only where it proposed the row, as the stage reads them.
     state = ServingState.load(shop_bundle)
     recommender = Recommender(state)
     ranker = recommender.stage
     assert ranker is not None
     stage, bundle = ranker.stage, state.bundle
+    stage.complete_scores = complete_scores
     data = Dataset.load(shop_bundle.parent / "prepared").restricted_to("train", "valid")
     sources = SourceModels.fit(data, bundle.model, {"ease": bundle.served["ease"], "item_knn": bundle.served["item_knn"],
                                                    "als": bundle.served["collab"]}, bundle.fallback,
                                stage.settings.last_n)
     user = state.user_index("u0")
     assert user is not None
-    offline = ranking_frame(sources.sources(), data, np.array([user]), None, stage.settings.per_source_k,
-                            history_end=pd.Timestamp(stage.catalog.reference_ns, tz="UTC"),
-                            total=stage.settings.candidates)
+    offline = stage.as_read(ranking_frame(sources.sources(), data, np.array([user]), None,
+                                          stage.settings.per_source_k,
+                                          history_end=pd.Timestamp(stage.catalog.reference_ns, tz="UTC"),
+                                          total=stage.settings.candidates))
     context = recommender.context("u0", [], [])
     rules = recommender._rules(Filters(), context.seen)
     assert list(ranker._sources(context, stage.settings.per_source_k, rules)) == stage.source_names
@@ -150,6 +159,9 @@ def test_the_service_builds_a_users_candidates_and_features_as_the_offline_proto
     for name in stage.feature_names:
         np.testing.assert_allclose(online[name], offline[name].to_numpy(np.float64), rtol=1e-5, atol=1e-6,
                                    err_msg=name)
+    filled = sum(int(np.isfinite(online[f"{name}_score"][online[f"{name}_rank"] > stage.settings.per_source_k]).sum())
+                 for name in stage.source_names)
+    assert (filled > 0) == complete_scores  # scores past a source's own list: there only when completed
 
 
 def test_the_timeline_is_the_event_history_as_arrays(shop_bundle: Path) -> None:

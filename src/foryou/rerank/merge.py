@@ -112,6 +112,17 @@ def complete_scores(frame: pd.DataFrame, sources: Sequence[CandidateSource], bat
     return frame
 
 
+def proposed_only(frame: pd.DataFrame, names: Sequence[str], per_source_k: int) -> pd.DataFrame:
+    """`frame` as it was before `complete_scores`: each source's `<name>_score` NaN where its `<name>_rank` is past
+    `per_source_k` (it did not propose the row). Only the score columns are new; the others are shared."""
+    out = frame.copy(deep=False)
+    for name in names:
+        scores = out[f"{name}_score"].to_numpy(np.float32).copy()
+        scores[out[f"{name}_rank"].to_numpy() > per_source_k] = np.nan
+        out[f"{name}_score"] = scores
+    return out
+
+
 def per_source_recall(frame: pd.DataFrame, targets: tuple[np.ndarray, np.ndarray], k: int = 200) -> dict[str, float]:
     """Mean over target users of (distinct targets found) / (distinct targets): for each source alone (its
     `<name>_rank` <= k), for "merged" (`merged_rank` <= k) and for "union" (every row of `frame`).

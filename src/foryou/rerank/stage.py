@@ -33,6 +33,7 @@ from foryou.rerank.candidates import CandidateSource, ContentSource, Cooccurrenc
 from foryou.rerank.features import FeatureRows, feature_columns
 from foryou.rerank.hybrid import HybridBlend, added, reciprocal_rank_fusion
 from foryou.rerank.lgbm import LGBMRanker
+from foryou.rerank.merge import proposed_only
 from foryou.rerank.mlp import PREDICT_ROWS, MLPRanker
 from foryou.rerank.online import CatalogFeatures
 from foryou.rerank.protocol import (
@@ -127,6 +128,9 @@ class RankingStage:
     catalog: CatalogFeatures
     validation_ndcg: dict[str, float]
     label_recall: dict[str, float]
+    # the rankers read each source's score on every candidate it scores (`complete_scores`), or only on those it
+    # proposed: whichever ranks better on validation (complete on online retail and MovieLens, not on dense ratings)
+    complete_scores: bool = True
     # per strategy, each validation user's NDCG@10 (index: user_idx) from the fit, for the paired test of the
     # served choice; not saved with the stage
     validation_users: dict[str, pd.Series] = field(default_factory=dict, repr=False, compare=False)
@@ -147,6 +151,10 @@ class RankingStage:
         if parts is None:
             raise ValueError(f"unknown ranking-stage strategy {strategy!r}; known: {', '.join(self.strategies)}")
         return added(parts, len(frame[S.USER_IDX]))
+
+    def as_read(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A `ranking_frame` (every source's score completed) as this stage's rankers read it."""
+        return frame if self.complete_scores else proposed_only(frame, self.source_names, self.settings.per_source_k)
 
     def parts(self, strategy: str, frame: FeatureRows) -> Parts | None:
         """A hybrid's score as additive parts (feature -> (n,)): each weighted source's scaled score for `hybrid`,
@@ -179,7 +187,8 @@ class RankingStage:
         self.catalog.save(directory / CATALOG_FILE)
         meta = {"settings": self.settings.model_dump(), "source_names": self.source_names,
                 "feature_names": self.feature_names, "blend": self.blend.to_dict(),
-                "validation_ndcg": self.validation_ndcg, "label_recall": self.label_recall}
+                "validation_ndcg": self.validation_ndcg, "label_recall": self.label_recall,
+                "complete_scores": self.complete_scores}
         (directory / STAGE_FILE).write_text(json.dumps(meta, indent=2))
 
     @classmethod
@@ -189,7 +198,7 @@ class RankingStage:
         return cls(RankingConfig(**meta["settings"]), list(meta["source_names"]), list(meta["feature_names"]),
                    LGBMRanker.load(directory / LGBM_DIR), mlp, HybridBlend.from_dict(meta["blend"]),
                    CatalogFeatures.load(directory / CATALOG_FILE), dict(meta["validation_ndcg"]),
-                   dict(meta["label_recall"]))
+                   dict(meta["label_recall"]), bool(meta.get("complete_scores", False)))  # older stages: proposed only
 
 
 WindowFitter = Callable[[Dataset], SourceModels]
@@ -216,27 +225,42 @@ def fit_ranking_stage(dataset: Dataset, settings: RankingConfig, train_sources: 
               "valid": label_recall(valid_frame, len(valid_labels))}
     logger.info("ranking stage: labels among the candidates: train %.3f, valid %.3f (%d / %d rows)",
                 recall["train"], recall["valid"], len(train_frame), len(valid_frame))
-    learn, stop = with_a_positive(train_frame), with_a_positive(valid_frame)
-    if learn.empty or stop.empty:
+    if with_a_positive(train_frame).empty or with_a_positive(valid_frame).empty:
         raise ValueError("no user has its label among the candidates: raise ranking.per_source_k")
-    features = feature_columns(train_frame, exclude=(LABEL,))
-    lgbm = LGBMRanker(num_boost_round=settings.lgbm_rounds, seed=seed).fit(
+    names = [source.name for source in train_sources.sources()]
+    catalog = CatalogFeatures.from_dataset(train_data)
+    fitted = []
+    for complete in (True, False):  # the rankers on every source's completed scores, then on proposed ones only
+        stage = RankingStage(settings, names, feature_columns(train_frame, exclude=(LABEL,)), LGBMRanker(),
+                             None, HybridBlend(), catalog, {}, recall, complete)
+        fitted.append(_fit_rankers(stage, stage.as_read(train_frame), stage.as_read(valid_frame), window,
+                                   train_sources, dataset, seed))
+    best = max(fitted, key=lambda stage: max(stage.validation_ndcg.values()))  # ties: the first, complete
+    logger.info("ranking stage: best validation NDCG@10 %.4f with complete source scores, %.4f without: %s",
+                max(fitted[0].validation_ndcg.values()), max(fitted[1].validation_ndcg.values()),
+                "complete" if best.complete_scores else "proposed only")
+    return best
+
+
+def _fit_rankers(stage: RankingStage, train_frame: pd.DataFrame, valid_frame: pd.DataFrame, window: SourceModels,
+                 train_sources: SourceModels, dataset: Dataset, seed: int) -> RankingStage:
+    """`stage` with its rankers and blend fitted on the frames as it reads them, and its validation scores."""
+    settings, features = stage.settings, stage.feature_names
+    learn, stop = with_a_positive(train_frame), with_a_positive(valid_frame)
+    stage.lgbm = LGBMRanker(num_boost_round=settings.lgbm_rounds, seed=seed).fit(
         learn[features], learn[LABEL].to_numpy(), learn[S.USER_IDX].to_numpy(),
         valid=(stop[features], stop[LABEL].to_numpy(), stop[S.USER_IDX].to_numpy()))
-    mlp = None
     if settings.mlp:
-        mlp = MLPRanker(epochs=settings.mlp_epochs, batch_groups=MLP_BATCH_GROUPS, seed=seed).fit(
+        stage.mlp = MLPRanker(epochs=settings.mlp_epochs, batch_groups=MLP_BATCH_GROUPS, seed=seed).fit(
             learn[features], learn[LABEL].to_numpy(), learn[S.USER_IDX].to_numpy(),
             valid=(stop[features], stop[LABEL].to_numpy(), stop[S.USER_IDX].to_numpy()),
             vectors=window.vectors(learn), valid_vectors=train_sources.vectors(stop))
-    names = [source.name for source in train_sources.sources()]
-    blend = HybridBlend().fit(valid_frame, names)
-    stage = RankingStage(settings, names, features, lgbm, mlp, blend, CatalogFeatures.from_dataset(train_data),
-                         {}, recall)
+    stage.blend = HybridBlend().fit(valid_frame, stage.source_names)
     validation = evaluate_stage(stage, train_sources, dataset, "valid", valid_frame, ks=(10,), beyond_accuracy=False)
     stage.validation_ndcg = {name: float(result.summary["NDCG@10"]) for name, result in validation.items()}
     stage.validation_users = {name: per_user(result, "NDCG@10") for name, result in validation.items()}
-    logger.info("ranking stage: validation NDCG@10 %s", stage.validation_ndcg)
+    logger.info("ranking stage (%s source scores): validation NDCG@10 %s",
+                "complete" if stage.complete_scores else "proposed", stage.validation_ndcg)
     return stage
 
 
@@ -255,14 +279,14 @@ def sampled_labels(labels: pd.DataFrame, max_users: int | None, seed: int) -> pd
 def evaluate_stage(stage: RankingStage, sources: SourceModels, dataset: Dataset, split: str,
                    frame: pd.DataFrame | None = None, **options: object) -> dict[str, EvaluationResult]:
     """Every strategy of `stage` over `sources` (fitted on the splits before `split`), scored on `split` under
-    the full-catalog protocol: a target that no source proposed is a miss. `frame`: the labelled candidates,
-    built here when None."""
+    the full-catalog protocol: a target that no source proposed is a miss. `frame`: the labelled candidates as
+    the stage reads them (`as_read`), built here when None."""
     before = {"valid": ("train",), "test": ("train", "valid")}[split]
     history = dataset.restricted_to(*before)
     if frame is None:
         labels = split_labels(dataset, split)
-        frame = ranking_frame(sources.sources(), history, labels[S.USER_IDX].to_numpy(), labels,
-                              stage.settings.per_source_k, total=stage.settings.candidates)
+        frame = stage.as_read(ranking_frame(sources.sources(), history, labels[S.USER_IDX].to_numpy(), labels,
+                                            stage.settings.per_source_k, total=stage.settings.candidates))
     vectors = sources.frame_vectors(frame) if stage.mlp is not None else None
     results = {}
     for strategy in stage.strategies:

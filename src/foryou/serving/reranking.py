@@ -138,7 +138,7 @@ class StageRanker:
     def candidates(self, context: UserContext, k: int, rules: Rules,
                    featured: bool = True) -> dict[str, np.ndarray] | None:
         """The user's merged candidates (columns as the offline frame's: ids, per-source score (on every row the
-        source scores) and rank, merged rank, features at the request's cut unless not `featured`), or None when
+        source scores, when the stage reads complete scores) and rank, merged rank, features at the request's cut unless not `featured`), or None when
         no source but popularity proposes anything."""
         per_source = max(self.stage.settings.per_source_k, k)
         found = self._sources(context, per_source, rules)
@@ -148,7 +148,8 @@ class StageRanker:
                         np.arange(1, len(found[name][0]) + 1, dtype=np.int32)) for name in self.stage.source_names}
         columns = merge_lists(lists, dict.fromkeys(lists, per_source), max(self.stage.settings.candidates, k),
                               tie_order=self._tie_order(len(self.state.catalog)))
-        self._complete_scores(columns, context)
+        if self.stage.complete_scores:
+            self._complete_scores(columns, context)
         return {**columns, **self._features(columns[S.ITEM_IDX], context)} if featured else columns
 
     def _complete_scores(self, columns: dict[str, np.ndarray], context: UserContext) -> None:
