@@ -149,12 +149,13 @@ def split_labels(dataset: Dataset, split: str) -> pd.DataFrame:
 
 def ranking_frame(sources: Sequence[CandidateSource], history: Dataset, users: np.ndarray,
                   labels: pd.DataFrame | None, per_source_k: PerSourceK,
-                  history_end: HistoryEnd | None = None, total: int | None = None) -> pd.DataFrame:
+                  history_end: HistoryEnd | None = None, total: int | None = None,
+                  complete: bool = True) -> pd.DataFrame:
     """Candidates of `users` (train items of `history` excluded by the sources) with features and a label.
 
     Rows: the union of every source's top `per_source_k` (cut to `total` per user by `merge_candidates`), sorted
     by (user_idx, merged_rank); columns: user_idx, item_idx, `<source>_score` (on every row the source scores,
-    `complete_scores`) / `_rank`, merged_rank, the `ranking_features` columns computed from `history` (the data
+    `complete_scores`, unless not `complete`: only where it proposed the row) / `_rank`, merged_rank, the `ranking_features` columns computed from `history` (the data
     the sources were fitted on) strictly before each user's `history_end` (default: the user's label time), then
     `label` (1 where (user, item) is in `labels`, else 0; all 0 without labels).
     """
@@ -164,7 +165,8 @@ def ranking_frame(sources: Sequence[CandidateSource], history: Dataset, users: n
             raise ValueError("give history_end (a time or user_idx -> time) when there are no labels")
         history_end = labels.drop_duplicates(S.USER_IDX).set_index(S.USER_IDX)[S.TIMESTAMP]
     frame = merge_candidates(sources, users, per_source_k, total=total, tie_order=tie_break_order(history.n_items))
-    frame = complete_scores(frame, sources, users_per_batch(history.n_items))
+    if complete:
+        frame = complete_scores(frame, sources, users_per_batch(history.n_items))
     frame = ranking_features(frame, history, history_end)
     frame[LABEL] = np.zeros(len(frame), dtype=np.int64)
     if labels is not None and len(frame):

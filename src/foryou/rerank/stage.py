@@ -285,8 +285,9 @@ def evaluate_stage(stage: RankingStage, sources: SourceModels, dataset: Dataset,
     history = dataset.restricted_to(*before)
     if frame is None:
         labels = split_labels(dataset, split)
-        frame = stage.as_read(ranking_frame(sources.sources(), history, labels[S.USER_IDX].to_numpy(), labels,
-                                            stage.settings.per_source_k, total=stage.settings.candidates))
+        frame = ranking_frame(sources.sources(), history, labels[S.USER_IDX].to_numpy(), labels,
+                              stage.settings.per_source_k, total=stage.settings.candidates,
+                              complete=stage.complete_scores)  # no scoring pass the stage would not read
     vectors = sources.frame_vectors(frame) if stage.mlp is not None else None
     results = {}
     for strategy in stage.strategies:

@@ -138,8 +138,8 @@ class StageRanker:
     def candidates(self, context: UserContext, k: int, rules: Rules,
                    featured: bool = True) -> dict[str, np.ndarray] | None:
         """The user's merged candidates (columns as the offline frame's: ids, per-source score (on every row the
-        source scores, when the stage reads complete scores) and rank, merged rank, features at the request's cut unless not `featured`), or None when
-        no source but popularity proposes anything."""
+        source scores, when the stage reads complete scores) and rank, merged rank, features at the request's cut
+        unless not `featured`), or None when no source but popularity proposes anything."""
         per_source = max(self.stage.settings.per_source_k, k)
         found = self._sources(context, per_source, rules)
         if not any(len(labels) for name, (labels, _) in found.items() if name != RECENT_POP):

@@ -165,8 +165,8 @@ class Retrieval:
         """A served baseline (ALS, EASE, ItemKNN): its stored row for a trained user without live events, else
         the scores of the whole history as a raw one (ALS folds it in)."""
         model = self.state.bundle.served[strategy]
-        if (context.user is None or context.live) and not (context.seen < model.n_items).any():
-            return None
+        if (context.user is None or context.live) and self._baseline_row(strategy, context) is None:
+            return None  # a raw history computes its row on every request anyway: here, once
 
         def top(m: int, mask: np.ndarray) -> Found:
             row = self._baseline_row(strategy, context)
