@@ -13,6 +13,7 @@ from tests.models.conftest import build_dataset, checkerboard_events
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset
 from foryou.errors import NotFittedError
+from foryou.models import ranking
 from foryou.models.baselines import ALS, EASE, ItemKNN, RecentPop
 from foryou.models.ranking import tie_break_order
 from foryou.models.two_tower import TwoTower
@@ -30,7 +31,7 @@ from foryou.rerank import (
     two_tower_source,
 )
 from foryou.rerank.candidates import recent_items, recent_row
-from foryou.rerank.merge import complete_scores, proposed_only
+from foryou.rerank.merge import proposed_only
 from foryou.rerank.transitions import TransitionSource
 
 # Four items, four users (user, item, day):  u0: 0, 1   u1: 0, 1, 2   u2: 1, 2, 3   u3: 3, 0
@@ -165,6 +166,10 @@ class FixedSource:
                 items[row, column], scores[row, column] = item, score
         return items, scores
 
+    def top(self, user_idx: np.ndarray, scores: np.ndarray, k: int,
+            exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        return self.candidates(user_idx, k, exclude_seen)  # the fixed lists, whatever the evidence
+
 
 def test_merge_by_hand() -> None:
     a = FixedSource("a", {0: [(5, 0.9), (6, 0.8), (7, 0.7)], 1: [(1, 0.5)]})
@@ -185,24 +190,22 @@ def test_merge_by_hand() -> None:
     assert np.isnan(frame.iloc[3]["b_score"]) and frame.iloc[3]["b_rank"] == 3
 
 
-def test_complete_scores_fill_a_sources_score_where_it_did_not_propose_the_row() -> None:
+def test_complete_fills_a_sources_score_where_it_did_not_propose_the_row() -> None:
     a = FixedSource("a", {0: [(5, 0.9), (6, 0.8)], 1: [(1, 0.5)]}, evidence={0: {8: 0.1}, 1: {2: 0.3}})
     b = FixedSource("b", {0: [(8, 2.0)], 1: [(2, 1.0)]}, evidence={0: {5: 1.5}})
-    frame = merge_candidates([a, b], np.array([0, 1]), 2, total=None)
-    before = frame.copy()
-    for batch in (1, 2):  # users scored one at a time or together: the same frame
-        done = complete_scores(frame.copy(), [a, b], batch)
-        keyed = done.set_index([S.USER_IDX, S.ITEM_IDX])
-        # u0: a scores 8 beyond its list, b scores 5 but not 6; u1: a scores 2, b has nothing on 1
-        assert keyed.loc[(0, 8), "a_score"] == pytest.approx(0.1) and keyed.loc[(0, 5), "b_score"] == 1.5
-        assert np.isnan(keyed.loc[(0, 6), "b_score"]) and np.isnan(keyed.loc[(1, 1), "b_score"])
-        assert keyed.loc[(1, 2), "a_score"] == pytest.approx(0.3)
-        # what each source proposed is unchanged: its own scores and every rank (k + 1: not proposed)
-        proposed = before["a_score"].notna()
-        np.testing.assert_array_equal(done.loc[proposed, "a_score"], before.loc[proposed, "a_score"])
-        for column in ("a_rank", "b_rank", "merged_rank", S.ITEM_IDX):
-            np.testing.assert_array_equal(done[column], before[column])
-        assert keyed.loc[(0, 8), "a_rank"] == 3 and keyed.loc[(0, 5), "b_rank"] == 3
+    before = merge_candidates([a, b], np.array([0, 1]), 2, total=None)
+    done = merge_candidates([a, b], np.array([1, 0]), 2, total=None, complete=True)  # any order of the users
+    keyed = done.set_index([S.USER_IDX, S.ITEM_IDX])
+    # u0: a scores 8 beyond its list, b scores 5 but not 6; u1: a scores 2, b has nothing on 1
+    assert keyed.loc[(0, 8), "a_score"] == pytest.approx(0.1) and keyed.loc[(0, 5), "b_score"] == 1.5
+    assert np.isnan(keyed.loc[(0, 6), "b_score"]) and np.isnan(keyed.loc[(1, 1), "b_score"])
+    assert keyed.loc[(1, 2), "a_score"] == pytest.approx(0.3)
+    # what each source proposed is unchanged: its own scores and every rank (k + 1: not proposed)
+    proposed = before["a_score"].notna()
+    np.testing.assert_array_equal(done.loc[proposed, "a_score"], before.loc[proposed, "a_score"])
+    for column in ("a_rank", "b_rank", "merged_rank", S.ITEM_IDX):
+        np.testing.assert_array_equal(done[column], before[column])
+    assert keyed.loc[(0, 8), "a_rank"] == 3 and keyed.loc[(0, 5), "b_rank"] == 3
 
 
 def test_recall_by_hand() -> None:
@@ -280,6 +283,25 @@ def test_model_source_is_the_models_own_ranking(fitted: tuple[Dataset, list]) ->
     np.testing.assert_allclose(scores, expected_scores)
 
 
+def test_completed_frame_is_the_proposed_one_with_every_sources_finite_scores(
+        fitted: tuple[Dataset, list], monkeypatch: pytest.MonkeyPatch) -> None:
+    dataset, sources = fitted
+    users = np.arange(dataset.n_users)
+    tie_order = tie_break_order(dataset.n_items)
+    proposed = merge_candidates(sources, users, per_source_k=4, total=12, tie_order=tie_order)
+    monkeypatch.setattr(ranking, "SCORE_BATCH_BYTES", 4 * dataset.n_items * len(sources) * 7)  # blocks of 7 users
+    completed = merge_candidates(sources, users, per_source_k=4, total=12, tie_order=tie_order, complete=True)
+    rows_users, rows_items = proposed[S.USER_IDX].to_numpy(), proposed[S.ITEM_IDX].to_numpy()
+    for source in sources:
+        column = f"{source.name}_score"
+        scores = source.scores(users)[rows_users, rows_items]
+        expected = np.where(proposed[column].notna(), proposed[column], np.where(np.isfinite(scores), scores, np.nan))
+        # the same NaNs; values equal up to float32 rounding (a two-tower scores 7 users in other matmul blocks)
+        np.testing.assert_allclose(completed[column].to_numpy(), expected, rtol=1e-5, atol=1e-7, err_msg=source.name)
+    assert completed.drop(columns=[f"{source.name}_score" for source in sources]).equals(
+        proposed.drop(columns=[f"{source.name}_score" for source in sources]))
+
+
 def test_merged_frame_ranks_and_limits(fitted: tuple[Dataset, list]) -> None:
     dataset, sources = fitted
     users = np.arange(dataset.n_users)
@@ -341,11 +363,11 @@ def test_merge_recall_is_at_least_each_sources(fitted: tuple[Dataset, list]) -> 
     assert merged <= at_k["union"]
 
 
-def test_proposed_only_undoes_complete_scores() -> None:
+def test_proposed_only_undoes_complete() -> None:
     a = FixedSource("a", {0: [(5, 0.9), (6, 0.8)]}, evidence={0: {8: 0.1}})
     b = FixedSource("b", {0: [(8, 2.0)]}, evidence={0: {5: 1.5, 6: 0.5}})
     frame = merge_candidates([a, b], np.array([0]), 2, total=None)
-    done = complete_scores(frame.copy(), [a, b], 1)
+    done = merge_candidates([a, b], np.array([0]), 2, total=None, complete=True)
     assert done["b_score"].notna().all()  # b scores every candidate once completed
     undone = proposed_only(done, ["a", "b"], 2)
     pd.testing.assert_frame_equal(undone, frame)

@@ -48,6 +48,12 @@ class CandidateSource(Protocol):
         no evidence. The ranking stage reads a source's score on the candidates other sources proposed."""
         ...
 
+    def top(self, user_idx: np.ndarray, scores: np.ndarray, k: int,
+            exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """`candidates` of `user_idx` from their rows of `scores` (as `scores` gives them, left unchanged): the
+        merge reads both from one scoring pass."""
+        ...
+
 
 class ModelSource:
     """A fitted `Recommender` as a source: its `recommend_indices` (full scores, seen items left out)."""
@@ -57,11 +63,18 @@ class ModelSource:
         self.name = name or model.name
 
     def candidates(self, user_idx: np.ndarray, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        indices, scores = self.model.recommend_indices(np.array(user_idx, dtype=np.int64), k, exclude_seen)
-        return _pad(indices, scores, k)
+        return self.top(user_idx, self.scores(user_idx), k, exclude_seen)
 
     def scores(self, user_idx: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.score_users(np.asarray(user_idx, dtype=np.int64)), dtype=np.float32)
+
+    def top(self, user_idx: np.ndarray, scores: np.ndarray, k: int,
+            exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The model's `recommend_indices` from given score rows (`rank` copies them)."""
+        seen = self.model.seen
+        assert seen is not None
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        return _pad(*self.model.rank(scores, k, seen[user_idx] if exclude_seen else None), k)
 
 
 def two_tower_source(model: TwoTower, name: str = "two_tower") -> ModelSource:
@@ -150,12 +163,25 @@ class HistorySource:
         raise NotImplementedError
 
     def candidates(self, user_idx: np.ndarray, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        self._check(k)
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        return self._top(user_idx, self.scores(user_idx), k, exclude_seen)
+
+    def top(self, user_idx: np.ndarray, scores: np.ndarray, k: int,
+            exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        self._check(k)
+        return self._top(np.asarray(user_idx, dtype=np.int64), np.array(scores, dtype=np.float32), k, exclude_seen)
+
+    def _check(self, k: int) -> None:
         if self.seen is None:
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(dataset) first")
         if k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
-        user_idx = np.asarray(user_idx, dtype=np.int64)
-        scores = self.scores(user_idx)
+
+    def _top(self, user_idx: np.ndarray, scores: np.ndarray, k: int,
+             exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The top k of `scores` (changed here: the caller's copy) less each user's seen items."""
+        assert self.seen is not None
         if exclude_seen:
             seen = self.seen[user_idx]
             scores[np.repeat(np.arange(len(user_idx)), np.diff(seen.indptr)), seen.indices] = -np.inf

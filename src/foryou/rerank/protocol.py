@@ -33,7 +33,7 @@ import scipy.sparse as sp
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset
 from foryou.models.base import Recommender
-from foryou.models.ranking import tie_break_order, users_per_batch
+from foryou.models.ranking import tie_break_order
 from foryou.models.registry import build_baseline
 from foryou.models.two_tower import TwoTower
 from foryou.rerank.candidates import (
@@ -48,7 +48,7 @@ from foryou.rerank.candidates import (
 )
 from foryou.rerank.features import HistoryEnd, feature_columns, ranking_features
 from foryou.rerank.lgbm import LGBMRanker
-from foryou.rerank.merge import complete_scores, merge_candidates
+from foryou.rerank.merge import merge_candidates
 from foryou.rerank.transitions import TransitionSource
 
 logger = logging.getLogger(__name__)
@@ -155,8 +155,8 @@ def ranking_frame(sources: Sequence[CandidateSource], history: Dataset, users: n
 
     Rows: the union of every source's top `per_source_k` (cut to `total` per user by `merge_candidates`), sorted
     by (user_idx, merged_rank); columns: user_idx, item_idx, `<source>_score` (on every row the source scores,
-    `complete_scores`, unless not `complete`: only where it proposed the row) / `_rank`, merged_rank, the `ranking_features` columns computed from `history` (the data
-    the sources were fitted on) strictly before each user's `history_end` (default: the user's label time), then
+    as `merge_candidates` completes it; unless not `complete`: only where it proposed the row) / `_rank`,
+    merged_rank, the `ranking_features` columns computed from `history` (the data the sources were fitted on) strictly before each user's `history_end` (default: the user's label time), then
     `label` (1 where (user, item) is in `labels`, else 0; all 0 without labels).
     """
     users = np.unique(np.asarray(users, dtype=np.int64))
@@ -164,9 +164,8 @@ def ranking_frame(sources: Sequence[CandidateSource], history: Dataset, users: n
         if labels is None:
             raise ValueError("give history_end (a time or user_idx -> time) when there are no labels")
         history_end = labels.drop_duplicates(S.USER_IDX).set_index(S.USER_IDX)[S.TIMESTAMP]
-    frame = merge_candidates(sources, users, per_source_k, total=total, tie_order=tie_break_order(history.n_items))
-    if complete:
-        frame = complete_scores(frame, sources, users_per_batch(history.n_items))
+    frame = merge_candidates(sources, users, per_source_k, total=total, tie_order=tie_break_order(history.n_items),
+                             complete=complete)
     frame = ranking_features(frame, history, history_end)
     frame[LABEL] = np.zeros(len(frame), dtype=np.int64)
     if labels is not None and len(frame):

@@ -128,8 +128,8 @@ class RankingStage:
     catalog: CatalogFeatures
     validation_ndcg: dict[str, float]
     label_recall: dict[str, float]
-    # the rankers read each source's score on every candidate it scores (`complete_scores`), or only on those it
-    # proposed: whichever ranks better on validation (complete on online retail, MovieLens and the demo)
+    # the rankers read each source's score on every candidate it scores (`merge_candidates`' `complete`), or only on
+    # those it proposed: whichever ranks better on validation (complete on online retail, MovieLens and the demo)
     complete_scores: bool = True
     # per strategy, each validation user's NDCG@10 (index: user_idx) from the fit, for the paired test of the
     # served choice; not saved with the stage
