@@ -197,11 +197,14 @@ def anchor_fields(anchors: Mapping[str, np.ndarray], describe: Callable[[int], t
     describe(label) -> (item id, title)."""
     n = len(next(iter(anchors.values()))) if anchors else 0
     fields: list[dict[str, Any]] = [{} for _ in range(n)]
+    named: dict[int, tuple[Any, Any, Any]] = {-1: (None, None, None)}  # a few history items anchor every row
     for name, labels in anchors.items():
+        title_key, id_key, verb_key = f"{name}_title", f"{name}_id", f"{name}_verb"
         for record, anchor in zip(fields, labels.tolist()):
-            item_id, title = describe(anchor) if anchor >= 0 else (None, None)
-            record.update({f"{name}_title": title, f"{name}_id": item_id,
-                           f"{name}_verb": verb(latest_types[anchor]) if anchor >= 0 else None})
+            if anchor not in named:
+                named[anchor] = (*describe(anchor), verb(latest_types[anchor]))
+            item_id, title, said = named[anchor]
+            record[title_key], record[id_key], record[verb_key] = title, item_id, said
     return fields
 
 

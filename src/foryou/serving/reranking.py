@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -250,6 +251,13 @@ def _given(kept: KeptReasons) -> dict[str, Any]:
 
 KIND_BY_PREFIX = (("content", "content"), ("user_share_", "category"), ("days_since_", "category"),
                   ("item_pop", "popular"), ("recent_pop", "popular"), ("price", "price"), ("item_age", "new"))
+ANCHOR_KEYS = tuple((f"{anchor}_title", f"{anchor}_id") for anchor in ANCHORS)
+
+
+@lru_cache(maxsize=1024)
+def _kind(feature: str) -> str:
+    """The kind of reason a feature gives (its prefix's), "history" for the sources' own columns."""
+    return next((kind for prefix, kind in KIND_BY_PREFIX if feature.startswith(prefix)), "history")
 
 
 def _as_reasons(explanation: Explanation, record: dict[str, Any]) -> KeptReasons:
@@ -257,11 +265,11 @@ def _as_reasons(explanation: Explanation, record: dict[str, Any]) -> KeptReasons
     contributions: [{feature, value}]}."""
     reasons = []
     for text, feature in zip(explanation.reasons, explanation.features):
-        kind = next((kind for prefix, kind in KIND_BY_PREFIX if feature.startswith(prefix)), "history")
+        kind = _kind(feature)
         if kind == "category" and "brand" in text:
             kind = "brand"
-        named = [record.get(f"{anchor}_id") for anchor in ANCHORS
-                 if record.get(f"{anchor}_title") and str(record[f"{anchor}_title"]) in text]
+        named = [record.get(id_key) for title_key, id_key in ANCHOR_KEYS
+                 if record.get(title_key) and str(record[title_key]) in text]
         reasons.append((("kind", kind), ("text", text), ("item_id", named[0] if named else None),
                         ("feature", feature)))
     return tuple(reasons), tuple(explanation.contributions)
