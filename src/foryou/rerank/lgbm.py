@@ -29,7 +29,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "lambdarank",
     "metric": "ndcg",
     "learning_rate": 0.05,
-    "num_leaves": 31,
+    # 15 leaves, not LightGBM's 31: the exact contributions (TreeSHAP) a served explanation needs cost about a third
+    # (0.41 -> 0.14 ms for 10 rows of 14 trees), and validation NDCG@10 rose (online retail 0.1718 -> 0.1732, the
+    # demo 0.1634 -> 0.1661)
+    "num_leaves": 15,
     "min_data_in_leaf": 20,
     "verbosity": -1,
     "deterministic": True,
