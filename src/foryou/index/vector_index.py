@@ -8,7 +8,6 @@ live vectors. One RLock guards every method, so the service may search from many
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import threading
@@ -26,7 +25,6 @@ FAISS_CLASSES: dict[str, Any] = {"exact": faiss.IndexFlat, "hnsw": faiss.IndexHN
 COMPACT_FRACTION = 0.2      # rebuild once this share of the rows are tombstones
 EXACT_SCAN_ROWS = 4096      # a filter passing at most this many rows is scored exactly: cheaper and never short
 EXACT_CHUNK_ROWS = 65_536   # rows scored at once by the exact scan, to bound its memory
-LABEL_MAP_BYTES = 100       # RAM per label of the label -> row dict (CPython int keys and values)
 INDEX_FILE, LABELS_FILE, META_FILE = "index.faiss", "labels.npy", "index.json"
 FORMAT_VERSION = 1
 
@@ -46,9 +44,13 @@ class VectorIndex:
         if labels.shape != (index.ntotal,):
             raise ValueError(f"{labels.shape[0]} row labels for an index of {index.ntotal} rows")
         live = np.flatnonzero(labels >= 0)
-        self._label_rows: dict[int, int] = dict(zip(labels[live].tolist(), live.tolist()))
-        if len(self._label_rows) != len(live):
+        if len(np.unique(labels[live])) != len(live):
             raise ValueError("a label is stored on more than one live row")
+        # label -> its live row, -1 where none: labels are catalog indices (dense), so an array, which a request
+        # reads for hundreds of labels in one numpy step
+        self._label_rows = np.full(int(labels.max(initial=-1)) + 1, -1, np.int64)
+        self._label_rows[labels[live]] = live
+        self._live = len(live)
         self.kind = kind
         self.dim: int = index.d
         self.config = config
@@ -60,12 +62,12 @@ class VectorIndex:
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._label_rows)
+            return self._live
 
     def contains(self, label: int) -> bool:
         """True when `label` is a live item of the index."""
         with self._lock:
-            return int(label) in self._label_rows
+            return 0 <= int(label) < len(self._label_rows) and bool(self._label_rows[int(label)] >= 0)
 
     def ids(self) -> np.ndarray:
         """Labels of the live items, ascending, int64."""
@@ -83,7 +85,12 @@ class VectorIndex:
             first_row = self._index.ntotal
             self._index.add(vectors)
             self._row_labels = np.concatenate([self._row_labels, labels])
-            self._label_rows.update(zip(labels.tolist(), range(first_row, first_row + len(labels))))
+            if len(labels) and labels.max() >= len(self._label_rows):  # room for the new labels, grown geometrically
+                grown = np.full(max(int(labels.max()) + 1, 2 * len(self._label_rows)), -1, np.int64)
+                grown[: len(self._label_rows)] = self._label_rows
+                self._label_rows = grown
+            self._label_rows[labels] = np.arange(first_row, first_row + len(labels))
+            self._live += len(labels)
             self._live_selector = None  # the cached bitmap ends before the new rows: they would be skipped
             self.compact()
 
@@ -128,7 +135,7 @@ class VectorIndex:
             denied_rows = self._rows_of(as_labels(denied, "denied")) if denied is not None else _NO_ROWS
             rows = None if allowed is None else np.setdiff1d(self._rows_of(as_labels(allowed, "allowed")),
                                                              denied_rows)
-            n_passing = len(rows) if rows is not None else len(self._label_rows) - len(denied_rows)
+            n_passing = len(rows) if rows is not None else self._live - len(denied_rows)
             filtered = allowed is not None or len(denied_rows) > 0
             if n_passing == 0:
                 found, scores = _top_k(np.empty((len(queries), 0), np.float32), _NO_ROWS, k)
@@ -150,7 +157,7 @@ class VectorIndex:
         """Approximate RAM held (vectors, HNSW graph or IVF lists, label maps), for capacity planning."""
         with self._lock:
             index, rows = self._index, self._index.ntotal
-            size = rows * self.dim * 4 + self._row_labels.nbytes + LABEL_MAP_BYTES * len(self._label_rows)
+            size = rows * self.dim * 4 + self._row_labels.nbytes + self._label_rows.nbytes
             if self.kind == "hnsw":
                 graph = index.hnsw
                 size += graph.neighbors.size() * 4 + graph.offsets.size() * 8 + graph.levels.size() * 4
@@ -206,8 +213,11 @@ class VectorIndex:
         return np.unique(rows[rows >= 0])
 
     def _rows_or_minus_one(self, labels: np.ndarray) -> np.ndarray:
-        """Each label's row, -1 when not live: one pass of the dict's own lookup (a request reads hundreds)."""
-        return np.fromiter(map(self._label_rows.get, labels.tolist(), itertools.repeat(-1)), np.int64, len(labels))
+        """Each label's row, -1 when not live."""
+        rows = np.full(len(labels), -1, np.int64)
+        inside = labels < len(self._label_rows)
+        rows[inside] = self._label_rows[labels[inside]]
+        return rows
 
     def _passing_rows(self, rows: np.ndarray | None, denied_rows: np.ndarray) -> np.ndarray:
         """`rows` when the filter listed them, else every live row not denied."""
@@ -219,10 +229,10 @@ class VectorIndex:
         """Turn live `rows` into tombstones."""
         if len(rows) == 0:
             return
-        for label in self._row_labels[rows].tolist():
-            del self._label_rows[label]
+        self._label_rows[self._row_labels[rows]] = -1
         self._row_labels[rows] = -1
         self._tombstones += len(rows)
+        self._live -= len(rows)
         self._live_selector = None
 
     def compact(self, min_fraction: float = COMPACT_FRACTION) -> None:
@@ -239,7 +249,8 @@ class VectorIndex:
             self._index.reset()
             self._index.add(vectors)
             self._row_labels = labels
-            self._label_rows = dict(zip(labels.tolist(), range(len(labels))))
+            self._label_rows[:] = -1
+            self._label_rows[labels] = np.arange(len(labels))
             self._tombstones = 0
             self._live_selector = None
 
