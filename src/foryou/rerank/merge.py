@@ -127,8 +127,9 @@ def merge_lists(lists: Mapping[str, LongList], ks: Mapping[str, int], total: int
 
 
 def proposed_only(frame: pd.DataFrame, names: Sequence[str], per_source_k: int) -> pd.DataFrame:
-    """`frame` as `merge_candidates` makes it without `complete`: each source's `<name>_score` NaN where its `<name>_rank` is past
-    `per_source_k` (it did not propose the row). Only the score columns are new; the others are shared."""
+    """`frame` as `merge_candidates` makes it without `complete`: each source's `<name>_score` NaN where its
+    `<name>_rank` is past `per_source_k` (it did not propose the row). Only the score columns are new; the others
+    are shared."""
     out = frame.copy(deep=False)
     for name in names:
         scores = out[f"{name}_score"].to_numpy(np.float32).copy()
@@ -168,11 +169,12 @@ def per_source_recall(frame: pd.DataFrame, targets: tuple[np.ndarray, np.ndarray
 
 def _long_list(source: CandidateSource, user_idx: np.ndarray, k: int, exclude_seen: bool, batch: int) -> LongList:
     """(users, items, scores, ranks) of every real candidate of `source`, computed `batch` users at a time."""
-    parts = [_flat_list(user_idx[start:start + batch], *source.candidates(user_idx[start:start + batch], k, exclude_seen))
-             for start in range(0, len(user_idx), batch)]
+    blocks = [user_idx[start:start + batch] for start in range(0, len(user_idx), batch)]
+    parts = [_flat_list(users, *source.candidates(users, k, exclude_seen)) for users in blocks]
     if not parts:
         return (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int32))
-    return tuple(np.concatenate([part[position] for part in parts]) for position in range(4))  # type: ignore[return-value]
+    users, items, scores, ranks = (np.concatenate([part[position] for part in parts]) for position in range(4))
+    return users, items, scores, ranks
 
 
 def _flat_list(users: np.ndarray, items: np.ndarray, scores: np.ndarray) -> LongList:
