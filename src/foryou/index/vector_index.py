@@ -50,7 +50,6 @@ class VectorIndex:
         # reads for hundreds of labels in one numpy step
         self._label_rows = np.full(int(labels.max(initial=-1)) + 1, -1, np.int64)
         self._label_rows[labels[live]] = live
-        self._live = len(live)
         self.kind = kind
         self.dim: int = index.d
         self.config = config
@@ -63,6 +62,11 @@ class VectorIndex:
     def __len__(self) -> int:
         with self._lock:
             return self._live
+
+    @property
+    def _live(self) -> int:
+        """Live items: the rows less the tombstones."""
+        return int(self._index.ntotal) - self._tombstones
 
     def contains(self, label: int) -> bool:
         """True when `label` is a live item of the index."""
@@ -90,7 +94,6 @@ class VectorIndex:
                 grown[: len(self._label_rows)] = self._label_rows
                 self._label_rows = grown
             self._label_rows[labels] = np.arange(first_row, first_row + len(labels))
-            self._live += len(labels)
             self._live_selector = None  # the cached bitmap ends before the new rows: they would be skipped
             self.compact()
 
@@ -232,7 +235,6 @@ class VectorIndex:
         self._label_rows[self._row_labels[rows]] = -1
         self._row_labels[rows] = -1
         self._tombstones += len(rows)
-        self._live -= len(rows)
         self._live_selector = None
 
     def compact(self, min_fraction: float = COMPACT_FRACTION) -> None:

@@ -156,8 +156,9 @@ def ranking_frame(sources: Sequence[CandidateSource], history: Dataset, users: n
     Rows: the union of every source's top `per_source_k` (cut to `total` per user by `merge_candidates`), sorted
     by (user_idx, merged_rank); columns: user_idx, item_idx, `<source>_score` (on every row the source scores,
     as `merge_candidates` completes it; unless not `complete`: only where it proposed the row) / `_rank`,
-    merged_rank, the `ranking_features` columns computed from `history` (the data the sources were fitted on) strictly before each user's `history_end` (default: the user's label time), then
-    `label` (1 where (user, item) is in `labels`, else 0; all 0 without labels).
+    merged_rank, the `ranking_features` columns computed from `history` (the data the sources were fitted on)
+    strictly before each user's `history_end` (default: the user's label time), then `label` (1 where (user, item)
+    is in `labels`, else 0; all 0 without labels).
     """
     users = np.unique(np.asarray(users, dtype=np.int64))
     if history_end is None:
