@@ -1,6 +1,7 @@
 """top_k: excluded (-inf / NaN) entries never come back, ties follow the fixed tie order."""
 
 import numpy as np
+import pytest
 
 from foryou.models.ranking import SCORE_BATCH_BYTES, tie_break_order, top_k, users_per_batch
 
@@ -39,23 +40,29 @@ def test_top_k_matches_a_full_sort_of_each_row() -> None:
             np.testing.assert_array_equal(values[row][: len(ranked)], finite[ranked])
 
 
-def test_top_k_on_a_wide_catalog_matches_a_full_sort() -> None:
-    # wide rows take the sampled lower bound of the k-th value (every 16th column); the answer must not change,
-    # also where most columns are excluded or tied (co-occurrence counts) and where a row has fewer than k items
+@pytest.mark.parametrize("n_items", [5_000, 300_000])
+def test_top_k_on_a_wide_catalog_matches_a_full_sort(n_items: int) -> None:
+    # wide rows take the sampled lower bound of the k-th value (every 16th column, sparser past 262,144 items); the
+    # answer must not change, also where most columns are excluded or tied (co-occurrence counts, a sparse
+    # source's zeros, at or below the bound) and where a row has fewer than k items
     rng = np.random.default_rng(1)
-    n_items = 5_000
+    rows = 6 if n_items < 100_000 else 2
     tie = tie_break_order(n_items)
-    normal = rng.standard_normal((6, n_items)).astype(np.float32)
-    counts = rng.poisson(0.3, size=(6, n_items)).astype(np.float32)
+    normal = rng.standard_normal((rows, n_items)).astype(np.float32)
+    counts = rng.poisson(0.3, size=(rows, n_items)).astype(np.float32)
     counts[counts == 0] = -np.inf
-    sparse = np.full((6, n_items), -np.inf, dtype=np.float32)
-    for row in range(6):
+    sparse = np.full((rows, n_items), -np.inf, dtype=np.float32)
+    zeros = np.zeros((rows, n_items), dtype=np.float32)
+    for row in range(rows):
         sparse[row, rng.choice(n_items, 3 + 10 * row, replace=False)] = rng.integers(0, 3, 3 + 10 * row)
-    for scores in (normal, counts, sparse):
+        zeros[row, rng.choice(n_items, 50 * row, replace=False)] = rng.random(50 * row)
+        zeros[row, rng.choice(n_items, 20, replace=False)] = -np.inf  # seen items
+    for scores in (normal, counts, sparse, zeros):
+        full = [[item for item in np.lexsort((tie, -row)) if np.isfinite(row[item])] for row in scores]
         for k in (1, 10, 50, 300):
             indices, values = top_k(scores, k, tie)
             for row in range(len(scores)):
-                ranked = [item for item in np.lexsort((tie, -scores[row])) if np.isfinite(scores[row][item])][:k]
+                ranked = full[row][:k]
                 assert indices[row].tolist() == ranked + [-1] * (k - len(ranked)), (k, row)
                 np.testing.assert_array_equal(values[row][: len(ranked)], scores[row][ranked])
 

@@ -17,12 +17,15 @@ def test_csr_rows_reads_rows_as_fancy_indexing_does() -> None:
 def test_row_product_by_hand_and_against_scipy() -> None:
     matrix = sp.csr_matrix(np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 4.0], [5.0, 0.0, 0.0]], dtype=np.float32))
     row = sp.csr_matrix((np.array([2.0, 1.0], np.float32), [0, 2], [0, 2]), shape=(1, 3))
-    np.testing.assert_array_equal(row_product(row, matrix), [7.0, 0.0, 4.0])  # 2 * [1, 0, 2] + [5, 0, 0]
+    for factor in (matrix, matrix.toarray()):  # 2 * [1, 0, 2] + [5, 0, 0]
+        np.testing.assert_array_equal(row_product(row.indices, row.data, factor), [7.0, 0.0, 4.0])
     rng = np.random.default_rng(0)
     for _ in range(50):  # float32 sums of many rows: the order of the additions shows in the last bits
         matrix = sp.random(300, 400, density=0.05, format="csr", dtype=np.float32, random_state=rng)
         items = np.unique(rng.integers(0, 300, rng.integers(0, 60)))
         row = sp.csr_matrix((rng.random(len(items)).astype(np.float32), items, [0, len(items)]), shape=(1, 300))
-        expected = (row @ matrix).toarray()[0]
-        computed = row_product(row, matrix)
-        assert computed.dtype == expected.dtype and np.array_equal(computed, expected)
+        for factor in (matrix, matrix.toarray()):  # ItemKNN's CSR, a dense EASE's array
+            product = row @ factor
+            expected = np.asarray(product.toarray() if sp.issparse(product) else product)[0]
+            computed = row_product(row.indices, row.data, factor)
+            assert computed.dtype == expected.dtype and np.array_equal(computed, expected)

@@ -25,12 +25,18 @@ def csr_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.nd
     return owner, matrix.indices[positions]
 
 
-def row_product(row: sp.csr_matrix, matrix: sp.csr_matrix) -> np.ndarray:
-    """(m,) dense `(row @ matrix)` of a (1, n) CSR row and an (n, m) CSR matrix, bit for bit scipy's: each stored
-    entry of the row scales its matrix row, and the products are added per column in the row's order, in the
-    matrices' dtype, as scipy's sparse product adds them."""
-    owner, positions = csr_positions(matrix, row.indices)
-    products = row.data[owner] * matrix.data[positions]
-    total = np.zeros(matrix.shape[1], dtype=np.result_type(row.data, matrix.data))
+def row_product(columns: np.ndarray, values: np.ndarray, matrix: sp.csr_matrix | np.ndarray) -> np.ndarray:
+    """(m,) dense product of a one-row sparse matrix (its stored `columns` and `values`) with an (n, m) CSR or
+    dense matrix, bit for bit scipy's: each stored entry of the row scales its matrix row, and the products are
+    added per column in the row's order, in the matrices' dtype, as scipy's sparse products add them."""
+    dtype = np.result_type(values, matrix.dtype)
+    if isinstance(matrix, np.ndarray):  # the entry's rows, scaled, added in order: axis 0 is summed row by row
+        rows = matrix[columns].astype(dtype, copy=False)
+        if not (values == 1).all():
+            rows = rows * np.asarray(values, dtype)[:, None]
+        return rows.sum(axis=0, dtype=dtype) if len(columns) else np.zeros(matrix.shape[1], dtype)
+    owner, positions = csr_positions(matrix, columns)
+    products = values[owner] * matrix.data[positions]
+    total = np.zeros(matrix.shape[1], dtype=dtype)
     np.add.at(total, matrix.indices[positions], products)
     return total

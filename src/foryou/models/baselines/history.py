@@ -46,8 +46,11 @@ class ItemItemRecommender(Recommender):
     def score_users(self, user_idx: np.ndarray) -> np.ndarray:
         self._check_fitted()
         assert self.seen is not None
-        if len(user_idx) == 1 and 0 <= user_idx[0] < self.seen.shape[0]:  # a request: a row slice, not scipy's
-            return self._score(self.seen[int(user_idx[0]):int(user_idx[0]) + 1])  # fancy indexing
+        factors = self.item_item_factors()
+        if len(user_idx) == 1 and 0 <= user_idx[0] < self.seen.shape[0] and len(factors) == 1:  # a request: the
+            start, end = self.seen.indptr[int(user_idx[0])], self.seen.indptr[int(user_idx[0]) + 1]  # row's entries,
+            row = row_product(self.seen.indices[start:end], self.seen.data[start:end], factors[0])  # no scipy row
+            return np.asarray(row[None, :], dtype=np.float32)
         return self._score(self.seen[user_idx])
 
     def score_histories(self, histories: sp.spmatrix) -> np.ndarray:
@@ -60,10 +63,11 @@ class ItemItemRecommender(Recommender):
 
 def dense_product(matrices: tuple[np.ndarray | sp.spmatrix, ...]) -> np.ndarray:
     """The float32 array of the left-to-right product of dense and sparse matrices (sparse while both are).
-    One history through one sparse matrix (a request to ItemKNN) takes `row_product`, the same numbers."""
+    One history through one matrix (a request to ItemKNN or a dense EASE) takes `row_product`, the same numbers."""
     product = matrices[0]
-    if len(matrices) == 2 and sp.isspmatrix_csr(product) and product.shape[0] == 1 and sp.isspmatrix_csr(matrices[1]):
-        return np.asarray(row_product(product, matrices[1])[None, :], dtype=np.float32)
+    if len(matrices) == 2 and isinstance(product, sp.csr_matrix) and product.shape[0] == 1 and (
+            isinstance(matrices[1], (sp.csr_matrix, np.ndarray))):
+        return np.asarray(row_product(product.indices, product.data, matrices[1])[None, :], dtype=np.float32)
     for matrix in matrices[1:]:
         product = product @ matrix
     if isinstance(product, (sp.spmatrix, sp.sparray)):
