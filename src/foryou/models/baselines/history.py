@@ -47,9 +47,11 @@ class ItemItemRecommender(Recommender):
         self._check_fitted()
         assert self.seen is not None
         factors = self.item_item_factors()
-        if len(user_idx) == 1 and 0 <= user_idx[0] < self.seen.shape[0] and len(factors) == 1:  # a request: the
-            start, end = self.seen.indptr[int(user_idx[0])], self.seen.indptr[int(user_idx[0]) + 1]  # row's entries,
-            row = row_product(self.seen.indices[start:end], self.seen.data[start:end], factors[0])  # no scipy row
+        if len(user_idx) == 1 and 0 <= user_idx[0] < self.seen.shape[0] and len(factors) == 1:
+            # a request: the product of the user's stored entries, without building a scipy row
+            user = int(user_idx[0])
+            start, end = self.seen.indptr[user], self.seen.indptr[user + 1]
+            row = row_product(self.seen.indices[start:end], self.seen.data[start:end], factors[0])
             return np.asarray(row[None, :], dtype=np.float32)
         return self._score(self.seen[user_idx])
 
