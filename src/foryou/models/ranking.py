@@ -36,8 +36,8 @@ def top_k(scores: np.ndarray, k: int, tie_order: np.ndarray, overwrite: bool = F
     every SAMPLE_STRIDE-th column is a lower bound: only the columns above it are ranked exactly, or, when fewer
     than k are, those and the tie-break's first at it (the k-th value is then the bound). On a catalog of 100,000
     items that reads each row once instead of partitioning all of it; the answer is the same. A sparse source's
-    row (most of the catalog tied at zero) costs what a dense row does: 0.2 ms at 100,000 items (9 ms when the
-    tied columns were partitioned), 1.2 ms at 1,000,000 (105 ms).
+    row (most of the catalog tied at zero) costs what a dense row does: 0.2 ms at 100,000 items, where
+    partitioning the tied columns took 9 ms (benchmarks/results/top_k.md).
     """
     scores = _excluded_as_minus_inf(scores, overwrite)
     n_rows, n_items = scores.shape
@@ -48,19 +48,15 @@ def top_k(scores: np.ndarray, k: int, tie_order: np.ndarray, overwrite: bool = F
         return indices, values
     bounds = _kth_lower_bounds(scores, k)
     for row in range(n_rows):
-        row_scores = scores[row]
-        if np.isfinite(bounds[row]):  # the values above the bound, with the tie-break's first at it if they are
-            candidates = np.flatnonzero(row_scores > bounds[row])  # fewer than k (the k-th value is then the bound)
-            if len(candidates) < k:
-                candidates = np.concatenate([candidates, _first_by_tie(
-                    np.flatnonzero(row_scores == bounds[row]), k - len(candidates), tie_order)])
+        row_scores, bound = scores[row], bounds[row]
+        if np.isfinite(bound):  # the k-th value is at least the bound: those above it, or those and the first at it
+            candidates = _above_then_first_at(row_scores, tie_order, bound, k)
         else:
             candidates = np.flatnonzero(np.isfinite(row_scores))
-        if len(candidates) > k:  # the row's exact k-th value among its candidates, which hold its top k
-            kth = _kth_largest(row_scores[candidates][None, :], k)[0]
+        if len(candidates) > k:  # more than k above the bound: the row's exact k-th value among them
             found = row_scores[candidates]
-            candidates = np.concatenate([candidates[found > kth], _first_by_tie(
-                candidates[found == kth], k - int((found > kth).sum()), tie_order)])
+            kth = _kth_largest(found[None, :], k)[0]
+            candidates = candidates[_above_then_first_at(found, tie_order[candidates], kth, k)]
         order = np.lexsort((tie_order[candidates], -row_scores[candidates]))[:k]
         chosen = candidates[order]
         indices[row, : len(chosen)] = chosen
@@ -68,12 +64,17 @@ def top_k(scores: np.ndarray, k: int, tie_order: np.ndarray, overwrite: bool = F
     return indices, values
 
 
-def _first_by_tie(candidates: np.ndarray, count: int, tie_order: np.ndarray) -> np.ndarray:
-    """The `count` of `candidates` (equal scores) that the tie-break ranks first, unordered. A sparse source ties
-    most of the catalog at zero: only those that can rank are kept for the sort."""
-    if len(candidates) <= count:
-        return candidates
-    return candidates[np.argpartition(tie_order[candidates], count - 1)[:count]]
+def _above_then_first_at(values: np.ndarray, ties: np.ndarray, cut: float, k: int) -> np.ndarray:
+    """Positions of the `values` above `cut` (at most their k-th largest); when fewer than k are, also those at it
+    whose `ties` (tie-break ranks) come first, k in all; unordered. A sparse source ties most of the catalog at
+    zero: only the tied positions that can rank are kept for the sort."""
+    chosen = np.flatnonzero(values > cut)
+    if len(chosen) >= k:
+        return chosen
+    tied = np.flatnonzero(values == cut)
+    if len(tied) > k - len(chosen):
+        tied = tied[np.argpartition(ties[tied], k - len(chosen) - 1)[: k - len(chosen)]]
+    return np.concatenate([chosen, tied])
 
 
 def _kth_lower_bounds(scores: np.ndarray, k: int) -> np.ndarray:

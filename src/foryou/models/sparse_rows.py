@@ -32,9 +32,9 @@ def row_product(columns: np.ndarray, values: np.ndarray, matrix: sp.csr_matrix |
     dtype = np.result_type(values, matrix.dtype)
     if isinstance(matrix, np.ndarray):  # the entry's rows, scaled, added in order: axis 0 is summed row by row
         rows = matrix[columns].astype(dtype, copy=False)
-        if not (values == 1).all():
+        if not (values == 1).all():  # a binary history (every request's) adds the rows as they are
             rows = rows * np.asarray(values, dtype)[:, None]
-        return rows.sum(axis=0, dtype=dtype) if len(columns) else np.zeros(matrix.shape[1], dtype)
+        return rows.sum(axis=0, dtype=dtype)
     owner, positions = csr_positions(matrix, columns)
     products = values[owner] * matrix.data[positions]
     total = np.zeros(matrix.shape[1], dtype=dtype)

@@ -37,4 +37,3 @@ def test_score_histories_matches_known_user(tiny_dataset) -> None:
 def test_item_knn_rejects_zero_neighbours() -> None:
     with pytest.raises(ValueError, match="neighbours must be a positive integer"):
         ItemKNN(neighbours=0)
-
