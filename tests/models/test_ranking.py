@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
-from foryou.models.ranking import SCORE_BATCH_BYTES, tie_break_order, top_k, users_per_batch
+from foryou.models.ranking import SCORE_BATCH_BYTES, sparse_top_k, tie_break_order, top_k, users_per_batch
 
 
 def test_minus_inf_and_nan_are_never_returned() -> None:
@@ -38,6 +39,31 @@ def test_top_k_matches_a_full_sort_of_each_row() -> None:
             ranked = [item for item in np.lexsort((tie, -finite)) if np.isfinite(finite[item])][:k]
             assert indices[row].tolist() == ranked + [-1] * (min(k, n_items) - len(ranked)), (trial, row)
             np.testing.assert_array_equal(values[row][: len(ranked)], finite[ranked])
+
+
+def test_sparse_top_k_is_top_k_of_the_rows_with_absent_entries_at_minus_inf() -> None:
+    rng = np.random.default_rng(2)
+    for trial in range(200):
+        n_rows, n_items = int(rng.integers(1, 10)), int(rng.integers(1, 40))
+        stored = rng.random((n_rows, n_items)) < 0.4
+        values = rng.integers(0, 4, size=(n_rows, n_items)).astype(np.float32)  # many ties, zeros stored
+        values[rng.random(values.shape) < 0.05] = np.nan
+        values[rng.random(values.shape) < 0.05] = np.inf
+        values[rng.random(values.shape) < 0.05] = -np.inf
+        rows = sp.csr_matrix((values[stored], np.nonzero(stored)), shape=(n_rows, n_items))
+        excluded = sp.csr_matrix(rng.random((n_rows, n_items)) < 0.2)
+        allowed = rng.random(n_items) < 0.8
+        dense = np.where(stored, values, -np.inf).astype(np.float32)
+        dense[excluded.toarray()] = -np.inf
+        dense[:, ~allowed] = -np.inf
+        k, tie = int(rng.integers(1, n_items + 3)), tie_break_order(n_items, seed=trial)
+        got = sparse_top_k(rows, k, tie, excluded, allowed)
+        expected = top_k(dense, k, tie)
+        np.testing.assert_array_equal(got[0], expected[0], err_msg=str(trial))
+        np.testing.assert_array_equal(got[1], expected[1], err_msg=str(trial))
+    unsorted = sp.csr_matrix((np.array([1.0, 2.0, 2.0], np.float32), np.array([3, 1, 3]), np.array([0, 3])),
+                             shape=(1, 4))  # duplicates add up (item 3: 3.0), as when densified
+    assert sparse_top_k(unsorted, 3, np.arange(4))[0].tolist() == [[3, 1, -1]]
 
 
 @pytest.mark.parametrize("n_items", [5_000, 300_000])

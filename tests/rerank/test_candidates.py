@@ -283,6 +283,20 @@ def test_model_source_is_the_models_own_ranking(fitted: tuple[Dataset, list]) ->
     np.testing.assert_allclose(scores, expected_scores)
 
 
+def test_top_from_given_rows_is_candidates_and_leaves_the_rows_as_they_were(fitted: tuple[Dataset, list]) -> None:
+    # the merge reads a source's rows again after its top k (ranked in place, seen items set to -inf meanwhile)
+    dataset, sources = fitted
+    users = np.arange(dataset.n_users)
+    for source in sources:
+        rows = source.scores(users)
+        before = rows.copy()
+        items, scores = source.top(users, rows, k=6)
+        np.testing.assert_array_equal(rows, before, err_msg=source.name)
+        expected_items, expected_scores = source.candidates(users, k=6)
+        np.testing.assert_array_equal(items, expected_items, err_msg=source.name)
+        np.testing.assert_array_equal(scores, expected_scores, err_msg=source.name)
+
+
 def test_completed_frame_is_the_proposed_one_with_every_sources_finite_scores(
         fitted: tuple[Dataset, list], monkeypatch: pytest.MonkeyPatch) -> None:
     dataset, sources = fitted

@@ -126,8 +126,13 @@ def test_the_sparse_rank_matrix_ranks_exactly_as_the_dense_one() -> None:
     as_dense, as_sparse = ScoreMatrix(dense, history), ScoreMatrix(sparse, history)
     everyone = np.arange(n_users)
     np.testing.assert_array_equal(as_sparse.score_users(everyone), dense)
-    for got, expected in zip(as_sparse.recommend_indices(everyone, n_items), as_dense.recommend_indices(everyone, n_items)):
-        np.testing.assert_array_equal(got, expected)
+    for k in (1, 4, n_items):  # candidates ranked from the CSR: the dense rows' answer, seen items left out or not
+        for exclude_seen in (True, False):
+            for got, expected in zip(as_sparse.recommend_indices(everyone, k, exclude_seen),
+                                     as_dense.recommend_indices(everyone, k, exclude_seen)):
+                np.testing.assert_array_equal(got, expected)
+    seen_candidates = history.user_item_matrix(binary=True).multiply(sparse > 0)
+    assert seen_candidates.nnz > 0  # the case above leaves some candidates out as seen
 
 def shop_with_splits(n_users: int = 40, n_items: int = 24, seed: int = 0) -> Dataset:
     """Users walk through one of two item blocks in order (so the next item is predictable), 6-10 events each,

@@ -22,7 +22,7 @@ from typing_extensions import Self
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset
 from foryou.errors import NotFittedError, UnknownIdError
-from foryou.models.ranking import tie_break_order, top_k, unit_rows
+from foryou.models.ranking import sparse_top_k, tie_break_order, top_k, unit_rows
 
 Filters = Mapping[str, str | Sequence[str]]
 
@@ -48,7 +48,8 @@ class Recommender(ABC):
 
     @abstractmethod
     def score_users(self, user_idx: np.ndarray) -> np.ndarray:
-        """Scores (len(user_idx), n_items) float32 over the whole catalog; higher is better."""
+        """Scores (len(user_idx), n_items) float32 over the whole catalog; higher is better. A new array, which the
+        caller may change (ranking excludes items in place)."""
 
     @abstractmethod
     def item_embeddings(self) -> np.ndarray:
@@ -125,15 +126,20 @@ class Recommender(ABC):
         """Index form of `recommend`: (b, min(k, n_items)) indices padded with -1, scores padded with -inf."""
         assert self.seen is not None
         scores = self.score_users(np.asarray(user_idx, dtype=np.int64))
-        return self.rank(scores, k, self.seen[user_idx] if exclude_seen else None, item_mask)
+        return self.rank(scores, k, self.seen[user_idx] if exclude_seen else None, item_mask, overwrite=True)
 
-    def rank(self, scores: np.ndarray, k: int, seen: sp.csr_matrix | None = None,
-             item_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def rank(self, scores: np.ndarray | sp.csr_matrix, k: int, seen: sp.csr_matrix | None = None,
+             item_mask: np.ndarray | None = None, overwrite: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The one exclude / filter / top-k path, for known users and raw histories alike: scores (b, n_items),
         `seen` (b, n_items) sparse rows of items to leave out, `item_mask` (n_items,) allowed items ->
-        (b, min(k, n_items)) item indices padded with -1 and scores padded with -inf, best first."""
+        (b, min(k, n_items)) item indices padded with -1 and scores padded with -inf, best first. `overwrite`: a
+        float32 `scores` is changed in place (excluded items set to -inf) instead of copied: at 100,000 items a
+        copy of every scored row is most of what ranking costs besides `top_k`. A sparse `scores` (CSR) holds a
+        few scored items per row, the rest -inf (`sparse_top_k`)."""
         _check_k(k)
-        scores = np.array(scores, dtype=np.float32, copy=True)
+        if sp.issparse(scores):
+            return sparse_top_k(scores, k, self._tie_order, seen, item_mask)
+        scores = np.asarray(scores, dtype=np.float32) if overwrite else np.array(scores, dtype=np.float32)
         if seen is not None:
             rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
             scores[rows, seen.indices] = -np.inf

@@ -4,6 +4,7 @@ evaluation and the service."""
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 SAMPLE_STRIDE = 16  # every 16th column bounds a row's k-th value (sparser on a catalog past 262,144 items)
 SAMPLE_PER_K = 8  # ... while the sample keeps >= 8 columns per item asked for (else every column is read)
@@ -62,6 +63,40 @@ def top_k(scores: np.ndarray, k: int, tie_order: np.ndarray, overwrite: bool = F
         indices[row, : len(chosen)] = chosen
         values[row, : len(chosen)] = row_scores[chosen]
     return indices, values
+
+
+def sparse_top_k(rows: sp.csr_matrix, k: int, tie_order: np.ndarray, excluded: sp.csr_matrix | None = None,
+                 allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`top_k` of rows whose absent entries are -inf (a CSR of a few candidates per user), read from the stored
+    entries alone: the answer `top_k` gives on the dense rows, at the cost of the entries instead of the catalog
+    (an evaluation of 200 candidates per user over 100,000 items densified and ranked every row). `excluded`:
+    (b, n) sparse rows of items left out (seen); `allowed`: (n,) bool, the items that may rank."""
+    rows = sp.csr_matrix(rows)
+    if not rows.has_canonical_format:  # duplicates add up, as they do when densified
+        rows = rows.copy()
+        rows.sum_duplicates()
+    n_rows, n_items = rows.shape
+    k = min(k, n_items)
+    owners = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(rows.indptr))
+    items = rows.indices.astype(np.int64)
+    values = np.asarray(rows.data, dtype=np.float32)
+    kept = values > -np.inf  # also drops NaN: both are excluded, as in `top_k`
+    if allowed is not None:
+        kept &= np.asarray(allowed, dtype=bool)[items]
+    if excluded is not None and excluded.nnz:
+        left_out = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(excluded.indptr)) * n_items + excluded.indices
+        kept &= ~np.isin(owners * n_items + items, left_out)
+    owners, items = owners[kept], items[kept]
+    values = np.minimum(values[kept], np.finfo(np.float32).max)  # +inf as the largest float, as in `top_k`
+    order = np.lexsort((tie_order[items], -values, owners))
+    owners, items, values = owners[order], items[order], values[order]
+    position = np.arange(len(owners)) - np.searchsorted(owners, owners)  # rank within the row, 0 first
+    chosen = position < k
+    indices = np.full((n_rows, k), -1, dtype=np.int64)
+    best = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    indices[owners[chosen], position[chosen]] = items[chosen]
+    best[owners[chosen], position[chosen]] = values[chosen]
+    return indices, best
 
 
 def _above_then_first_at(values: np.ndarray, ties: np.ndarray, cut: float, k: int) -> np.ndarray:

@@ -9,6 +9,8 @@ items). `foryou.rerank.merge` unions their lists per user.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
@@ -50,8 +52,9 @@ class CandidateSource(Protocol):
 
     def top(self, user_idx: np.ndarray, scores: np.ndarray, k: int,
             exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """`candidates` of `user_idx` from their rows of `scores` (as `scores` gives them, left unchanged): the
-        merge reads both from one scoring pass."""
+        """`candidates` of `user_idx` from their rows of `scores` (as `scores` gives them): the merge reads both
+        from one scoring pass. `scores` keeps its values, except that NaN may become -inf (both: no evidence) and +inf
+        the largest float32, as ranking reads them."""
         ...
 
 
@@ -70,11 +73,12 @@ class ModelSource:
 
     def top(self, user_idx: np.ndarray, scores: np.ndarray, k: int,
             exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """The model's `recommend_indices` from given score rows (`rank` copies them)."""
+        """The model's `recommend_indices` from given score rows."""
         seen = self.model.seen
         assert seen is not None
-        user_idx = np.asarray(user_idx, dtype=np.int64)
-        return _pad(*self.model.rank(scores, k, seen[user_idx] if exclude_seen else None), k)
+        excluded = seen[np.asarray(user_idx, dtype=np.int64)] if exclude_seen else None
+        with _restored_at(scores, excluded):
+            return _pad(*self.model.rank(scores, k, excluded, overwrite=True), k)
 
 
 def two_tower_source(model: TwoTower, name: str = "two_tower") -> ModelSource:
@@ -170,7 +174,10 @@ class HistorySource:
     def top(self, user_idx: np.ndarray, scores: np.ndarray, k: int,
             exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         self._check(k)
-        return self._top(np.asarray(user_idx, dtype=np.int64), np.array(scores, dtype=np.float32), k, exclude_seen)
+        assert self.seen is not None
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        with _restored_at(scores, self.seen[user_idx] if exclude_seen else None):
+            return self._top(user_idx, np.asarray(scores, dtype=np.float32), k, exclude_seen)
 
     def _check(self, k: int) -> None:
         if self.seen is None:
@@ -246,7 +253,8 @@ class CooccurrenceSource(HistorySource):
         assert self.item_users is not None and self.seen is not None
         shared = recent @ self.item_users  # (b, n_users): weighted overlap of u's recent items with each history
         scores = np.asarray((shared @ self.seen).toarray(), dtype=np.float32)
-        scores -= recent.multiply(self.item_counts[np.newaxis, :]).toarray()
+        owners = np.repeat(np.arange(recent.shape[0]), np.diff(recent.indptr))  # the diagonal, at the recent items
+        np.subtract.at(scores, (owners, recent.indices), recent.data * self.item_counts[recent.indices])
         scores[scores <= 0] = -np.inf
         return scores
 
@@ -309,6 +317,22 @@ def content_profiles(recent: sp.csr_matrix | np.ndarray, unit: np.ndarray) -> np
     `recent_row` makes them), unit (n, d) unit content vectors. A row without recent items stays zero. The one
     content profile of a user: `ContentSource`, the service's `content` strategy and its ranking stage."""
     return unit_rows(np.asarray(recent @ unit, dtype=np.float32))
+
+
+@contextmanager
+def _restored_at(scores: np.ndarray, excluded: sp.csr_matrix | None) -> Iterator[None]:
+    """Put back the values of `scores` at the `excluded` entries (a (b, n_items) sparse pattern) when the block
+    ends: ranking in place sets them to -inf, where copying the rows would cost as much as ranking them (at
+    100,000 items, 0.4 GB per 1,024 users per source)."""
+    if excluded is None:
+        yield
+        return
+    where = (np.repeat(np.arange(excluded.shape[0]), np.diff(excluded.indptr)), excluded.indices)
+    kept = scores[where]
+    try:
+        yield
+    finally:
+        scores[where] = kept
 
 
 def _pad(indices: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

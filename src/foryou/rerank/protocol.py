@@ -296,6 +296,15 @@ class ScoreMatrix(Recommender):
         dense[np.repeat(np.arange(len(user_idx)), np.diff(rows.indptr)), rows.indices] = rows.data
         return dense
 
+    def recommend_indices(self, user_idx: np.ndarray, k: int, exclude_seen: bool = True,
+                          item_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A CSR's candidates are ranked where they are stored, not as rows of the whole catalog; same answer."""
+        if not sp.issparse(self.scores):
+            return super().recommend_indices(user_idx, k, exclude_seen, item_mask)
+        assert self.seen is not None
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        return self.rank(self.scores[user_idx], k, self.seen[user_idx] if exclude_seen else None, item_mask)
+
     def item_embeddings(self) -> np.ndarray:
         raise NotImplementedError("a ScoreMatrix holds ranked scores, not item vectors: measure its diversity in "
                                   "a space shared by every model (evaluate(..., item_embeddings=...))")
