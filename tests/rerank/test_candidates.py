@@ -295,6 +295,8 @@ def test_top_from_given_rows_is_candidates_and_leaves_the_rows_as_they_were(fitt
         expected_items, expected_scores = source.candidates(users, k=6)
         np.testing.assert_array_equal(items, expected_items, err_msg=source.name)
         np.testing.assert_array_equal(scores, expected_scores, err_msg=source.name)
+        before.flags.writeable = False  # rows that cannot be written (a broadcast row) are ranked in a copy
+        np.testing.assert_array_equal(source.top(users, before, k=6)[0], expected_items, err_msg=source.name)
 
 
 def test_completed_frame_is_the_proposed_one_with_every_sources_finite_scores(

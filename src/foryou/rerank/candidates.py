@@ -177,7 +177,7 @@ class HistorySource:
         assert self.seen is not None
         user_idx = np.asarray(user_idx, dtype=np.int64)
         with _restored_at(scores, self.seen[user_idx] if exclude_seen else None):
-            return self._top(user_idx, np.asarray(scores, dtype=np.float32), k, exclude_seen)
+            return self._top(user_idx, np.require(scores, np.float32, ["W"]), k, exclude_seen)
 
     def _check(self, k: int) -> None:
         if self.seen is None:
@@ -322,9 +322,9 @@ def content_profiles(recent: sp.csr_matrix | np.ndarray, unit: np.ndarray) -> np
 @contextmanager
 def _restored_at(scores: np.ndarray, excluded: sp.csr_matrix | None) -> Iterator[None]:
     """Put back the values of `scores` at the `excluded` entries (a (b, n_items) sparse pattern) when the block
-    ends: ranking in place sets them to -inf, where copying the rows would cost as much as ranking them (at
-    100,000 items, 0.4 GB per 1,024 users per source)."""
-    if excluded is None:
+    ends: ranking in place sets them to -inf, where a copy of the rows would take 0.4 GB of fresh memory per
+    1,024 users per source at 100,000 items."""
+    if excluded is None or not scores.flags.writeable:  # read-only rows are ranked in a copy
         yield
         return
     where = (np.repeat(np.arange(excluded.shape[0]), np.diff(excluded.indptr)), excluded.indices)
