@@ -5,13 +5,18 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from foryou.models.sparse_rows import csr_rows, row_product
+from foryou.models.sparse_rows import csr_rows, row_product, stored_rows
 
 
 def test_csr_rows_reads_rows_as_fancy_indexing_does() -> None:
     matrix = sp.csr_matrix(np.array([[0, 1, 2], [3, 0, 0], [0, 0, 0], [4, 5, 6]], dtype=np.float32))
     owner, columns = csr_rows(matrix, np.array([3, 0, 2, 3]))
     assert owner.tolist() == [0, 0, 0, 1, 1, 3, 3, 3] and columns.tolist() == [0, 1, 2, 1, 2, 0, 1, 2]
+
+
+def test_stored_rows_by_hand() -> None:
+    matrix = sp.csr_matrix(np.array([[0, 1, 2], [3, 0, 0], [0, 0, 0], [4, 5, 6]], dtype=np.float32))
+    assert stored_rows(matrix).tolist() == [0, 0, 1, 3, 3, 3] == matrix.tocoo().row.tolist()
 
 
 def test_row_product_by_hand_and_against_scipy() -> None:

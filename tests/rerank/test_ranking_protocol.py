@@ -111,7 +111,6 @@ def test_rerank_scores_put_candidates_above_the_rest_in_the_rankers_order() -> N
     assert np.all(np.isneginf(scores[n_users]))  # a user without candidates gets nothing
 
 
-
 def test_the_sparse_rank_matrix_ranks_exactly_as_the_dense_one() -> None:
     rng = np.random.default_rng(1)
     n_users, n_items, per_user = 6, 40, 9
@@ -133,6 +132,7 @@ def test_the_sparse_rank_matrix_ranks_exactly_as_the_dense_one() -> None:
                 np.testing.assert_array_equal(got, expected)
     seen_candidates = history.user_item_matrix(binary=True).multiply(sparse > 0)
     assert seen_candidates.nnz > 0  # the case above leaves some candidates out as seen
+
 
 def shop_with_splits(n_users: int = 40, n_items: int = 24, seed: int = 0) -> Dataset:
     """Users walk through one of two item blocks in order (so the next item is predictable), 6-10 events each,

@@ -23,6 +23,7 @@ from foryou.data import schema as S
 from foryou.data.dataset import Dataset
 from foryou.errors import NotFittedError, UnknownIdError
 from foryou.models.ranking import sparse_top_k, tie_break_order, top_k, unit_rows
+from foryou.models.sparse_rows import stored_rows
 
 Filters = Mapping[str, str | Sequence[str]]
 
@@ -141,8 +142,7 @@ class Recommender(ABC):
             return sparse_top_k(scores, k, self._tie_order, seen, item_mask)
         scores = np.require(scores, np.float32, ["W"]) if overwrite else np.array(scores, dtype=np.float32)
         if seen is not None:
-            rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
-            scores[rows, seen.indices] = -np.inf
+            scores[stored_rows(seen), seen.indices] = -np.inf
         if item_mask is not None:
             scores[:, ~item_mask] = -np.inf
         return top_k(scores, k, self._tie_order, overwrite=True)

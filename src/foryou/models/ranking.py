@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from foryou.models.sparse_rows import stored_rows
+
 SAMPLE_STRIDE = 16  # every 16th column bounds a row's k-th value (sparser on a catalog past 262,144 items)
 SAMPLE_PER_K = 8  # ... while the sample keeps >= 8 columns per item asked for (else every column is read)
 SORT_SELECT = 16_384  # up to this many values a row's k-th largest is read from a sort (`_kth_largest`)
@@ -77,14 +79,14 @@ def sparse_top_k(rows: sp.csr_matrix, k: int, tie_order: np.ndarray, excluded: s
         rows.sum_duplicates()
     n_rows, n_items = rows.shape
     k = min(k, n_items)
-    owners = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(rows.indptr))
+    owners = stored_rows(rows)
     items = rows.indices.astype(np.int64)
     values = np.asarray(rows.data, dtype=np.float32)
     kept = values > -np.inf  # also drops NaN: both are excluded, as in `top_k`
     if allowed is not None:
         kept &= np.asarray(allowed, dtype=bool)[items]
     if excluded is not None and excluded.nnz:
-        left_out = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(excluded.indptr)) * n_items + excluded.indices
+        left_out = stored_rows(excluded) * n_items + excluded.indices
         kept &= ~np.isin(owners * n_items + items, left_out)
     owners, items = owners[kept], items[kept]
     values = np.minimum(values[kept], np.finfo(np.float32).max)  # +inf as the largest float, as in `top_k`

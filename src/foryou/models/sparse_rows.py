@@ -1,11 +1,16 @@
 """Reading a few rows of a CSR matrix without scipy's per-call overhead: a request reads a handful of rows, where
-building scipy matrices (index dtype checks, copies, a product's two passes) costs more than the arithmetic.
-Shared by the item-item models, the ranking stage's sources and features, and its reasons."""
+building scipy matrices (index dtype checks, copies, a product's two passes) costs more than the arithmetic; and
+the row of each stored entry, which masks and scatters index by. Shared by the item-item models, the ranking stage's sources and features, and its reasons."""
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+
+
+def stored_rows(matrix: sp.csr_matrix) -> np.ndarray:
+    """(nnz,) int64 row of each stored entry of a CSR, in storage order (beside its `indices` and `data`)."""
+    return np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
 
 
 def csr_positions(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ from foryou.models.baselines.als import ALS
 from foryou.models.baselines.history import ItemItemRecommender
 from foryou.models.baselines.popularity import RecentPop
 from foryou.models.ranking import tie_break_order, top_k, unit_rows
-from foryou.models.sparse_rows import csr_positions, csr_rows
+from foryou.models.sparse_rows import csr_positions, csr_rows, stored_rows
 from foryou.models.two_tower import TwoTower
 
 PAIR_COUNT_BYTES = 256 * 2**20  # the co-occurrence pair counts a service keeps: ~32M item pairs
@@ -191,7 +191,7 @@ class HistorySource:
         assert self.seen is not None
         if exclude_seen:
             seen = self.seen[user_idx]
-            scores[np.repeat(np.arange(len(user_idx)), np.diff(seen.indptr)), seen.indices] = -np.inf
+            scores[stored_rows(seen), seen.indices] = -np.inf
         return _pad(*top_k(scores, k, self._tie_order, overwrite=True), k)
 
 
@@ -253,8 +253,8 @@ class CooccurrenceSource(HistorySource):
         assert self.item_users is not None and self.seen is not None
         shared = recent @ self.item_users  # (b, n_users): weighted overlap of u's recent items with each history
         scores = np.asarray((shared @ self.seen).toarray(), dtype=np.float32)
-        owners = np.repeat(np.arange(recent.shape[0]), np.diff(recent.indptr))  # the diagonal, at the recent items
-        np.subtract.at(scores, (owners, recent.indices), recent.data * self.item_counts[recent.indices])
+        # each recent item co-occurs with itself in every history that holds it: not a pair, taken out
+        np.subtract.at(scores, (stored_rows(recent), recent.indices), recent.data * self.item_counts[recent.indices])
         scores[scores <= 0] = -np.inf
         return scores
 
@@ -327,7 +327,7 @@ def _restored_at(scores: np.ndarray, excluded: sp.csr_matrix | None) -> Iterator
     if excluded is None or not scores.flags.writeable:  # read-only rows are ranked in a copy
         yield
         return
-    where = (np.repeat(np.arange(excluded.shape[0]), np.diff(excluded.indptr)), excluded.indices)
+    where = (stored_rows(excluded), excluded.indices)
     kept = scores[where]
     try:
         yield

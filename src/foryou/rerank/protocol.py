@@ -35,6 +35,7 @@ from foryou.data.dataset import Dataset
 from foryou.models.base import Recommender
 from foryou.models.ranking import tie_break_order
 from foryou.models.registry import build_baseline
+from foryou.models.sparse_rows import stored_rows
 from foryou.models.two_tower import TwoTower
 from foryou.rerank.candidates import (
     CandidateSource,
@@ -293,7 +294,7 @@ class ScoreMatrix(Recommender):
             return self.scores[user_idx].copy()
         rows = self.scores[user_idx]
         dense = np.full(rows.shape, -np.inf, dtype=np.float32)
-        dense[np.repeat(np.arange(len(user_idx)), np.diff(rows.indptr)), rows.indices] = rows.data
+        dense[stored_rows(rows), rows.indices] = rows.data
         return dense
 
     def recommend_indices(self, user_idx: np.ndarray, k: int, exclude_seen: bool = True,

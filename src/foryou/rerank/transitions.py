@@ -16,7 +16,7 @@ from typing_extensions import Self
 
 from foryou.data import schema as S
 from foryou.data.dataset import Dataset
-from foryou.models.sparse_rows import csr_positions
+from foryou.models.sparse_rows import csr_positions, stored_rows
 from foryou.rerank.candidates import HistorySource
 
 TRANSITION_GAP = 3  # a later item up to this many events on counts as following, weighted 1 / distance
@@ -53,7 +53,7 @@ def successor_matrix(events: pd.DataFrame, n_items: int, gap: int = TRANSITION_G
 def _strongest_per_row(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
     """`matrix` with each row cut to its `keep` largest entries (ties: lower column), float32, sorted indices."""
     matrix.sort_indices()
-    row = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    row = stored_rows(matrix)
     order = np.lexsort((matrix.indices, -matrix.data, row))  # per row: largest first, ties by column
     starts = np.repeat(matrix.indptr[:-1], np.diff(matrix.indptr))
     chosen = order[np.arange(len(order)) - starts < keep]
