@@ -100,9 +100,11 @@ def test_one_history_scores_as_the_batch_does(decay: float, pair_counts: bool) -
     events = [(int(user), int(item), float(day)) for day, (user, item) in
               enumerate(zip(rng.integers(0, 40, 600), np.minimum(rng.zipf(1.5, 600) - 1, 59)))]
     source = CooccurrenceSource(last_n=4, decay=decay).fit(build_dataset(events, 40, 60, ["x"] * 60))
+    assert source.pairs is not None  # a fit keeps the counts within their budget
     if pair_counts:
-        assert source.keep_pair_counts() and source.pairs is not None
         assert source.pairs.diagonal().sum() == 0 and source.pairs[3, 5] == source.pairs[5, 3] > 0
+    else:
+        assert not source.keep_pair_counts(budget_bytes=0) and source.pairs is None
     for history in (rng.integers(0, 60, 9), np.array([0, 0, 1])):
         batch = source.scores_recent(recent_row(history, 60, 4, decay))[0]
         np.testing.assert_allclose(source.scores_one(*recent_items(history, 4, decay)), batch, rtol=1e-6)
@@ -112,11 +114,31 @@ def test_one_history_scores_as_the_batch_does(decay: float, pair_counts: bool) -
                                   np.full(60, -np.inf, np.float32))
 
 
+@pytest.mark.parametrize("decay", [1.0, 0.7])
+def test_batch_scores_from_pair_counts_equal_those_from_the_histories(decay: float) -> None:
+    # A fitted source scores a block of users from the kept pair counts: the numbers of the two products it
+    # replaces (equal for integer counts; to float rounding with decayed weights), -inf where nothing co-occurs.
+    rng = np.random.default_rng(5)
+    events = [(int(user), int(item), float(day)) for day, (user, item) in
+              enumerate(zip(rng.integers(0, 50, 500), np.minimum(rng.zipf(1.4, 500) - 1, 79)))]
+    kept = CooccurrenceSource(last_n=3, decay=decay).fit(build_dataset(events, 50, 80, ["x"] * 80))
+    counted = CooccurrenceSource(last_n=3, decay=decay).fit(build_dataset(events, 50, 80, ["x"] * 80))
+    assert kept.pairs is not None and not counted.keep_pair_counts(budget_bytes=0)
+    users = np.arange(50)
+    from_pairs, from_histories = kept.scores(users), counted.scores(users)
+    assert np.array_equal(np.isneginf(from_pairs), np.isneginf(from_histories))
+    assert np.isneginf(from_pairs).any() and np.isfinite(from_pairs).any()
+    if decay == 1.0:
+        assert np.array_equal(from_pairs, from_histories)
+    np.testing.assert_allclose(from_pairs, from_histories, rtol=1e-5)  # the diagonal, subtracted, rounds
+
+
 def test_pair_counts_are_kept_only_within_their_budget() -> None:
     # 3 users holding 2, 3 and 1 items: at most 4 + 9 + 1 = 14 stored pairs, 8 bytes each
     dataset = build_dataset([(0, 0, 0.0), (0, 1, 1.0), (1, 0, 2.0), (1, 1, 3.0), (1, 2, 4.0), (2, 2, 5.0)], 3, 3,
                             ["x"] * 3)
-    assert not CooccurrenceSource().fit(dataset).keep_pair_counts(budget_bytes=14 * 8 - 1)
+    dropped = CooccurrenceSource().fit(dataset)
+    assert not dropped.keep_pair_counts(budget_bytes=14 * 8 - 1) and dropped.pairs is None
     source = CooccurrenceSource().fit(dataset)
     assert source.keep_pair_counts(budget_bytes=14 * 8) and source.pairs is not None
     assert source.pairs.toarray().tolist() == [[0, 2, 1], [2, 0, 1], [1, 1, 0]]  # by hand

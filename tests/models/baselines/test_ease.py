@@ -15,6 +15,7 @@ from foryou.models.baselines import EASE
 from foryou.models.baselines import ease as ease_module
 from foryou.models.baselines.ease import (
     DENSE_MAX_SECONDS,
+    FINETUNE_STEPS,
     choose_engine,
     dense_max_items,
     dense_max_items_in,
@@ -148,9 +149,14 @@ def test_sparse_ease_falls_back_to_incomplete_cholesky_when_the_exact_factor_doe
                 raise CholmodOutOfMemoryError("out of memory (code -2)")
             return super().fit(matrix)
 
+    steps = []  # the approximate inverse's refinement steps, per factor tried: fewer after the incomplete one
+    inverter = sansa.UMRUnitLowerTriangleInverterConfig
+    monkeypatch.setattr(sansa, "UMRUnitLowerTriangleInverterConfig",
+                        lambda scans, finetune_steps: steps.append(finetune_steps) or inverter(scans, finetune_steps))
     monkeypatch.setattr(sansa, "SANSA", ExactFactorTooBig)
     model = EASE(l2=1.0, engine="sparse").fit(tiny_dataset)
     assert model.params()["sparse_factorizer"] == "icf"
+    assert steps == [FINETUNE_STEPS["cholmod"], FINETUNE_STEPS["icf"]] == [10, 3]
     users = np.arange(30)
     scores = model.score_users(users)
     assert np.isfinite(scores).all() and scores.shape == (30, 20)
