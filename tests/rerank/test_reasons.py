@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from tests.models.conftest import build_dataset
 from tests.rerank.toy_shop import TITLES, day, toy_candidates, toy_shop
 
 from foryou.data import schema as S
+from foryou.rerank.candidates import CooccurrenceSource
 from foryou.rerank.features import ranking_features
 from foryou.rerank.lgbm import BIAS, LGBMRanker
 from foryou.rerank.reasons import (
@@ -177,6 +179,25 @@ def test_shared_users_is_the_sparse_product() -> None:
     # by hand: items 0 and 1 share users 0 and 1; item 2 holds nobody
     small = sp.csr_matrix(np.array([[1, 1, 0], [1, 1, 1], [0, 0, 0]], dtype=np.float32))
     assert shared_users(small, np.array([0, 2]), np.array([1, 0])).tolist() == [[2, 2], [0, 0]]
+
+
+def test_anchors_from_kept_pair_counts_are_the_anchors_from_the_users() -> None:
+    # the service reads the co-occurrence source's kept item-pair counts instead of every holder of the items:
+    # the same anchors (ties to the most recent item included), candidates past the matrix and recent repeats too
+    rng = np.random.default_rng(2)
+    events = [(int(user), int(item), float(day)) for day, (user, item) in
+              enumerate(zip(rng.integers(0, 30, 400), np.minimum(rng.zipf(1.3, 400) - 1, 39)))]
+    source = CooccurrenceSource(last_n=5).fit(build_dataset(events, 30, 40, ["x"] * 40))
+    assert source.pairs is not None and source.item_users is not None
+    compared = 0
+    for _ in range(40):
+        recent = rng.choice(40, int(rng.integers(1, 6)), replace=False)
+        candidates = np.append(rng.choice(40, 25, replace=False), [40, 3])
+        from_users = history_anchors(candidates, recent, source.item_users)
+        from_pairs = history_anchors(candidates, recent, source.item_users, pairs=source.pairs)
+        np.testing.assert_array_equal(from_pairs[COOCCURRENCE_ANCHOR], from_users[COOCCURRENCE_ANCHOR])
+        compared += int((from_users[COOCCURRENCE_ANCHOR] >= 0).sum())
+    assert compared > 100  # most candidates have an anchor: the comparison is not of empty answers
 
 
 def test_a_source_that_did_not_propose_the_item_gives_no_reason() -> None:

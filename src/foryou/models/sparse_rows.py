@@ -30,6 +30,23 @@ def csr_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.nd
     return owner, matrix.indices[positions]
 
 
+def csr_entries(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """(len(rows), len(columns)) float64 entries `matrix[rows][:, columns]` of a CSR whose rows hold sorted,
+    distinct column indices; 0 where nothing is stored and for columns past the matrix. One binary search over
+    the rows' stored entries, where scipy's fancy indexing builds two matrices."""
+    rows, columns = np.asarray(rows, np.int64), np.asarray(columns, np.int64)
+    width = matrix.shape[1]
+    owner, positions = csr_positions(matrix, rows)
+    stored = owner * width + matrix.indices[positions]  # ascending: the rows in turn, each row's indices sorted
+    wanted = (np.arange(len(rows))[:, None] * width + columns[None, :]).ravel()
+    entries = np.zeros(len(wanted))
+    if len(stored):
+        found = np.minimum(np.searchsorted(stored, wanted), len(stored) - 1)
+        hit = (stored[found] == wanted) & np.tile(columns < width, len(rows))  # past the width: another row's key
+        entries[hit] = matrix.data[positions[found[hit]]]
+    return entries.reshape(len(rows), len(columns))
+
+
 def row_product(columns: np.ndarray, values: np.ndarray, matrix: sp.csr_matrix | np.ndarray) -> np.ndarray:
     """(m,) dense product of a one-row sparse matrix (its stored `columns` and `values`) with an (n, m) CSR or
     dense matrix, bit for bit scipy's: each stored entry of the row scales its matrix row, and the products are

@@ -22,7 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from foryou.data import schema as S
-from foryou.models.sparse_rows import csr_positions, csr_rows
+from foryou.models.sparse_rows import csr_entries, csr_rows
 from foryou.rerank.features import (
     ITEM_AGE,
     ITEM_POP_ALL,
@@ -163,24 +163,28 @@ def verb(event_type: str) -> str:
 
 
 def history_anchors(candidates: np.ndarray, recent: np.ndarray, item_users: sp.csr_matrix,
-                    content: np.ndarray | None = None, following: sp.csr_matrix | None = None) -> dict[str, np.ndarray]:
+                    content: np.ndarray | None = None, following: sp.csr_matrix | None = None,
+                    pairs: sp.csr_matrix | None = None) -> dict[str, np.ndarray]:
     """Per candidate label (n,), the item of the user's `recent` history (labels, latest first) its evidence
     comes from, or -1 when no recent item has any: `cooccurrence_anchor`, held together with it by the most users
     (`item_users` (n_items, n_users) binary), `transition_anchor`, the one it most often follows (`following`:
     the transition source's successor matrix) and `content_anchor`, the most similar by cosine of the unit
     `content` vectors (n_items, d), never the candidate itself. Ties go to the most recent item. Items past a
-    matrix's rows (added after the bundle) have no evidence in it. A name is absent when nothing can anchor it."""
+    matrix's rows (added after the bundle) have no evidence in it. A name is absent when nothing can anchor it.
+    `pairs`: the co-occurrence source's kept item-pair counts (`CooccurrenceSource.keep_pair_counts`), read
+    instead of the users of `item_users` when given."""
     n = item_users.shape[0]
     known = np.asarray(recent, np.int64)
     known = known[known < n]
     if not len(known):
         return {}
-    counts = shared_users(item_users, known, np.minimum(candidates, n - 1))
+    columns = np.minimum(candidates, n - 1)
+    counts = shared_users(item_users, known, columns) if pairs is None else csr_entries(pairs, known, columns)
     counts[:, candidates >= n] = 0
     counts[known[:, None] == candidates[None, :]] = 0  # an item bought again is not its own reason
     anchors = {COOCCURRENCE_ANCHOR: _best_anchor(counts, known)}
     if following is not None:
-        anchors[TRANSITION_ANCHOR] = _best_anchor(successor_shares(following, known, candidates), known)
+        anchors[TRANSITION_ANCHOR] = _best_anchor(csr_entries(following, known, candidates), known)
     mine = known[known < len(content)] if content is not None else known[:0]
     if content is not None and len(mine):
         similarity = content[mine] @ content[np.minimum(candidates, len(content) - 1)].T
@@ -222,17 +226,6 @@ def shared_users(item_users: sp.csr_matrix, rows: np.ndarray, columns: np.ndarra
     counts = np.zeros((len(rows), len(columns)))
     np.add.at(counts, (row_of[order[position]], column), 1.0)
     return counts
-
-
-def successor_shares(following: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """(len(rows), len(columns)) float64 entries of the successor matrix: how often each column item follows each
-    row item (0 where it is not among the row's kept successors, or is past the matrix)."""
-    owner, positions = csr_positions(following, rows)
-    match = following.indices[positions][:, None] == np.asarray(columns)[None, :]
-    entry, column = np.nonzero(match)
-    shares = np.zeros((len(rows), len(columns)))
-    shares[owner[entry], column] = following.data[positions[entry]]
-    return shares
 
 
 def _best_anchor(scores: np.ndarray, anchors: np.ndarray) -> np.ndarray:

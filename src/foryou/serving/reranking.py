@@ -199,7 +199,8 @@ class StageRanker:
         timeline = context.timeline
         transitions = self.retrieval.transitions
         anchors = history_anchors(labels, timeline.recent(self.stage.settings.last_n), self.cooccurrence.item_users,
-                                  self.state.bundle.content, transitions.following if transitions else None)
+                                  self.state.bundle.content, transitions.following if transitions else None,
+                                  self.cooccurrence.pairs)
         for record, fields in zip(records, anchor_fields(anchors, self._describe, timeline.latest_types())):
             record.update(fields)
         for record, label in zip(records, labels.tolist()):
