@@ -92,7 +92,10 @@ def run_together(config: Path, workdir: Path, overrides: list[str], timeout: int
 
 
 def summary(returncode: int, stderr: str, wall: float, output: Path) -> dict[str, Any]:
-    """Exit code, wall seconds, the logged stages and the served baselines' parameters from bundle.json."""
+    """Exit code, wall seconds, the logged stages and the served baselines' parameters from bundle.json; the whole
+    log is kept beside the run's output (pipeline.log), where a stage's own lines say where its time went."""
+    if output.is_dir():
+        (output / "pipeline.log").write_text(stderr)
     stages = [{"stage": match["name"], "seconds": float(match["seconds"]), "peak_rss_gib": float(match["rss"])}
               for match in STAGE_LINE.finditer(stderr)]
     manifest = output / "bundle" / "bundle.json"

@@ -7,7 +7,7 @@ With --baseline-src DIR the same rows are also timed on the code in DIR (e.g. a 
 src/), in a subprocess, so the two columns come from one run on one machine.
 
 Writes benchmarks/results/top_k.json and .md. Usage:
-  .venv/bin/python benchmarks/top_k.py [--sizes 3000 100000 1000000] [--k 200] [--baseline-src DIR]
+  .venv/bin/python benchmarks/top_k.py [--sizes 3000 100000 1000000] [--k 200] [--threads 1] [--baseline-src DIR]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from foryou.models.ranking import tie_break_order, top_k
+from foryou.resources import limit_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -68,20 +69,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[3_000, 100_000, 1_000_000])
     parser.add_argument("--k", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1, help="threads of torch and numpy's pools (as a run caps them)")
     parser.add_argument("--baseline-src", type=Path, help="the src/ folder of the code to compare with")
     parser.add_argument("--json-only", action="store_true", help=argparse.SUPPRESS)  # the baseline's subprocess
     args = parser.parse_args()
+    limit_threads(args.threads)
     rows = measure(args.sizes, args.k)
     if args.json_only:
         print(json.dumps(rows))
         return
     baseline = None
     if args.baseline_src is not None:
-        command = [sys.executable, __file__, "--json-only", "--k", str(args.k), "--sizes", *map(str, args.sizes)]
+        command = [sys.executable, __file__, "--json-only", "--k", str(args.k), "--threads", str(args.threads), "--sizes", *map(str, args.sizes)]
         env = {**os.environ, "PYTHONPATH": str(args.baseline_src.resolve())}
         baseline = json.loads(subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout)
     environment = {"cpu_count": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-                   "k": args.k, "code": revision(ROOT / "src"),
+                   "k": args.k, "threads": args.threads, "code": revision(ROOT / "src"),
                    "baseline": revision(args.baseline_src) if args.baseline_src else None,
                    "command": " ".join(["python", "benchmarks/top_k.py", *sys.argv[1:]]),
                    "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -104,7 +107,7 @@ def markdown(environment: dict[str, Any], rows: list[dict[str, Any]], baseline: 
     lines = ["# top_k per row", "",
              (f"`{environment['command']}` (code {environment['code']}; {environment['date']}; "
               f"{environment['cpu_count']} cores, numpy "
-              f"{environment['numpy']}), k={environment['k']}, one thread. Dense: standard normal scores; sparse "
+              f"{environment['numpy']}), k={environment['k']}, {environment['threads']} thread(s). Dense: standard normal scores; sparse "
               f"source: {NONZERO:.0%} of the items scored, the rest 0, {SEEN} seen items excluded; co-occurrence: "
               f"{NONZERO:.0%} scored, the rest excluded (-inf). Median of 3 timings of the same rows."), ""]
     header = "| items | row shape | rows | ms per row |"

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 from foryou.models.sparse_rows import stored_rows
 
-SAMPLE_STRIDE = 16  # every 16th column bounds a row's k-th value (sparser on a catalog past 262,144 items)
-SAMPLE_PER_K = 8  # ... while the sample keeps >= 8 columns per item asked for (else every column is read)
-SORT_SELECT = 16_384  # up to this many values a row's k-th largest is read from a sort (`_kth_largest`)
 SCORE_BATCH_BYTES = 512 * 2**20  # one batch of users' float32 scores over the catalog (1,024 users up to 131k items)
 
 
@@ -33,35 +31,38 @@ def top_k(scores: np.ndarray, k: int, tie_order: np.ndarray, overwrite: bool = F
 
     Returns (indices (b, min(k, n)) int64, values float32). Entries that are -inf or NaN (excluded items)
     come back as index -1 and value -inf, so a row never holds an excluded item. `overwrite`: the caller's
-    float32 `scores` may be changed (it is a copy the caller made), which saves one copy of the matrix.
+    float32 `scores` may be changed (it is a copy the caller made), which saves a copy when it holds NaN or +inf.
 
-    A row's k-th largest value is at least the k-th largest of any subset of its columns, so the k-th value of
-    every SAMPLE_STRIDE-th column is a lower bound: only the columns above it are ranked exactly, or, when fewer
-    than k are, those and the tie-break's first at it (the k-th value is then the bound). On a catalog of 100,000
-    items that reads each row once instead of partitioning all of it; the answer is the same. A sparse source's
-    row (most of the catalog tied at zero) costs what a dense row does: 0.2 ms at 100,000 items, where
-    partitioning the tied columns took 9 ms (benchmarks/results/top_k.md).
+    torch's top-k selection (a partial sort, threaded over rows) finds each row's k + 1 best: when the (k + 1)-th
+    is below the k-th, those k are the answer and only their order among equal values is the tie-break's. Where
+    a tie crosses the k-th place, or the row has fewer than k items, the row is read again at its exact k-th
+    value. 1,024 users of a 100,000-item catalog: 80 ms, a third of a sampled bound and a loop over the rows
+    (benchmarks/results/top_k.md).
     """
     scores = _excluded_as_minus_inf(scores, overwrite)
     n_rows, n_items = scores.shape
     k = min(k, n_items)
     indices = np.full((n_rows, k), -1, dtype=np.int64)
     values = np.full((n_rows, k), -np.inf, dtype=np.float32)
-    if k == 0:
+    if k == 0 or n_rows == 0:
         return indices, values
-    bounds = _kth_lower_bounds(scores, k)
-    for row in range(n_rows):
-        row_scores, bound = scores[row], bounds[row]
-        if np.isfinite(bound):  # the k-th value is at least the bound: those above it, or those and the first at it
-            candidates = _above_then_first_at(row_scores, tie_order, bound, k)
-        else:
-            candidates = np.flatnonzero(np.isfinite(row_scores))
-        if len(candidates) > k:  # more than k above the bound: the row's exact k-th value among them
-            found = row_scores[candidates]
-            kth = _kth_largest(found[None, :], k)[0]
-            candidates = candidates[_above_then_first_at(found, tie_order[candidates], kth, k)]
-        order = np.lexsort((tie_order[candidates], -row_scores[candidates]))[:k]
-        chosen = candidates[order]
+    found_values, found_columns = (part.numpy() for part in torch.topk(torch.from_numpy(scores), min(k + 1, n_items)))
+    kth = found_values[:, k - 1]
+    settled = np.isfinite(kth)
+    if k < n_items:
+        settled &= found_values[:, k] < kth
+    rows = np.flatnonzero(settled)
+    columns, best = found_columns[rows, :k], found_values[rows, :k]
+    order = np.lexsort((tie_order[columns], -best), axis=1)
+    indices[rows] = np.take_along_axis(columns, order, axis=1)
+    values[rows] = np.take_along_axis(best, order, axis=1)
+    for row in np.flatnonzero(~settled).tolist():
+        row_scores = scores[row]
+        if np.isfinite(kth[row]):  # a tie at the k-th value: those above it, then the tie-break's first at it
+            candidates = _above_then_first_at(row_scores, tie_order, kth[row], k)
+        else:  # fewer than k items are not excluded: all of them
+            candidates = np.flatnonzero(row_scores > -np.inf)
+        chosen = candidates[np.lexsort((tie_order[candidates], -row_scores[candidates]))]
         indices[row, : len(chosen)] = chosen
         values[row, : len(chosen)] = row_scores[chosen]
     return indices, values
@@ -114,34 +115,18 @@ def _above_then_first_at(values: np.ndarray, ties: np.ndarray, cut: float, k: in
     return np.concatenate([chosen, tied])
 
 
-def _kth_lower_bounds(scores: np.ndarray, k: int) -> np.ndarray:
-    """(b,) a value <= each row's k-th largest (1 <= k <= n): the k-th largest of every stride-th column, a sample
-    of at least SAMPLE_PER_K * k columns (all of them when the catalog is small next to k, which makes it exact)."""
-    n_items = scores.shape[1]
-    wanted = max(SAMPLE_STRIDE, -(-n_items // SORT_SELECT))  # a wider catalog samples sparser: a sample it can sort
-    stride = max(1, min(wanted, n_items // (SAMPLE_PER_K * k)))
-    return _kth_largest(scores[:, ::stride], k)
-
-
-def _kth_largest(values: np.ndarray, k: int) -> np.ndarray:
-    """(b,) the k-th largest of each row of `values` (b, m), 1 <= k <= m. numpy's introselect slows ~10-30x on a
-    row whose values mostly tie below the k-th (a sparse source's zeros or exclusions: 170 us for 3,000 values,
-    8 ms for 100,000), where its SIMD sort does not (10-40 us for 3,000): rows up to SORT_SELECT wide are sorted."""
-    width = values.shape[1]
-    if width <= SORT_SELECT:
-        return np.sort(values, axis=1)[:, width - k]
-    return np.partition(values, width - k, axis=1)[:, width - k]
-
-
 def _excluded_as_minus_inf(scores: np.ndarray, overwrite: bool = False) -> np.ndarray:
-    """A float32 `scores` with NaN as -inf (excluded) and +inf as the largest float: a copy unless `overwrite`
-    (then the caller's float32 array itself). One read pass and no writes when there is neither: the maximum is
-    NaN or +inf exactly when some entry is."""
-    scores = np.asarray(scores, dtype=np.float32) if overwrite else np.array(scores, dtype=np.float32)
-    if not scores.max(initial=-np.inf) < np.inf:
-        scores[np.isnan(scores)] = -np.inf
-        scores[scores == np.inf] = np.finfo(np.float32).max
-    return scores
+    """A C-ordered float32 `scores` with NaN as -inf (excluded) and +inf as the largest float, only read from here
+    on: `scores` itself when it holds neither (one read pass: the maximum is NaN or +inf exactly when some entry
+    is), else a corrected copy, or the caller's float32 array corrected in place when `overwrite`."""
+    found = np.ascontiguousarray(scores, dtype=np.float32)
+    if found.max(initial=-np.inf) < np.inf:
+        return found
+    if found is scores and not overwrite:
+        found = found.copy()
+    found[np.isnan(found)] = -np.inf
+    found[found == np.inf] = np.finfo(np.float32).max
+    return found
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
