@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from foryou.models import ranking
 from foryou.models.ranking import SCORE_BATCH_BYTES, sparse_top_k, tie_break_order, top_k, users_per_batch
 
 
@@ -22,7 +23,9 @@ def test_ties_broken_by_tie_order_not_item_index() -> None:
     assert sorted(tie_break_order(5)) == [0, 1, 2, 3, 4]
 
 
-def test_top_k_matches_a_full_sort_of_each_row() -> None:
+@pytest.mark.parametrize("sort_select", [ranking.SORT_SELECT, 0])  # a request's row (a sort), a batch (torch)
+def test_top_k_matches_a_full_sort_of_each_row(sort_select: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ranking, "SORT_SELECT", sort_select)
     rng = np.random.default_rng(0)
     for trial in range(200):
         n_rows, n_items = int(rng.integers(1, 12)), int(rng.integers(1, 40))

@@ -3,12 +3,15 @@ evaluation and the service."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from foryou.models.sparse_rows import stored_rows
 
+SORT_SELECT = 65_536  # up to this many scores in all, a sort finds each row's k-th value (torch's call costs more)
 SCORE_BATCH_BYTES = 512 * 2**20  # one batch of users' float32 scores over the catalog (1,024 users up to 131k items)
 
 
@@ -33,11 +36,11 @@ def top_k(scores: np.ndarray, k: int, tie_order: np.ndarray, overwrite: bool = F
     come back as index -1 and value -inf, so a row never holds an excluded item. `overwrite`: the caller's
     float32 `scores` may be changed (it is a copy the caller made), which saves a copy when it holds NaN or +inf.
 
-    torch's top-k selection (a partial sort, threaded over rows) finds each row's k + 1 best: when the (k + 1)-th
-    is below the k-th, those k are the answer and only their order among equal values is the tie-break's. Where
-    a tie crosses the k-th place, or the row has fewer than k items, the row is read again at its exact k-th
-    value. 1,024 users of a 100,000-item catalog: 80 ms, a third of a sampled bound and a loop over the rows
-    (benchmarks/results/top_k.md).
+    Each row's k-th and (k + 1)-th largest values (`_kth_and_next`) settle it when the (k + 1)-th is below the
+    k-th: the k columns at or above it are the answer, only their order among equal values is the tie-break's.
+    Where a tie crosses the k-th place, or the row has fewer than k items, the row is read again at its k-th
+    value. 1,024 users of a 100,000-item catalog, k = 10: ~0.1 ms a row, half what a sampled bound and a loop over
+    every row took (benchmarks/results/top_k.md).
     """
     scores = _excluded_as_minus_inf(scores, overwrite)
     n_rows, n_items = scores.shape
@@ -46,13 +49,11 @@ def top_k(scores: np.ndarray, k: int, tie_order: np.ndarray, overwrite: bool = F
     values = np.full((n_rows, k), -np.inf, dtype=np.float32)
     if k == 0 or n_rows == 0:
         return indices, values
-    found_values, found_columns = (part.numpy() for part in torch.topk(torch.from_numpy(scores), min(k + 1, n_items)))
-    kth = found_values[:, k - 1]
-    settled = np.isfinite(kth)
-    if k < n_items:
-        settled &= found_values[:, k] < kth
+    kth, following, settled_columns = _kth_and_next(scores, k)
+    settled = np.isfinite(kth) & (following < kth)  # no tie crosses the k-th place: the k best are those >= kth
     rows = np.flatnonzero(settled)
-    columns, best = found_columns[rows, :k], found_values[rows, :k]
+    columns = settled_columns(rows)
+    best = scores[rows[:, None], columns]
     order = np.lexsort((tie_order[columns], -best), axis=1)
     indices[rows] = np.take_along_axis(columns, order, axis=1)
     values[rows] = np.take_along_axis(best, order, axis=1)
@@ -100,6 +101,22 @@ def sparse_top_k(rows: sp.csr_matrix, k: int, tie_order: np.ndarray, excluded: s
     indices[owners[chosen], position[chosen]] = items[chosen]
     best[owners[chosen], position[chosen]] = values[chosen]
     return indices, best
+
+
+def _kth_and_next(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """Each row's k-th and (k + 1)-th largest value ((b,) each; -inf past the row's width) and a function that gives
+    the k columns at or above the k-th value of rows where no tie crosses it. A batch takes torch's top-k
+    selection (a partial sort, threaded over rows); a few scores (a request's row) a sort, which costs less than
+    torch's call."""
+    n_items = scores.shape[1]
+    if scores.size <= SORT_SELECT:
+        ordered = np.sort(scores, axis=1)
+        following = ordered[:, n_items - k - 1] if k < n_items else np.full(len(scores), -np.inf, np.float32)
+        kth = ordered[:, n_items - k]
+        return kth, following, lambda rows: np.nonzero(scores[rows] >= kth[rows, None])[1].reshape(len(rows), k)
+    found_values, found_columns = (part.numpy() for part in torch.topk(torch.from_numpy(scores), min(k + 1, n_items)))
+    following = found_values[:, k] if k < n_items else np.full(len(scores), -np.inf, np.float32)
+    return found_values[:, k - 1], following, lambda rows: found_columns[rows, :k]
 
 
 def _above_then_first_at(values: np.ndarray, ties: np.ndarray, cut: float, k: int) -> np.ndarray:
