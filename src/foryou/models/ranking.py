@@ -3,6 +3,7 @@ evaluation and the service."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -114,7 +115,10 @@ def _kth_and_next(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, C
         following = ordered[:, n_items - k - 1] if k < n_items else np.full(len(scores), -np.inf, np.float32)
         kth = ordered[:, n_items - k]
         return kth, following, lambda rows: np.nonzero(scores[rows] >= kth[rows, None])[1].reshape(len(rows), k)
-    found_values, found_columns = (part.numpy() for part in torch.topk(torch.from_numpy(scores), min(k + 1, n_items)))
+    with warnings.catch_warnings():  # torch warns on a read-only array (a stored one): top-k only reads it
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        selected = torch.topk(torch.from_numpy(scores), min(k + 1, n_items))
+    found_values, found_columns = (part.numpy() for part in selected)
     following = found_values[:, k] if k < n_items else np.full(len(scores), -np.inf, np.float32)
     return found_values[:, k - 1], following, lambda rows: found_columns[rows, :k]
 
