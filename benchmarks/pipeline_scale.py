@@ -23,6 +23,7 @@ import re
 import resource
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +34,8 @@ from power_law_log import LogSize, write_log  # benchmarks/ (the script's folder
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 FORYOU = Path(sys.executable).with_name("foryou")
+SAMPLE_SECONDS = 0.5
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 STAGE_LINE = re.compile(r"stage (?P<name>.+): (?P<seconds>[\d.]+) s \(peak RSS (?P<rss>[\d.]+) GiB\)")
 
 
@@ -70,13 +73,46 @@ def command(config: Path, output: Path, overrides: list[str]) -> list[str]:
 
 
 def run_pipeline(config: Path, output: Path, overrides: list[str], timeout: int) -> dict[str, Any]:
-    """One pipeline alone: wall seconds, its stages and its peak RSS (this script's only child at the time)."""
+    """One pipeline alone: wall seconds, its stages, the peak RSS of its largest process (this script's only
+    child then: ru_maxrss of its descendants) and of its processes together (the baselines' second process
+    beside the two-tower's; /proc sampled every SAMPLE_SECONDS)."""
     start = time.perf_counter()
-    finished = subprocess.run(command(config, output, overrides), capture_output=True, text=True, timeout=timeout,
-                              check=False)
+    process = subprocess.Popen(command(config, output, overrides), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    peaks = [0]
+    sampler = threading.Thread(target=_sample_tree_rss, args=(process, peaks), daemon=True)
+    sampler.start()
+    _, stderr = process.communicate(timeout=timeout)
     wall = time.perf_counter() - start
+    sampler.join()
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    return summary(finished.returncode, finished.stderr, wall, output) | {"peak_rss_gib": round(peak / 2**30, 2)}
+    return summary(process.returncode, stderr, wall, output) | {"peak_rss_gib": round(peak / 2**30, 2),
+                                                                "peak_tree_rss_gib": round(peaks[0] / 2**30, 2)}
+
+
+def _sample_tree_rss(process: subprocess.Popen[str], peaks: list[int]) -> None:
+    while process.poll() is None:
+        peaks[0] = max(peaks[0], tree_rss_bytes(process.pid))
+        time.sleep(SAMPLE_SECONDS)
+
+
+def tree_rss_bytes(root: int) -> int:
+    """Resident bytes of process `root` and its descendants now (/proc/PID/stat: parent and RSS in pages)."""
+    parents, resident = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        except OSError:  # gone since the listing
+            continue
+        pid = int(stat.parent.name)
+        parents[pid], resident[pid] = int(fields[1]), int(fields[21]) * PAGE_BYTES
+    total = 0
+    for pid, rss in resident.items():
+        ancestor = pid
+        while ancestor not in (root, 0, 1) and ancestor in parents:
+            ancestor = parents[ancestor]
+        total += rss if ancestor == root else 0
+    return total
 
 
 def run_together(config: Path, workdir: Path, overrides: list[str], timeout: int, copies: int) -> list[dict[str, Any]]:
@@ -119,11 +155,16 @@ def markdown(result: dict[str, Any]) -> str:
     load = ", ".join(f"{value:.1f}" for value in host["load_average_at_end"])
     ran = f"`{result['command']}` ({result['finished_at']}; {host['affinity']} cores; load average at the end {load})."
     overrides = f"Overrides: {', '.join(result['overrides']) or 'none (defaults only)'}."
+    together = (f", all its processes together {alone['peak_tree_rss_gib']:.2f} GiB (sampled every {SAMPLE_SECONDS} s)"
+                if "peak_tree_rss_gib" in alone else "")
     total = (f"Alone: exit code {alone['returncode']}, {alone['wall_seconds']:.0f} s wall, "
-             f"peak RSS {alone['peak_rss_gib']:.2f} GiB.")
+             f"peak RSS {alone['peak_rss_gib']:.2f} GiB (its largest process){together}.")
     lines = [title, "", ran, overrides, "", total, "", "| stage | seconds | peak RSS so far (GiB) |", "|---|---:|---:|"]
     lines += [f"| {stage['stage']} | {stage['seconds']:.1f} | {stage['peak_rss_gib']:.2f} |"
               for stage in alone["stages"]]
+    if any("second process" in stage["stage"] for stage in alone["stages"]):
+        lines += ["", ("Stages marked (second process) ran in the baselines' process beside the two-tower's fits "
+                  "(foryou/baseline_fits.py): their seconds overlap those fits' and are not added to the wall time.")]
     ease = alone["served_params"].get("ease")
     if ease:
         lines += ["", f"Served EASE (bundle.json): engine {ease['engine']}, dense limit {ease['dense_max_items']} items."]

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from foryou.baseline_fits import fit_baselines_on_windows
 from foryou.config import RunConfig, config_from_dict, load_config
 from foryou.data.dataset import Dataset
 from foryou.data.prepare import prepare_dataset
@@ -37,7 +38,7 @@ from foryou.evaluation.protocol import evaluate
 from foryou.models.base import Recommender
 from foryou.models.registry import BASELINE_GRIDS, build_baseline
 from foryou.two_tower_run import train_two_tower
-from foryou.workflow import fit_baselines, fit_ranking
+from foryou.workflow import fit_ranking
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -112,7 +113,7 @@ def ranking_rows(config: RunConfig, dataset: Dataset) -> list[dict[str, Any]]:
     config's settings), one row per strategy: valid NDCG@10 from the stage, test from the single test pass."""
     start = time.perf_counter()
     trained = train_two_tower(config, dataset, progress=False)
-    ranking = fit_ranking(config, dataset, trained, fit_baselines(config, dataset), progress=False)
+    ranking = fit_ranking(config, dataset, trained, fit_baselines_on_windows(config, dataset), progress=False)
     seconds = time.perf_counter() - start
     stage = ranking.stage
     importance = stage.lgbm.feature_importance("gain")

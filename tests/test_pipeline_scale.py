@@ -1,6 +1,6 @@
 """A 60,000-item generated shop (benchmarks/power_law_log.py) goes through `foryou pipeline` with defaults
-under a 16 GiB address-space limit: the dense EASE alone would need 40 GiB, so the defaults must pick the sparse
-one (and say so in bundle.json). Only the epochs are capped (EPOCHS): every model choice stays the default's,
+under a 16 GiB address-space limit (each of its processes: the baselines fit in a second one, baseline_fits.py):
+the dense EASE alone would need 40 GiB, so the defaults must pick the sparse one (and say so in bundle.json). Only the epochs are capped (EPOCHS): every model choice stays the default's,
 and each of the pipeline's three two-tower fits costs minutes per epoch at this size on 2 cores."""
 
 from __future__ import annotations

@@ -49,7 +49,9 @@ def run_guarded(action: Callable[[], T]) -> T:
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from foryou.stages import LOG_FORMAT
+
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     logging.getLogger("foryou.stages").setLevel(logging.INFO)  # one line per pipeline stage with its seconds
 
 

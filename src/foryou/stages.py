@@ -7,10 +7,11 @@ import logging
 import resource
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 logger = logging.getLogger(__name__)  # the CLI shows this logger at INFO
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"  # the CLI's log lines (and a second process's, baseline_fits.py)
 
 
 def peak_rss_bytes() -> int:
@@ -20,8 +21,8 @@ def peak_rss_bytes() -> int:
 
 
 @contextmanager
-def timed_stage(name: str) -> Iterator[None]:
-    """Log 'stage NAME: S s (peak RSS G GiB)' when the block ends (not when it raises)."""
+def timed_stage(name: str) -> Iterator[Callable[[], float]]:
+    """Log 'stage NAME: S s (peak RSS G GiB)' when the block ends (not when it raises); yields the seconds so far."""
     start = time.perf_counter()
-    yield
+    yield lambda: time.perf_counter() - start
     logger.info("stage %s: %.1f s (peak RSS %.2f GiB)", name, time.perf_counter() - start, peak_rss_bytes() / 2**30)

@@ -2,7 +2,7 @@
 loading the result with how its epoch counts were chosen (training.json). `foryou train` (and `python -m
 foryou.train`) is this alone; `foryou evaluate` and `foryou pipeline` (workflow.py) build on it.
 
-  1. the window fit: train minus each user's last train event (`holdout_last_train_event`), early-stopped on
+  1. the window fit: train minus each user's last train event (`train_minus_last_event`), early-stopped on
      validation NDCG@10 (validation events come after everything it sees). The ranking stage learns from those
      held-out events, so this fit, the source of its training features, must never see them: it starts from
      random weights;
@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,9 +29,9 @@ from foryou.data.dataset import Dataset
 from foryou.evaluation.protocol import validation_ndcg
 from foryou.models.base import Recommender
 from foryou.models.two_tower import TwoTower
-from foryou.rerank.protocol import holdout_last_train_event
+from foryou.rerank.protocol import train_minus_last_event
 from foryou.stages import timed_stage
-from foryou.training.callbacks import EpochRecord
+from foryou.training.callbacks import Callback, EpochRecord
 from foryou.tuning.search import TuneResult
 
 logger = logging.getLogger(__name__)
@@ -62,37 +62,39 @@ class TrainedTwoTower:
 
 
 def train_two_tower(config: RunConfig, dataset: Dataset, progress: bool = True,
-                    searched: TuneResult | None = None) -> TrainedTwoTower:
-    """The three fits of the module docstring: window, tuned (warm from the window), served (warm from tuned)."""
+                    searched: TuneResult | None = None, callbacks: Sequence[Callback] = ()) -> TrainedTwoTower:
+    """The three fits of the module docstring: window, tuned (warm from the window), served (warm from tuned);
+    `callbacks` are every fit's trainer hooks."""
     if searched is not None and searched.two_tower is not None and searched.metric == "NDCG@10":
-        return _refit_searched(config, dataset, searched.two_tower, searched.seconds, progress)
+        return _refit_searched(config, dataset, searched.two_tower, searched.seconds, progress, callbacks)
     start = time.perf_counter()
     validate = validation_ndcg(dataset)
-    window_data = holdout_last_train_event(dataset)[0].restricted_to("train")
+    window_data = train_minus_last_event(dataset)
     with timed_stage("two-tower fit on train minus each user's last train event (early stopping on valid)"):
-        window = _fit(TwoTower.from_config(config, progress=progress), window_data, validate)
+        window = _fit(TwoTower.from_config(config, progress=progress), window_data, validate, callbacks=callbacks)
     most = min(FINE_TUNE_EPOCHS, config.train.epochs)
     with timed_stage(f"two-tower fine-tune on train, warm from it (at most {most} epochs, chosen on valid)"):
         tuned = _fit(TwoTower.from_config(config, most, progress), dataset.restricted_to("train"), validate,
-                     warm_start=window)
+                     warm_start=window, callbacks=callbacks)
     epochs = _best(tuned.history).epoch
     tuning_seconds = time.perf_counter() - start
     start = time.perf_counter()
     with timed_stage(f"two-tower fine-tune on train + valid, warm from it ({epochs} epochs)"):
         model = _fit(TwoTower.from_config(config, epochs, progress), dataset.restricted_to("train", "valid"),
-                     warm_start=tuned)
+                     warm_start=tuned, callbacks=callbacks)
     return TrainedTwoTower(model, _best(window.history).epoch, list(tuned.history), tuning_seconds,
                            time.perf_counter() - start, tuned, window, list(window.history))
 
 
 def _refit_searched(config: RunConfig, dataset: Dataset, tuned: TwoTower, search_seconds: float,
-                    progress: bool) -> TrainedTwoTower:
+                    progress: bool, callbacks: Sequence[Callback]) -> TrainedTwoTower:
     """The search's best model on train is the tuned fit; it saw the stage's labels, so no window fit starts
     from it (the ranking stage fits its own) and the served fit starts from scratch for its best epoch count."""
     epochs = _best(tuned.history).epoch
     start = time.perf_counter()
     with timed_stage(f"two-tower refit on train + valid ({epochs} epochs)"):
-        model = _fit(TwoTower.from_config(config, epochs, progress), dataset.restricted_to("train", "valid"))
+        model = _fit(TwoTower.from_config(config, epochs, progress), dataset.restricted_to("train", "valid"),
+                     callbacks=callbacks)
     return TrainedTwoTower(model, epochs, list(tuned.history), search_seconds, time.perf_counter() - start, tuned)
 
 
@@ -101,9 +103,9 @@ def _best(history: list[EpochRecord]) -> EpochRecord:
 
 
 def _fit(model: TwoTower, data: Dataset, validate: Callable[[TwoTower], float] | None = None,
-         warm_start: TwoTower | None = None) -> TwoTower:
+         warm_start: TwoTower | None = None, callbacks: Sequence[Callback] = ()) -> TwoTower:
     """`model` fitted, its MLflow run (per-epoch curves) ended: test metrics go to their own run."""
-    model.fit(data, validate=validate, warm_start=warm_start)
+    model.fit(data, validate=validate, warm_start=warm_start, callbacks=callbacks)
     if model.tracker is not None:
         model.tracker.close()
     return model

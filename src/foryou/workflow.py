@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from foryou.baseline_fits import BaselineFits, PendingBaselineFits, fit_baselines_on_windows
 from foryou.config import RunConfig
 from foryou.data.dataset import Dataset
 from foryou.data.prepare import PrepareResult, prepare_dataset, write_prepared
@@ -25,12 +26,10 @@ from foryou.evaluation.diversity_space import DiversitySpace, diversity_space
 from foryou.evaluation.protocol import EvaluationResult, evaluate, evaluated_users_note, item_user_counts
 from foryou.evaluation.report import ModelReport, write_report
 from foryou.models.base import Recommender
-from foryou.models.registry import build_baselines
 from foryou.models.two_tower import TwoTower
 from foryou.progress import announce
 from foryou.rerank.online import CatalogFeatures
 from foryou.rerank.stage import (
-    ITEM_ITEM_SOURCES,
     RankingStage,
     SourceModels,
     evaluate_stage,
@@ -73,45 +72,30 @@ def popularity_fallback(dataset: Dataset) -> Recommender:
     return recent_popularity(dataset.restricted_to("train", "valid"))
 
 
-def fit_baselines(config: RunConfig, dataset: Dataset) -> dict[str, tuple[Recommender, float]]:
-    """Every enabled baseline fitted on train + valid with its configured settings, with its fit seconds."""
-    fitted = {}
-    train_valid = dataset.restricted_to("train", "valid")
-    for name, model in build_baselines(config.baselines, spark=config.spark).items():
-        start = time.perf_counter()
-        with timed_stage(f"{name} fit on train + valid"):
-            model.fit(train_valid)
-        fitted[name] = (model, time.perf_counter() - start)
-    return fitted
-
-
-def fit_ranking(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower,
-                baselines: dict[str, tuple[Recommender, float]], progress: bool = True,
-                space: DiversitySpace | None = None) -> FittedRanking:
+def fit_ranking(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower, fits: BaselineFits,
+                progress: bool = True, space: DiversitySpace | None = None) -> FittedRanking:
     """The ranking stage fitted on validation (`fit_ranking_stage`), then every strategy of it over the sources
     refitted on train + valid (the bundle's models) evaluated once on test (diversity in `space`). The two-tower
-    of each window is `trained`'s fit of it (two_tower_run.py), else a fresh fit of its best epoch count."""
+    of each window is `trained`'s fit of it (two_tower_run.py), else a fresh fit of its best epoch count; the
+    item-item sources of each window are `fits`'."""
     start = time.perf_counter()
 
-    def window(data: Dataset, tower: TwoTower | None) -> SourceModels:
-        baselines = build_baselines(config.baselines, spark=config.spark)
-        fitted = {name: model.fit(data) for name, model in baselines.items() if name in ITEM_ITEM_SOURCES}
+    def window(data: Dataset, tower: TwoTower | None, baselines: dict[str, Recommender]) -> SourceModels:
         tower = tower or TwoTower.from_config(config, trained.best_epoch, progress, mlflow=False).fit(data)
-        return SourceModels.fit(data, tower, fitted, recent_popularity(data), config.ranking.last_n)
+        return SourceModels.fit(data, tower, baselines, recent_popularity(data), config.ranking.last_n)
 
-    train_sources = window(dataset.restricted_to("train"), trained.tuned)
-    stage = fit_ranking_stage(dataset, config.ranking, train_sources, lambda data: window(data, trained.window),
-                              seed=config.train.seed)
+    train_sources = window(dataset.restricted_to("train"), trained.tuned, fits.train)
+    stage = fit_ranking_stage(dataset, config.ranking, train_sources,
+                              lambda data: window(data, trained.window, fits.window), seed=config.train.seed)
     train_valid = dataset.restricted_to("train", "valid")
-    served = SourceModels.fit(train_valid, trained.model, {name: model for name, (model, _) in baselines.items()},
+    served = SourceModels.fit(train_valid, trained.model, {name: model for name, (model, _) in fits.train_valid.items()},
                               popularity_fallback(dataset), config.ranking.last_n)
     stage.catalog = CatalogFeatures.from_dataset(train_valid)  # served over train + valid: item features to match
     options = config.evaluation
     results = evaluate_stage(stage, served, dataset, "test", ks=options.ks, batch_size=options.batch_size,
                              activity_buckets=options.activity_buckets,
                              item_embeddings=space.vectors if space is not None else None)
-    return FittedRanking(stage, results, time.perf_counter() - start,
-                         {**train_sources.baselines, "recent_pop": train_sources.recent_pop}, train_sources)
+    return FittedRanking(stage, results, time.perf_counter() - start, train_sources)
 
 
 @dataclass
@@ -121,7 +105,6 @@ class FittedRanking:
     stage: RankingStage
     test_results: dict[str, EvaluationResult]
     seconds: float
-    fitted_on_train: dict[str, Recommender]  # the train-window sources' baselines, by baseline name
     train_sources: SourceModels  # the sources fitted on train: the strategies as they were chosen on validation
 
     def sections(self) -> dict[str, pd.DataFrame]:
@@ -317,15 +300,17 @@ def run_evaluation(config: RunConfig, progress: bool = True) -> EvaluationRun:
 
 
 def evaluate_models(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower, progress: bool = True,
-                    searched: TuneResult | None = None) -> EvaluationRun:
+                    searched: TuneResult | None = None, fits: BaselineFits | None = None) -> EvaluationRun:
     """`trained`, every baseline and the ranking stage's strategies on the test split, the servable strategies
-    on validation, and the report; `config` is the run's, with its data-shaped defaults (`shaped_run`)."""
-    baselines = fit_baselines(config, dataset)
+    on validation, and the report; `config` is the run's, with its data-shaped defaults (`shaped_run`). The
+    baselines are `fits` (`PendingBaselineFits`), else fitted here."""
+    fits = fits or fit_baselines_on_windows(config, dataset)
+    baselines = fits.train_valid
     space = diversity_space(dataset, config.features, trained.model.item_embeddings)
     with timed_stage("ranking stage (sources on two windows, rankers, test)"):
-        ranking = fit_ranking(config, dataset, trained, baselines, progress, space) if config.ranking.enabled else None
+        ranking = fit_ranking(config, dataset, trained, fits, progress, space) if config.ranking.enabled else None
     with timed_stage("validation of the servable strategies"):
-        users = served_validation_users(config, dataset, trained, ranking)
+        users = served_validation_users(config, dataset, trained, fits, ranking)
         validation = served_validation_ndcg(users, trained, ranking)
     with timed_stage("evaluation and report"):
         reports, path = evaluate_and_report(config, dataset, trained, baselines, ranking, searched, validation,
@@ -346,9 +331,12 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
     config = shaped
     searched = search_settings(config, dataset)[0] if config.tune.budget is not None else None
     config = searched.config if searched is not None else config
-    trained = train_two_tower(config, dataset, progress=progress, searched=searched)
-    save_trained(trained, config.output_dir)
-    evaluation = evaluate_models(config, dataset, trained, progress=progress, searched=searched)
+    with PendingBaselineFits(config, dataset) as pending:  # in a second process while the two-tower trains
+        trained = train_two_tower(config, dataset, progress=progress, searched=searched,
+                                  callbacks=[pending.cores_back()])
+        save_trained(trained, config.output_dir)
+        fits = pending.result()
+    evaluation = evaluate_models(config, dataset, trained, progress=progress, searched=searched, fits=fits)
     served = {SERVED_BASELINES[name]: model for name, (model, _) in evaluation.baselines.items()
               if name in SERVED_BASELINES}
     metrics = {report.name: {key: value for key, value in report.result.summary.items() if _is_number(value)}
@@ -362,22 +350,21 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
     return PipelineResult(prepared, evaluation, bundle, validation, read_manifest(bundle)["default_strategy"])
 
 
-def served_validation_users(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower,
+def served_validation_users(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower, fits: BaselineFits,
                             ranking: FittedRanking | None = None) -> dict[str, pd.Series]:
     """Per-user validation NDCG@10 (index: user_idx) of every strategy a bundle can default to, each fitted on
     train as when the default is chosen, for the paired test of the served choice against the runner-up. The
-    baselines the ranking stage fitted on train are reused; the two-tower is its best epoch while tuning, left
-    out when only the refitted model is at hand (loaded from disk)."""
+    baselines are `fits`' on train; the two-tower is its best epoch while tuning, left out when only the
+    refitted model is at hand (loaded from disk)."""
     def score(model: Recommender) -> pd.Series:
         return per_user(evaluate(model, dataset, "valid", ks=(10,), beyond_accuracy=False), "NDCG@10")
 
     users = {TwoTower.name: score(trained.tuned)} if trained.tuned is not None else {}
-    train = dataset.restricted_to("train")
-    fitted = dict(ranking.fitted_on_train) if ranking is not None else {}
-    for name, model in build_baselines(config.baselines, spark=config.spark).items():
+    for name, model in fits.train.items():
         if name in SERVED_BASELINES:
-            users[SERVED_BASELINES[name]] = score(fitted[name] if name in fitted else model.fit(train))
-    users["popular"] = score(fitted["recent_pop"] if "recent_pop" in fitted else recent_popularity(train))
+            users[SERVED_BASELINES[name]] = score(model)
+    users["popular"] = score(ranking.train_sources.recent_pop if ranking is not None
+                             else recent_popularity(dataset.restricted_to("train")))
     if ranking is not None:  # scored while the stage was fitted, on the same candidates
         users.update(ranking.stage.validation_users)
     return users

@@ -120,6 +120,11 @@ def _two_tower(dataset: Dataset, settings: SourceSettings, stage: str) -> TwoTow
     return tower
 
 
+def train_minus_last_event(dataset: Dataset) -> Dataset:
+    """Train minus each user's last train event (`holdout_last_train_event`): what the stage's label sources see."""
+    return holdout_last_train_event(dataset)[0].restricted_to("train")
+
+
 def holdout_last_train_event(dataset: Dataset) -> tuple[Dataset, pd.DataFrame]:
     """-> (a dataset whose "train" is train minus each user's last train event and whose "valid" is that event,
     labels (n_held_out_users, 3): user_idx, item_idx, timestamp).

@@ -1,0 +1,182 @@
+"""The run's baselines fitted on its three windows, in a second process while the two-tower trains when the log is
+large enough to be worth a second interpreter.
+
+Every baseline is fitted on train + valid (the report's models and the bundle's), and the ranking stage's item-item
+sources (EASE, ItemKNN, ALS) on train and on train minus each user's last train event. None of them needs the
+two-tower, and the two-tower's training leaves a second core half idle: on a 100,000-item shop these fits are
+~350 s (three sparse EASE fits, three ALS fits), while its two-tower trains ~13% slower on one thread than on two
+(two epochs on the 100k log of benchmarks/pipeline_scale.py: 74 s against 66 s). So, with two threads or more,
+the fits run in a spawned process on the run's thread cap (the same EASE engine choice as in this process) and
+the two-tower gets one thread less until they are done (`cores_back`); a busy core beside torch's two threads
+makes its epochs 2.5x slower, not one thread's 13%. Below PARALLEL_MIN_EVENTS train events the fits take less
+than the ~5 s a second interpreter needs to start, and run here when asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import final
+
+from torch import nn
+
+from foryou.config import RunConfig
+from foryou.data.dataset import Dataset
+from foryou.models.base import Recommender
+from foryou.models.registry import build_baselines
+from foryou.rerank.protocol import train_minus_last_event
+from foryou.rerank.stage import ITEM_ITEM_SOURCES
+from foryou.resources import limit_threads, usable_cores
+from foryou.stages import LOG_FORMAT, timed_stage
+from foryou.training.callbacks import Callback, EpochRecord
+
+logger = logging.getLogger(__name__)
+
+PARALLEL_MIN_EVENTS = 50_000  # train events from which the fits run in a second process (the demo has 89,136)
+SECOND_PROCESS = " (second process)"
+
+
+@dataclass
+class BaselineFits:
+    """The fitted baselines of each window."""
+
+    train_valid: dict[str, tuple[Recommender, float]]  # every enabled baseline, with its fit seconds
+    train: dict[str, Recommender]  # the item-item sources (ITEM_ITEM_SOURCES) fitted on train
+    window: dict[str, Recommender]  # the same on train minus each user's last train event (the stage's labels)
+
+
+def fit_baselines_on_windows(config: RunConfig, dataset: Dataset, where: str = "") -> BaselineFits:
+    """The baselines of `config` on the three windows, one stage line per fit (`where` tells the process); the
+    window fits only when the ranking stage is enabled."""
+    train_valid = {}
+    for name, model in _built(config).items():
+        with timed_stage(f"{name} fit on train + valid{where}") as elapsed:
+            model.fit(dataset.restricted_to("train", "valid"))
+        train_valid[name] = (model, elapsed())
+    train = _item_item_fits(config, dataset.restricted_to("train"), f"train{where}")
+    window = (_item_item_fits(config, train_minus_last_event(dataset),
+                              f"train minus each user's last train event{where}") if config.ranking.enabled else {})
+    return BaselineFits(train_valid, train, window)
+
+
+def _built(config: RunConfig) -> dict[str, Recommender]:
+    return build_baselines(config.baselines, spark=config.spark)
+
+
+def _item_item_fits(config: RunConfig, data: Dataset, window: str) -> dict[str, Recommender]:
+    fitted = {}
+    for name, model in _built(config).items():
+        if name in ITEM_ITEM_SOURCES:
+            with timed_stage(f"{name} fit on {window}"):
+                fitted[name] = model.fit(data)
+    return fitted
+
+
+@final
+class PendingBaselineFits:
+    """`fit_baselines_on_windows` for a run on `threads` threads (None: `train.num_threads`, else the usable
+    cores): started now in a second process when it pays (module docstring), else fitted here by `result()`.
+    Used as a context manager: leaving it early (an error while the two-tower trains) stops the second process."""
+
+    def __init__(self, config: RunConfig, dataset: Dataset, threads: int | None = None) -> None:
+        self._config, self._dataset = config, dataset
+        self._threads = threads or config.train.num_threads or usable_cores()
+        self._process: BaseProcess | None = None
+        self._answer: Connection | None = None
+        if self._threads >= 2 and len(dataset.events("train")) >= PARALLEL_MIN_EVENTS and not _on_spark(config):
+            context = multiprocessing.get_context("spawn")
+            self._answer, send = context.Pipe(duplex=False)
+            self._process = context.Process(target=_fit_and_send, daemon=True, name="foryou-baseline-fits",
+                                            args=(send, config, dataset, self._threads, _levels()))
+            self._process.start()
+            send.close()  # the child's end only: its death then reads as EOF here
+            limit_threads(self._threads - 1)  # this process's share while the fits run (cores_back)
+            logger.info("baselines fitting in a second process while the two-tower trains")
+
+    def __enter__(self) -> PendingBaselineFits:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._process is not None and self._process.is_alive():
+            self._process.terminate()
+            self._process.join()
+
+    @property
+    def in_second_process(self) -> bool:
+        return self._process is not None
+
+    def cores_back(self) -> Callback:
+        """A training callback that gives this process its threads back after the first epoch that ends with the
+        fits done (a thread count is only changed from the thread that trains)."""
+        answer = self._answer
+        return _WhenDone((lambda: answer.poll()) if answer is not None else (lambda: False), self._restore)
+
+    def result(self) -> BaselineFits:
+        """The fits: waited for (the process's threads restored), or fitted now in this process."""
+        if self._process is None or self._answer is None:
+            return fit_baselines_on_windows(self._config, self._dataset)
+        try:
+            with timed_stage("waiting for the baselines' fits (second process)"):
+                outcome = self._answer.recv()
+        except EOFError:
+            self._process.join()
+            raise RuntimeError(f"the second process fitting the baselines died (exit code {self._process.exitcode}; "
+                               "out of memory?); set train.num_threads: 1 to fit them in this process, after the "
+                               "two-tower") from None
+        finally:
+            self._restore()
+        self._process.join()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def _restore(self) -> None:
+        if self._process is not None and self._threads != _torch_threads():
+            limit_threads(self._threads)
+
+
+class _WhenDone(Callback):
+    def __init__(self, done: Callable[[], bool], then: Callable[[], None]) -> None:
+        self._done, self._then = done, then
+
+    def on_epoch_end(self, module: nn.Module, record: EpochRecord) -> None:
+        if self._done():
+            self._then()
+
+
+def _on_spark(config: RunConfig) -> bool:
+    """ALS on Spark keeps its session in this process."""
+    return config.baselines.als_engine == "spark" and "als" in config.baselines.enabled
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _levels() -> tuple[int, int, bool]:
+    """This process's root and stage-logger levels, and whether its log has a handler (the CLI's)."""
+    root = logging.getLogger()
+    return root.level, logging.getLogger("foryou.stages").level, bool(root.handlers)
+
+
+def _fit_and_send(send: Connection, config: RunConfig, dataset: Dataset, threads: int,
+                  levels: tuple[int, int, bool]) -> None:
+    """The second process: logs as the first one does, keeps to the run's thread cap, sends back the fits or
+    the error that stopped them."""
+    root_level, stages_level, handled = levels
+    if handled:
+        logging.basicConfig(level=root_level, format=LOG_FORMAT)
+    logging.getLogger("foryou.stages").setLevel(stages_level)
+    limit_threads(threads)
+    try:
+        outcome: BaselineFits | BaseException = fit_baselines_on_windows(config, dataset, SECOND_PROCESS)
+    except Exception as exc:  # noqa: BLE001 - raised again in the first process, where the run stops
+        outcome = exc
+    send.send(outcome)
+    send.close()
