@@ -3,7 +3,7 @@ before, and the served fit is on train + valid for the count chosen on validatio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +16,6 @@ from foryou.data import schema as S
 from foryou.data.dataset import Dataset
 from foryou.models.two_tower import TwoTower
 from foryou.rerank.protocol import holdout_last_train_event
-from foryou.training.callbacks import Callback
 from foryou.two_tower_run import FINE_TUNE_EPOCHS, load_trained, save_trained, train_two_tower
 
 KEY = [S.USER_IDX, S.ITEM_IDX, S.TIMESTAMP]
@@ -38,9 +37,9 @@ def test_each_fit_starts_from_the_one_before_and_the_window_never_sees_the_stage
     original = TwoTower.fit
 
     def spy(self: TwoTower, data: Dataset, validate: Callable[[TwoTower], float] | None = None,
-            warm_start: TwoTower | None = None, callbacks: Sequence[Callback] = ()) -> TwoTower:
+            warm_start: TwoTower | None = None) -> TwoTower:
         calls.append((self, data, validate is not None, warm_start))
-        return original(self, data, validate, warm_start, callbacks)
+        return original(self, data, validate, warm_start)
 
     monkeypatch.setattr(TwoTower, "fit", spy)
     trained = train_two_tower(config, dataset, progress=False)

@@ -3,7 +3,7 @@ rankers learn from, fitted without them (two_tower_run.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ from foryou.models.base import Recommender
 from foryou.models.two_tower import TwoTower
 from foryou.rerank.protocol import holdout_last_train_event
 from foryou.rerank.stage import SourceModels
-from foryou.training.callbacks import Callback
 
 
 def _events(data: Dataset) -> set[tuple[int, int, pd.Timestamp]]:
@@ -33,9 +32,9 @@ def test_one_fit_from_scratch_is_the_stage_source_of_the_labels_it_never_saw(
     fit, sources = TwoTower.fit, SourceModels.fit.__func__  # type: ignore[attr-defined]
 
     def spy_fit(self: TwoTower, data: Dataset, validate: Callable[[TwoTower], float] | None = None,
-                warm_start: TwoTower | None = None, callbacks: Sequence[Callback] = ()) -> TwoTower:
+                warm_start: TwoTower | None = None) -> TwoTower:
         fits.append((self, warm_start))
-        return fit(self, data, validate, warm_start, callbacks)
+        return fit(self, data, validate, warm_start)
 
     def spy_sources(cls: type[SourceModels], data: Dataset, two_tower: TwoTower,
                     baselines: Mapping[str, Recommender], *rest: Any) -> SourceModels:

@@ -7,22 +7,21 @@ two-tower, and the two-tower's training leaves a second core half idle: on a 100
 ~350 s (three sparse EASE fits, three ALS fits), while its two-tower trains ~13% slower on one thread than on two
 (two epochs on the 100k log of benchmarks/pipeline_scale.py: 74 s against 66 s). So, with two threads or more,
 the fits run in a spawned process on the run's thread cap (the same EASE engine choice as in this process) and
-the two-tower gets one thread less until they are done (`cores_back`); a busy core beside torch's two threads
-makes its epochs 2.5x slower, not one thread's 13%. Below PARALLEL_MIN_EVENTS train events the fits take less
-than the ~5 s a second interpreter needs to start, and run here when asked for.
+this process keeps one thread less until their result is taken: a busy core beside torch's two threads makes its
+epochs 2.5x slower, not one thread's 13%. The two-tower trains on that one count throughout, not on whichever
+count the fits' timing left it (its sums then add up in one order: the same config gives the same model).
+Below PARALLEL_MIN_EVENTS train events the fits take less than the ~5 s a second interpreter needs to start, and
+run here when asked for.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
-from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import final
-
-from torch import nn
 
 from foryou.config import RunConfig
 from foryou.data.dataset import Dataset
@@ -32,7 +31,6 @@ from foryou.rerank.protocol import train_minus_last_event
 from foryou.rerank.stage import ITEM_ITEM_SOURCES
 from foryou.resources import limit_threads, usable_cores
 from foryou.stages import LOG_FORMAT, timed_stage
-from foryou.training.callbacks import Callback, EpochRecord
 
 logger = logging.getLogger(__name__)
 
@@ -94,26 +92,23 @@ class PendingBaselineFits:
                                             args=(send, config, dataset, self._threads, _levels()))
             self._process.start()
             send.close()  # the child's end only: its death then reads as EOF here
-            limit_threads(self._threads - 1)  # this process's share while the fits run (cores_back)
+            limit_threads(self._threads - 1)  # this process's share until `result()`
             logger.info("baselines fitting in a second process while the two-tower trains")
 
     def __enter__(self) -> PendingBaselineFits:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._process is not None and self._process.is_alive():
+        if self._process is None:
+            return
+        if self._process.is_alive():
             self._process.terminate()
             self._process.join()
+        limit_threads(self._threads)
 
     @property
     def in_second_process(self) -> bool:
         return self._process is not None
-
-    def cores_back(self) -> Callback:
-        """A training callback that gives this process its threads back after the first epoch that ends with the
-        fits done (a thread count is only changed from the thread that trains)."""
-        answer = self._answer
-        return _WhenDone((lambda: answer.poll()) if answer is not None else (lambda: False), self._restore)
 
     def result(self) -> BaselineFits:
         """The fits: waited for (the process's threads restored), or fitted now in this process."""
@@ -128,35 +123,16 @@ class PendingBaselineFits:
                                "out of memory?); set train.num_threads: 1 to fit them in this process, after the "
                                "two-tower") from None
         finally:
-            self._restore()
+            limit_threads(self._threads)
         self._process.join()
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 
-    def _restore(self) -> None:
-        if self._process is not None and self._threads != _torch_threads():
-            limit_threads(self._threads)
-
-
-class _WhenDone(Callback):
-    def __init__(self, done: Callable[[], bool], then: Callable[[], None]) -> None:
-        self._done, self._then = done, then
-
-    def on_epoch_end(self, module: nn.Module, record: EpochRecord) -> None:
-        if self._done():
-            self._then()
-
 
 def _on_spark(config: RunConfig) -> bool:
     """ALS on Spark keeps its session in this process."""
     return config.baselines.als_engine == "spark" and "als" in config.baselines.enabled
-
-
-def _torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 def _levels() -> tuple[int, int, bool]:

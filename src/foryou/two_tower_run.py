@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from foryou.models.base import Recommender
 from foryou.models.two_tower import TwoTower
 from foryou.rerank.protocol import train_minus_last_event
 from foryou.stages import timed_stage
-from foryou.training.callbacks import Callback, EpochRecord
+from foryou.training.callbacks import EpochRecord
 from foryou.tuning.search import TuneResult
 
 logger = logging.getLogger(__name__)
@@ -62,39 +62,37 @@ class TrainedTwoTower:
 
 
 def train_two_tower(config: RunConfig, dataset: Dataset, progress: bool = True,
-                    searched: TuneResult | None = None, callbacks: Sequence[Callback] = ()) -> TrainedTwoTower:
-    """The three fits of the module docstring: window, tuned (warm from the window), served (warm from tuned);
-    `callbacks` are every fit's trainer hooks."""
+                    searched: TuneResult | None = None) -> TrainedTwoTower:
+    """The three fits of the module docstring: window, tuned (warm from the window), served (warm from tuned)."""
     if searched is not None and searched.two_tower is not None and searched.metric == "NDCG@10":
-        return _refit_searched(config, dataset, searched.two_tower, searched.seconds, progress, callbacks)
+        return _refit_searched(config, dataset, searched.two_tower, searched.seconds, progress)
     start = time.perf_counter()
     validate = validation_ndcg(dataset)
     window_data = train_minus_last_event(dataset)
     with timed_stage("two-tower fit on train minus each user's last train event (early stopping on valid)"):
-        window = _fit(TwoTower.from_config(config, progress=progress), window_data, validate, callbacks=callbacks)
+        window = _fit(TwoTower.from_config(config, progress=progress), window_data, validate)
     most = min(FINE_TUNE_EPOCHS, config.train.epochs)
     with timed_stage(f"two-tower fine-tune on train, warm from it (at most {most} epochs, chosen on valid)"):
         tuned = _fit(TwoTower.from_config(config, most, progress), dataset.restricted_to("train"), validate,
-                     warm_start=window, callbacks=callbacks)
+                     warm_start=window)
     epochs = _best(tuned.history).epoch
     tuning_seconds = time.perf_counter() - start
     start = time.perf_counter()
     with timed_stage(f"two-tower fine-tune on train + valid, warm from it ({epochs} epochs)"):
         model = _fit(TwoTower.from_config(config, epochs, progress), dataset.restricted_to("train", "valid"),
-                     warm_start=tuned, callbacks=callbacks)
+                     warm_start=tuned)
     return TrainedTwoTower(model, _best(window.history).epoch, list(tuned.history), tuning_seconds,
                            time.perf_counter() - start, tuned, window, list(window.history))
 
 
 def _refit_searched(config: RunConfig, dataset: Dataset, tuned: TwoTower, search_seconds: float,
-                    progress: bool, callbacks: Sequence[Callback]) -> TrainedTwoTower:
+                    progress: bool) -> TrainedTwoTower:
     """The search's best model on train is the tuned fit; it saw the stage's labels, so no window fit starts
     from it (the ranking stage fits its own) and the served fit starts from scratch for its best epoch count."""
     epochs = _best(tuned.history).epoch
     start = time.perf_counter()
     with timed_stage(f"two-tower refit on train + valid ({epochs} epochs)"):
-        model = _fit(TwoTower.from_config(config, epochs, progress), dataset.restricted_to("train", "valid"),
-                     callbacks=callbacks)
+        model = _fit(TwoTower.from_config(config, epochs, progress), dataset.restricted_to("train", "valid"))
     return TrainedTwoTower(model, epochs, list(tuned.history), search_seconds, time.perf_counter() - start, tuned)
 
 
@@ -103,9 +101,9 @@ def _best(history: list[EpochRecord]) -> EpochRecord:
 
 
 def _fit(model: TwoTower, data: Dataset, validate: Callable[[TwoTower], float] | None = None,
-         warm_start: TwoTower | None = None, callbacks: Sequence[Callback] = ()) -> TwoTower:
+         warm_start: TwoTower | None = None) -> TwoTower:
     """`model` fitted, its MLflow run (per-epoch curves) ended: test metrics go to their own run."""
-    model.fit(data, validate=validate, warm_start=warm_start, callbacks=callbacks)
+    model.fit(data, validate=validate, warm_start=warm_start)
     if model.tracker is not None:
         model.tracker.close()
     return model

@@ -332,8 +332,7 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
     searched = search_settings(config, dataset)[0] if config.tune.budget is not None else None
     config = searched.config if searched is not None else config
     with PendingBaselineFits(config, dataset) as pending:  # in a second process while the two-tower trains
-        trained = train_two_tower(config, dataset, progress=progress, searched=searched,
-                                  callbacks=[pending.cores_back()])
+        trained = train_two_tower(config, dataset, progress=progress, searched=searched)
         save_trained(trained, config.output_dir)
         fits = pending.result()
     evaluation = evaluate_models(config, dataset, trained, progress=progress, searched=searched, fits=fits)

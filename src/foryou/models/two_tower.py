@@ -74,7 +74,6 @@ class TwoTower(TwoTowerServing):
         self._catalog: np.ndarray | None = None
         self._validate: Callable[[TwoTower], float] | None = None
         self._warm_start: TwoTower | None = None
-        self._extra_callbacks: list[Callback] = []
 
     @classmethod
     def from_config(cls, config: RunConfig, epochs: int | None = None, progress: bool = False,
@@ -93,18 +92,16 @@ class TwoTower(TwoTowerServing):
 
     # ---- fitting ------------------------------------------------------------------------------------------
     def fit(self, dataset: Dataset,  # type: ignore[override]
-            validate: Callable[[TwoTower], float] | None = None, warm_start: TwoTower | None = None,
-            callbacks: Sequence[Callback] = ()) -> TwoTower:
+            validate: Callable[[TwoTower], float] | None = None, warm_start: TwoTower | None = None) -> TwoTower:
         """Train on all interactions of `dataset`; early-stop on `validate(model)` (higher is better) when given.
         `warm_start`: a two-tower fitted on part of the same run's data (same catalog and users) whose weights
         this fit starts from instead of random ones, so that a few epochs carry it over to more events; it keeps
-        that model's event-type codes (a type it never saw gets the unknown code). The optimiser starts afresh.
-        `callbacks`: the trainer's hooks beside early stopping and tracking."""
-        self._validate, self._warm_start, self._extra_callbacks = validate, warm_start, list(callbacks)
+        that model's event-type codes (a type it never saw gets the unknown code). The optimiser starts afresh."""
+        self._validate, self._warm_start = validate, warm_start
         try:
             super().fit(dataset)
         finally:
-            self._validate, self._warm_start, self._extra_callbacks = None, None, []
+            self._validate, self._warm_start = None, None
         return self
 
     def _fit(self, dataset: Dataset) -> None:
@@ -232,10 +229,10 @@ class TwoTower(TwoTowerServing):
     def _callbacks(self) -> list[Callback]:
         """With tracking on, an MLflow run kept in `self.tracker` so the caller can log final metrics and close it."""
         if not self.tracking.mlflow:
-            return list(self._extra_callbacks)
+            return []
         params = {f"{section}.{key}": value for section, values in self.params().items() for key, value in values.items()}
         self.tracker = MLflowCallback(self.tracking, params, run_name=self.name)
-        return [self.tracker, *self._extra_callbacks]
+        return [self.tracker]
 
     # ---- scoring ------------------------------------------------------------------------------------------
     def item_embeddings(self) -> np.ndarray:
