@@ -3,9 +3,10 @@ large enough to be worth a second interpreter.
 
 Every baseline is fitted on train + valid (the report's models and the bundle's), and the ranking stage's item-item
 sources (EASE, ItemKNN, ALS) on train and on train minus each user's last train event. None of them needs the
-two-tower, and the two-tower's training leaves a second core half idle: on a 100,000-item shop these fits are
-~350 s (three sparse EASE fits, three ALS fits), while its two-tower trains ~13% slower on one thread than on two
-(two epochs on the 100k log of benchmarks/pipeline_scale.py: 74 s against 66 s). So, with two threads or more,
+two-tower, and the two-tower's training leaves a second core half idle: on a 100,000-item shop these fits take
+~390 s (three sparse EASE fits, three ALS fits), while its two-tower trains ~13% slower on one thread than on two
+(two epochs on the 100k log of benchmarks/pipeline_scale.py: 74 s against 66 s); the whole pipeline there went
+from 31.6 to 26.0 min (benchmarks/results/pipeline_scale_100k_bc7bc02.md). So, with two threads or more,
 the fits run in a spawned process on the run's thread cap (the same EASE engine choice as in this process) and
 this process keeps one thread less until their result is taken: a busy core beside torch's two threads makes its
 epochs 2.5x slower, not one thread's 13%. The two-tower trains on that one count throughout, not on whichever

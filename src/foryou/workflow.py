@@ -304,13 +304,14 @@ def evaluate_models(config: RunConfig, dataset: Dataset, trained: TrainedTwoTowe
     """`trained`, every baseline and the ranking stage's strategies on the test split, the servable strategies
     on validation, and the report; `config` is the run's, with its data-shaped defaults (`shaped_run`). The
     baselines are `fits` (`PendingBaselineFits`), else fitted here."""
-    fits = fits or fit_baselines_on_windows(config, dataset)
+    if fits is None:
+        fits = fit_baselines_on_windows(config, dataset)
     baselines = fits.train_valid
     space = diversity_space(dataset, config.features, trained.model.item_embeddings)
     with timed_stage("ranking stage (sources on two windows, rankers, test)"):
         ranking = fit_ranking(config, dataset, trained, fits, progress, space) if config.ranking.enabled else None
     with timed_stage("validation of the servable strategies"):
-        users = served_validation_users(config, dataset, trained, fits, ranking)
+        users = served_validation_users(dataset, trained, fits, ranking)
         validation = served_validation_ndcg(users, trained, ranking)
     with timed_stage("evaluation and report"):
         reports, path = evaluate_and_report(config, dataset, trained, baselines, ranking, searched, validation,
@@ -349,7 +350,7 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
     return PipelineResult(prepared, evaluation, bundle, validation, read_manifest(bundle)["default_strategy"])
 
 
-def served_validation_users(config: RunConfig, dataset: Dataset, trained: TrainedTwoTower, fits: BaselineFits,
+def served_validation_users(dataset: Dataset, trained: TrainedTwoTower, fits: BaselineFits,
                             ranking: FittedRanking | None = None) -> dict[str, pd.Series]:
     """Per-user validation NDCG@10 (index: user_idx) of every strategy a bundle can default to, each fitted on
     train as when the default is chosen, for the paired test of the served choice against the runner-up. The
