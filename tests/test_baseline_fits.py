@@ -24,10 +24,15 @@ from foryou.models.registry import build_baselines
 from foryou.rerank.protocol import train_minus_last_event
 
 
+def _with_loss(config: RunConfig, kind: str) -> RunConfig:
+    return config.model_copy(update={"loss": config.loss.model_copy(update={"kind": kind})})
+
+
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunConfig, Dataset]:
+    """The test shop with a sampled-softmax two-tower: the runs whose baselines may go to a second process."""
     root = tmp_path_factory.mktemp("shop")
-    config = load_config(write_shop(root)).model_copy(update={"output_dir": root / "run"})
+    config = _with_loss(load_config(write_shop(root)), "sampled_softmax").model_copy(update={"output_dir": root / "run"})
     return config, workflow.load_or_prepare(config, progress=False)
 
 
@@ -81,10 +86,11 @@ def test_a_small_log_or_one_thread_fits_here_when_asked(shop: tuple[RunConfig, D
         _same_fits(pending.result(), fit_baselines_on_windows(config, dataset), dataset.n_users)
 
 
-def test_one_thread_never_starts_a_second_process(shop: tuple[RunConfig, Dataset],
-                                                  any_log_in_a_second_process: None) -> None:
+def test_one_thread_or_a_full_softmax_never_starts_a_second_process(shop: tuple[RunConfig, Dataset],
+                                                                    any_log_in_a_second_process: None) -> None:
     config, dataset = shop
     assert not PendingBaselineFits(config, dataset, threads=1).in_second_process
+    assert not PendingBaselineFits(_with_loss(config, "full_softmax"), dataset, threads=2).in_second_process
 
 
 def test_a_dead_second_process_is_an_error_that_says_what_to_do(
@@ -109,7 +115,7 @@ def test_leaving_early_stops_the_second_process(shop: tuple[RunConfig, Dataset],
 
 def test_the_pipeline_answers_the_same_wherever_its_baselines_were_fitted(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    shop = load_config(write_shop(tmp_path))
+    shop = _with_loss(load_config(write_shop(tmp_path)), "sampled_softmax")
     config = shop.model_copy(update={"train": shop.train.model_copy(update={"num_threads": 2})})
     threads = torch.get_num_threads()
 

@@ -11,8 +11,13 @@ the fits run in a spawned process on the run's thread cap (the same EASE engine 
 this process keeps one thread less until their result is taken: a busy core beside torch's two threads makes its
 epochs 2.5x slower, not one thread's 13%. The two-tower trains on that one count throughout, not on whichever
 count the fits' timing left it (its sums then add up in one order: the same config gives the same model).
-Below PARALLEL_MIN_EVENTS train events the fits take less than the ~5 s a second interpreter needs to start, and
-run here when asked for.
+
+Only a sampled-softmax two-tower (what the data-shaped defaults pick for a large log) has them fitted there: its
+steps are small products against a few hundred negatives, which a second thread barely speeds up. A full-softmax
+step multiplies against the whole catalog, and one thread costs it more than the fits take on the logs that get
+it (the demo: 4 epochs 16-19 s on one thread against 13-15 s on two, for ~7 s of fits). Those, and logs of fewer
+than PARALLEL_MIN_EVENTS train events (the fits then take less than the ~5 s a second interpreter needs to
+start), fit them here, after the two-tower, when asked for.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from foryou.stages import LOG_FORMAT, timed_stage
 
 logger = logging.getLogger(__name__)
 
-PARALLEL_MIN_EVENTS = 50_000  # train events from which the fits run in a second process (the demo has 89,136)
+PARALLEL_MIN_EVENTS = 50_000  # train events from which a sampled-softmax run's fits go to a second process
 SECOND_PROCESS = " (second process)"
 
 
@@ -78,7 +83,8 @@ def _item_item_fits(config: RunConfig, data: Dataset, window: str) -> dict[str, 
 @final
 class PendingBaselineFits:
     """`fit_baselines_on_windows` for a run on `threads` threads (None: `train.num_threads`, else the usable
-    cores): started now in a second process when it pays (module docstring), else fitted here by `result()`.
+    cores) and its two-tower's loss: started now in a second process when it pays (module docstring), else
+    fitted here by `result()`.
     Used as a context manager: leaving it early (an error while the two-tower trains) stops the second process."""
 
     def __init__(self, config: RunConfig, dataset: Dataset, threads: int | None = None) -> None:
@@ -86,7 +92,7 @@ class PendingBaselineFits:
         self._threads = threads or config.train.num_threads or usable_cores()
         self._process: BaseProcess | None = None
         self._answer: Connection | None = None
-        if self._threads >= 2 and len(dataset.events("train")) >= PARALLEL_MIN_EVENTS and not _on_spark(config):
+        if _pays(config, dataset, self._threads):
             context = multiprocessing.get_context("spawn")
             self._answer, send = context.Pipe(duplex=False)
             self._process = context.Process(target=_fit_and_send, daemon=True, name="foryou-baseline-fits",
@@ -131,9 +137,12 @@ class PendingBaselineFits:
         return outcome
 
 
-def _on_spark(config: RunConfig) -> bool:
-    """ALS on Spark keeps its session in this process."""
-    return config.baselines.als_engine == "spark" and "als" in config.baselines.enabled
+def _pays(config: RunConfig, dataset: Dataset, threads: int) -> bool:
+    """A second process for the fits: a thread to spare, a sampled-softmax two-tower, a log large enough, and no
+    ALS on Spark (its session lives in this process)."""
+    on_spark = config.baselines.als_engine == "spark" and "als" in config.baselines.enabled
+    return (threads >= 2 and config.loss.kind == "sampled_softmax" and not on_spark
+            and len(dataset.events("train")) >= PARALLEL_MIN_EVENTS)
 
 
 def _levels() -> tuple[int, int, bool]:
