@@ -174,8 +174,8 @@ class TrainConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA (with bf16 autocast) when available")
     num_threads: int | None = Field(None, ge=1, description="threads of every library (torch, BLAS, OpenMP in "
                                     "LightGBM / faiss) in this process; None: the cores it may use (affinity, cgroup). "
-                                    "With >= 2, a large log's baselines fit in a second process on these threads "
-                                    "while the two-tower trains on one less (baseline_fits.py)")
+                                    "With >= 2, a large sampled-softmax run's baselines fit in a second process on "
+                                    "these threads while the two-tower trains on one less (baseline_fits.py)")
 
 
 BaselineName = Literal["most_pop", "recent_pop", "item_knn", "ease", "als"]
