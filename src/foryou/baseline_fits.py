@@ -1,5 +1,5 @@
-"""The run's baselines fitted on its three windows, in a second process while the two-tower trains when the log is
-large enough to be worth a second interpreter.
+"""The run's baselines fitted on its three windows, in a second process while the two-tower trains on the runs where
+that pays: large logs with a sampled-softmax two-tower.
 
 Every baseline is fitted on train + valid (the report's models and the bundle's), and the ranking stage's item-item
 sources (EASE, ItemKNN, ALS) on train and on train minus each user's last train event. None of them needs the
