@@ -56,10 +56,10 @@ class BaselineFits:
 def fit_baselines_on_windows(config: RunConfig, dataset: Dataset, where: str = "") -> BaselineFits:
     """The baselines of `config` on the three windows, one stage line per fit (`where` tells the process); the
     window fits only when the ranking stage is enabled."""
-    train_valid = {}
+    train_valid, data = {}, dataset.restricted_to("train", "valid")
     for name, model in _built(config).items():
         with timed_stage(f"{name} fit on train + valid{where}") as elapsed:
-            model.fit(dataset.restricted_to("train", "valid"))
+            model.fit(data)
         train_valid[name] = (model, elapsed())
     train = _item_item_fits(config, dataset.restricted_to("train"), f"train{where}")
     window = (_item_item_fits(config, train_minus_last_event(dataset),
