@@ -1,6 +1,7 @@
 """One log line per finished stage, with its seconds and the peak RSS so far; none for a stage that raised."""
 
 import logging
+import time
 
 import pytest
 
@@ -24,3 +25,9 @@ def test_peak_rss_is_at_least_a_fresh_allocation() -> None:
     block = bytearray(64 * 2**20)  # 64 MiB touched
     block[::4096] = b"x" * len(block[::4096])
     assert peak_rss_bytes() >= 64 * 2**20
+
+
+def test_a_stage_yields_its_seconds_so_far() -> None:
+    with timed_stage("fit") as elapsed:
+        time.sleep(0.05)
+        assert elapsed() >= 0.05
