@@ -31,7 +31,8 @@ def test_each_fit_starts_from_the_one_before_and_the_window_never_sees_the_stage
     dataset = tiny_dataset()
     config = RunConfig.model_validate({
         "data": {"source": "movielens", "path": "x"}, "tracking": {"mlflow": False},
-        "model": {"embedding_dim": 16, "hidden_dim": 16, "max_history": 8, "num_layers": 1, "use_text": False},
+        "model": {"embedding_dim": 16, "hidden_dim": 16, "max_history": 8, "num_layers": 1, "use_text": False,
+                  "user_tower": "transformer"},
         "train": {"epochs": 4, "patience": 2, "batch_size": 4, "device": "cpu"}})
     calls: list[tuple[TwoTower, Dataset, bool, TwoTower | None]] = []
     original = TwoTower.fit
@@ -64,3 +65,40 @@ def test_each_fit_starts_from_the_one_before_and_the_window_never_sees_the_stage
     save_trained(trained, tmp_path)
     loaded = load_trained(tmp_path)
     assert loaded is not None and loaded.window_history == window.history and loaded.best_epoch == trained.best_epoch
+    assert trained.tower_scores == loaded.tower_scores == {}  # a named tower: nothing chosen
+
+
+@pytest.mark.parametrize("better", ["transformer", "attention"])
+def test_unnamed_user_tower_is_chosen_on_validation_and_every_later_fit_uses_it(
+        better: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    dataset = tiny_dataset()
+    config = RunConfig.model_validate({
+        "data": {"source": "movielens", "path": "x"}, "tracking": {"mlflow": False},
+        "model": {"embedding_dim": 16, "hidden_dim": 16, "max_history": 8, "num_layers": 1, "use_text": False},
+        "train": {"epochs": 2, "patience": 1, "batch_size": 4, "device": "cpu"}})
+    fitted: list[tuple[str, bool]] = []  # (user tower, warm-started) per fit
+    original = TwoTower.fit
+
+    def spy(self: TwoTower, data: Dataset, validate: Callable[[TwoTower], float] | None = None,
+            warm_start: TwoTower | None = None) -> TwoTower:
+        fitted.append((self.model_config.user_tower, warm_start is not None))
+        return original(self, data, validate, warm_start)
+
+    def by_tower(data: Dataset) -> Callable[[TwoTower], float]:  # validation that prefers `better`'s tower
+        return lambda model: 0.3 if model.model_config.user_tower == better else 0.1
+
+    monkeypatch.setattr(TwoTower, "fit", spy)
+    monkeypatch.setattr("foryou.two_tower_run.validation_ndcg", by_tower)
+    trained = train_two_tower(config, dataset, progress=False)
+
+    assert fitted == [("transformer", False), ("attention", False), (better, True), (better, True)]
+    assert trained.tower_scores == {"transformer": 0.3 if better == "transformer" else 0.1,
+                                    "attention": 0.3 if better == "attention" else 0.1}
+    assert trained.window is not None and trained.tuned is not None
+    assert {trained.window.model_config.user_tower, trained.tuned.model_config.user_tower,
+            trained.model.model_config.user_tower} == {better}
+    save_trained(trained, tmp_path)
+    loaded = load_trained(tmp_path)
+    assert loaded is not None and loaded.tower_scores == trained.tower_scores
+    assert loaded.model.model_config.user_tower == better

@@ -137,7 +137,8 @@ class ModelConfig(StrictModel):
     use_id: bool = Field(True, description="item tower has an item-id embedding, gated with the content vector")
     id_dropout: float = Field(0.1, ge=0, le=1, description="training: chance an item's id is replaced by the unknown id")
     user_tower: Literal["mean", "attention", "gru", "lstm", "transformer"] = Field(
-        "transformer", description="how a history becomes a user vector (see models/user_tower.py)")
+        "transformer", description="how a history becomes a user vector (see models/user_tower.py); left out on a "
+        "small log, the first fit tries transformer and attention and keeps the better on validation")
     max_history: int = Field(50, ge=1, description="most recent events a user tower reads (and trains on)")
     num_layers: int = Field(2, ge=1, description="transformer / GRU / LSTM layers")
     num_heads: int = Field(2, ge=1, description="transformer attention heads (embedding_dim must be divisible)")

@@ -5,7 +5,8 @@ foryou.train`) is this alone; `foryou evaluate` and `foryou pipeline` (workflow.
   1. the window fit: train minus each user's last train event (`train_minus_last_event`), early-stopped on
      validation NDCG@10 (validation events come after everything it sees). The ranking stage learns from those
      held-out events, so this fit, the source of its training features, must never see them: it starts from
-     random weights;
+     random weights. On a small log whose config names no user tower, it is fitted once per tower of
+     `user_tower_choices` and the best on validation is kept: the later fits and the served model use that tower;
   2. the tuned fit: train, warm-started from 1 for at most FINE_TUNE_EPOCHS epochs, early-stopped on validation
      (the count is chosen there). The model the strategies are chosen with on validation;
   3. the served fit: train + valid, warm-started from 2 for 2's chosen count.
@@ -33,6 +34,7 @@ from foryou.rerank.protocol import train_minus_last_event
 from foryou.stages import timed_stage
 from foryou.training.callbacks import EpochRecord
 from foryou.tuning.search import TuneResult
+from foryou.tuning.shape import DataShape, user_tower_choices
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ class TrainedTwoTower:
     tuned: TwoTower | None = None  # fitted on train: the strategies' source when they are chosen on validation
     window: TwoTower | None = None  # fitted on train minus each user's last train event: the stage's labels unseen
     window_history: list[EpochRecord] = field(default_factory=list)  # the early-stopped window fit's epochs
+    tower_scores: dict[str, float] = field(default_factory=dict)  # user tower -> its window fit's best validation
+    # NDCG@10, when the run chose among several (`user_tower_choices`)
 
     def summary(self) -> str:
         """One line: the best validation NDCG@10 of the fit on train, the epoch counts, the seconds."""
@@ -69,8 +73,19 @@ def train_two_tower(config: RunConfig, dataset: Dataset, progress: bool = True,
     start = time.perf_counter()
     validate = validation_ndcg(dataset)
     window_data = train_minus_last_event(dataset)
-    with timed_stage("two-tower fit on train minus each user's last train event (early stopping on valid)"):
-        window = _fit(TwoTower.from_config(config, progress=progress), window_data, validate)
+    towers = user_tower_choices(config, DataShape.of(dataset))
+    windows = {}
+    for tower in towers:
+        named = f" ({tower} user tower)" if len(towers) > 1 else ""
+        with timed_stage(f"two-tower fit{named} on train minus each user's last train event (early stopping on valid)"):
+            windows[tower] = _fit(TwoTower.from_config(with_user_tower(config, tower), progress=progress),
+                                  window_data, validate)
+    tower_scores = {tower: _best(model.history).valid_ndcg or 0.0 for tower, model in windows.items()}
+    chosen = max(tower_scores, key=lambda tower: tower_scores[tower])  # the first on a tie
+    if len(towers) > 1:
+        logger.info("user tower chosen on validation: %s (best NDCG@10 of each window fit: %s)", chosen,
+                    ", ".join(f"{tower} {score:.4f}" for tower, score in tower_scores.items()))
+    window, config = windows[chosen], with_user_tower(config, chosen)
     most = min(FINE_TUNE_EPOCHS, config.train.epochs)
     with timed_stage(f"two-tower fine-tune on train, warm from it (at most {most} epochs, chosen on valid)"):
         tuned = _fit(TwoTower.from_config(config, most, progress), dataset.restricted_to("train"), validate,
@@ -82,7 +97,13 @@ def train_two_tower(config: RunConfig, dataset: Dataset, progress: bool = True,
         model = _fit(TwoTower.from_config(config, epochs, progress), dataset.restricted_to("train", "valid"),
                      warm_start=tuned)
     return TrainedTwoTower(model, _best(window.history).epoch, list(tuned.history), tuning_seconds,
-                           time.perf_counter() - start, tuned, window, list(window.history))
+                           time.perf_counter() - start, tuned, window, list(window.history),
+                           tower_scores if len(towers) > 1 else {})
+
+
+def with_user_tower(config: RunConfig, tower: str) -> RunConfig:
+    """`config` with `model.user_tower` set to `tower` (what a run that chose it on validation records)."""
+    return config.model_copy(update={"model": config.model.model_copy(update={"user_tower": tower})})
 
 
 def _refit_searched(config: RunConfig, dataset: Dataset, tuned: TwoTower, search_seconds: float,
@@ -114,7 +135,8 @@ def save_trained(trained: TrainedTwoTower, output_dir: Path) -> Path:
     trained.model.save(directory)
     summary = {"best_epoch": trained.best_epoch, "tuning_seconds": trained.tuning_seconds,
                "fit_seconds": trained.fit_seconds, "tuning_history": [vars(record) for record in trained.tuning_history],
-               "window_history": [vars(record) for record in trained.window_history]}
+               "window_history": [vars(record) for record in trained.window_history],
+               "tower_scores": trained.tower_scores}
     (directory / "training.json").write_text(json.dumps(summary, indent=2))
     return directory
 
@@ -129,4 +151,4 @@ def load_trained(output_dir: Path) -> TrainedTwoTower | None:
     history = [EpochRecord(**record) for record in summary["tuning_history"]]
     window_history = [EpochRecord(**record) for record in summary.get("window_history", [])]
     return TrainedTwoTower(model, summary["best_epoch"], history, summary["tuning_seconds"], summary["fit_seconds"],
-                           window_history=window_history)
+                           window_history=window_history, tower_scores=summary.get("tower_scores", {}))

@@ -42,7 +42,7 @@ from foryou.training.callbacks import use_tracking
 from foryou.tuning.plan import describe_plan
 from foryou.tuning.search import TuneResult, run_search, write_tuned_config
 from foryou.tuning.shape import DataShape, with_shaped_defaults
-from foryou.two_tower_run import TrainedTwoTower, load_trained, save_trained, train_two_tower
+from foryou.two_tower_run import TrainedTwoTower, load_trained, save_trained, train_two_tower, with_user_tower
 
 logger = logging.getLogger(__name__)
 
@@ -135,9 +135,13 @@ def evaluate_and_report(
                         activity_buckets=options.activity_buckets,
                         item_embeddings=space.vectors if space is not None else None)
 
-    tower_params = {"user_tower": config.model.user_tower, "best_epoch": trained.best_epoch,
-                    "served_fit_epochs": trained.model.train_config.epochs, "dat": config.model.dat.enabled,
-                    "loss": config.loss.kind}
+    tower_params: dict[str, Any] = {
+        "user_tower": trained.model.model_config.user_tower, "best_epoch": trained.best_epoch,
+        "served_fit_epochs": trained.model.train_config.epochs, "dat": config.model.dat.enabled,
+        "loss": config.loss.kind}
+    if trained.tower_scores:  # the user tower was chosen on validation among these
+        tower_params["user_tower_valid_ndcg"] = " / ".join(f"{tower} {score:.4f}"
+                                                           for tower, score in trained.tower_scores.items())
     reports = [ModelReport(TwoTower.name, test_metrics(trained.model),
                            trained.fit_seconds, tower_params)]
     for name, (model, seconds) in baselines.items():
@@ -336,6 +340,7 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> PipelineResult:
         trained = train_two_tower(config, dataset, progress=progress, searched=searched)
         save_trained(trained, config.output_dir)
         fits = pending.result()
+    config = with_user_tower(config, trained.model.model_config.user_tower)  # the bundle records the one chosen
     evaluation = evaluate_models(config, dataset, trained, progress=progress, searched=searched, fits=fits)
     served = {SERVED_BASELINES[name]: model for name, (model, _) in evaluation.baselines.items()
               if name in SERVED_BASELINES}

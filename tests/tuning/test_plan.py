@@ -33,7 +33,25 @@ ranking: {{mlp: false}}
     assert ("  loss.kind = full_softmax: 6,000 train events x 150 items = 9e+05 logits an epoch <= 2e+09 (above it "
             "a full-softmax epoch takes minutes: negatives are sampled)") in lines
     assert not any("learning_rate" in line for line in lines)
-    assert "  two_tower: at most 80 epochs (patience 10) on train, early-stopped on validation NDCG@10, then " \
-           "refitted on train + valid for the best epoch count" in lines
+    assert ("  two_tower: one fit per user tower (transformer, attention: 6,000 train events <= 200,000), the best on "
+            "validation kept; at most 80 epochs (patience 10) on train, early-stopped on validation NDCG@10, then "
+            "refitted on train + valid for the best epoch count") in lines
     assert "  baselines: most_pop, ease" in lines
     assert any(line.startswith("  ranking stage: a LightGBM ranker and hybrid blends") for line in lines)
+
+
+def test_a_named_user_tower_or_a_large_log_fits_one_tower(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(f"""
+output_dir: {tmp_path / 'run'}
+data: {{source: generic, interactions: {{path: {tmp_path / 'e.csv'}, columns: {{user_id: u, item_id: i}}}}}}
+model: {{user_tower: gru}}
+""")
+    named = load_config(path)
+    assert any(line.startswith("  two_tower: a gru user tower; at most") for line in describe_plan(named, named, TINY))
+    unnamed = named.model_copy(update={"model": named.model.__class__()})
+    large = DataShape(users=4_213, items=3_497, train_events=379_102, history_p50=41, history_p75=97, text_coverage=1.0)
+    assert any(line.startswith("  two_tower: a transformer user tower; at most")
+               for line in describe_plan(unnamed, unnamed, large))
+    assert any(line.startswith("  two_tower: one fit per user tower (transformer, attention: ")
+               for line in describe_plan(unnamed, unnamed, TINY))

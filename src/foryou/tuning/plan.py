@@ -18,6 +18,7 @@ from foryou.tuning.shape import (
     DataShape,
     derived_settings,
     full_softmax_logits,
+    user_tower_choices,
 )
 
 
@@ -42,10 +43,15 @@ def _reasons(shape: DataShape) -> dict[str, str]:
     }
 
 
-def _models(config: RunConfig) -> list[str]:
+def _models(config: RunConfig, shape: DataShape) -> list[str]:
     train = config.train
-    lines = [(f"two_tower: at most {train.epochs} epochs (patience {train.patience}) on train, early-stopped on "
-             "validation NDCG@10, then refitted on train + valid for the best epoch count")]
+    towers = user_tower_choices(config, shape)
+    tower = ("the user tower the search chooses" if config.tune.budget is not None else
+             f"a {towers[0]} user tower" if len(towers) == 1 else
+             f"one fit per user tower ({', '.join(towers)}: {shape.train_events:,} train events <= "
+             f"{SMALL_LOG_EVENTS:,}), the best on validation kept")
+    lines = [(f"two_tower: {tower}; at most {train.epochs} epochs (patience {train.patience}) on train, "
+              "early-stopped on validation NDCG@10, then refitted on train + valid for the best epoch count")]
     if config.tune.budget is not None:
         lines.insert(0, f"search: {config.tune.budget} on validation over {', '.join(config.tune.families)} first")
     lines.append(f"baselines: {', '.join(config.baselines.enabled) or 'none'}")
@@ -72,5 +78,5 @@ def describe_plan(config: RunConfig, shaped: RunConfig, shape: DataShape) -> lis
     else:
         lines.append("every data-shaped setting is set in the config")
     lines.append("models to fit:")
-    lines += [f"  {line}" for line in _models(shaped)]
+    lines += [f"  {line}" for line in _models(shaped, shape)]
     return lines
