@@ -31,7 +31,7 @@ def suggest_two_tower(trial: optuna.Trial, base: RunConfig) -> dict[str, Any]:
     model, loss, train = base.model, base.loss, base.train
     params: dict[str, Any] = {
         "model.user_tower": trial.suggest_categorical(
-            "model.user_tower", _choices(("transformer", "gru", "mean"), model.user_tower)),
+            "model.user_tower", _choices(("transformer", "attention", "gru", "mean"), model.user_tower)),
         "model.max_history": trial.suggest_categorical(
             "model.max_history", _choices(HISTORY_WINDOWS, model.max_history)),
         "model.embedding_dim": trial.suggest_categorical(
