@@ -16,9 +16,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 logger = logging.getLogger(__name__)
 # Demo settings (batch 32, max_history 50), the transformer user tower (named: one window fit), 5 epochs, no text
-# encoder. Measured with seeds 0 / 1 / 2: one process 0.0278 / 0.0344 / 0.0273, two processes 0.0289 / 0.0326 / 0.0291. Same-seed gaps (<= 0.0018) lie inside the
-# seed spread (0.0071 for one process); 0.01 is 1.4x that spread: a gap beyond it is not seed luck (a broken
-# gradient sync, shard or gathered loss), while runs are deterministic on one platform (one thread per rank).
+# encoder. Measured with seeds 0 / 1 / 2: one process 0.0278 / 0.0344 / 0.0273, two processes 0.0289 / 0.0326 /
+# 0.0291. Same-seed gaps (<= 0.0018) lie inside the seed spread (0.0071 for one process); 0.01 is 1.4x that spread:
+# a gap beyond it is not seed luck (a broken gradient sync, shard or gathered loss), while runs are deterministic
+# on one platform (one thread per rank).
 TOLERANCE = 0.01
 SETTINGS = ["model.use_text=false", "model.user_tower=transformer", "train.epochs=5", "train.patience=5",
             "train.num_threads=1", "train.device=cpu"]
