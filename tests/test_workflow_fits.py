@@ -1,5 +1,6 @@
-"""The pipeline's two-tower fits: one from scratch, and it is the ranking stage's source for the labels the
-rankers learn from, fitted without them (two_tower_run.py)."""
+"""The pipeline's two-tower fits: from scratch only on train minus the labels (once per user tower tried), and the
+one kept is the ranking stage's source for the labels the rankers learn from, fitted without them
+(two_tower_run.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from foryou.models.base import Recommender
 from foryou.models.two_tower import TwoTower
 from foryou.rerank.protocol import holdout_last_train_event
 from foryou.rerank.stage import SourceModels
+from foryou.tuning.shape import USER_TOWERS
 
 
 def _events(data: Dataset) -> set[tuple[int, int, pd.Timestamp]]:
@@ -49,7 +51,9 @@ def test_one_fit_from_scratch_is_the_stage_source_of_the_labels_it_never_saw(
     labels = set(holdout_last_train_event(dataset)[1][[S.USER_IDX, S.ITEM_IDX, S.TIMESTAMP]]
                  .itertuples(index=False, name=None))
     without_labels = _events(dataset.restricted_to("train")) - labels
-    scratch = [model for model, start in fits if start is None]
-    assert len(fits) == 3 and len(scratch) == 1
-    assert [tower for data, tower in windows if _events(data) == without_labels] == scratch
-    assert result.evaluation.trained.window is scratch[0]
+    scratch = [model for model, start in fits if start is None]  # one per user tower tried (none named)
+    assert [model.model_config.user_tower for model in scratch] == list(USER_TOWERS) and len(fits) == 4
+    chosen = result.evaluation.trained.window
+    assert chosen is not None and any(chosen is model for model in scratch)
+    assert [tower for data, tower in windows if _events(data) == without_labels] == [chosen]
+    assert [start for _, start in fits if start is not None] == [chosen, result.evaluation.trained.tuned]
