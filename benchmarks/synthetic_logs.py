@@ -133,14 +133,30 @@ def purchases(rng: np.random.Generator, n_items: int, n_users: int, repeat: floa
     return Log(frame, catalog(rng, n_items, clusters), mapping)
 
 
+@dataclass
+class DenseTastes:
+    """The dense shape's hidden truth: what each user's choices are drawn by."""
+
+    item_factors: np.ndarray  # (n_items, 8)
+    affinity: np.ndarray  # (n_users, n_items) user x item factors, about unit variance: the ratings follow it
+    logits: np.ndarray  # (n_users, n_items) 1.5 x affinity + log popularity: the choices follow it
+
+
+def dense_tastes(rng: np.random.Generator, scale: float = 1.0) -> DenseTastes:
+    """The first draws of `dense` (the same `rng` gives the same truth), for a model-free ceiling on its log."""
+    n_users, n_items, n_factors = max(30, round(600 * scale)), max(80, round(1700 * scale)), 8
+    users, items = rng.normal(0.0, 1.0, (n_users, n_factors)), rng.normal(0.0, 1.0, (n_items, n_factors))
+    affinity = users @ items.T / np.sqrt(n_factors)
+    return DenseTastes(items, affinity, 1.5 * affinity + np.log(zipf_weights(rng, n_items, 1.0))[None, :])
+
+
 def dense(rng: np.random.Generator, scale: float = 1.0) -> Log:
     """A dense rating log: each user rates ~167 items chosen by latent affinity + popularity (Gumbel top-k), and
     rates them 1-5 by that affinity; the item's genre is its strongest latent factor."""
-    n_users, n_items, n_factors = max(30, round(600 * scale)), max(80, round(1700 * scale)), 8
+    tastes = dense_tastes(rng, scale)
+    affinity, logits, items = tastes.affinity, tastes.logits, tastes.item_factors
+    n_users, n_items = affinity.shape
     target = 100_000 * scale
-    users, items = rng.normal(0.0, 1.0, (n_users, n_factors)), rng.normal(0.0, 1.0, (n_items, n_factors))
-    affinity = users @ items.T / np.sqrt(n_factors)  # (n_users, n_items), about unit variance
-    logits = 1.5 * affinity + np.log(zipf_weights(rng, n_items, 1.0))[None, :]
     counts = np.exp(rng.normal(0.0, 0.8, n_users))
     counts = np.clip(np.round(counts / counts.sum() * target), 20, n_items // 2).astype(int)
     keys = logits + rng.gumbel(size=logits.shape)
@@ -150,8 +166,9 @@ def dense(rng: np.random.Generator, scale: float = 1.0) -> Log:
         ratings = np.clip(np.round(3.2 + 1.2 * affinity[user, chosen] + rng.normal(0.0, 0.6, len(chosen))), 1, 5)
         start = START + int(rng.integers(0, 700 * DAY))
         times = start + np.cumsum(rng.integers(30, 2 * DAY, len(chosen)))
-        rows += [(f"u{user}", f"i{item}", int(ts), int(r)) for item, ts, r in zip(rng.permutation(chosen), times,
-                                                                                     ratings)]
+        order = rng.permutation(len(chosen))  # the items come in random order, each with its own rating
+        rows += [(f"u{user}", f"i{item}", int(ts), int(r)) for item, ts, r in zip(chosen[order], times,
+                                                                                     ratings[order])]
     frame = pd.DataFrame(rows, columns=["user", "item", "ts", "rating"])
     mapping = {"columns": {"user_id": "user", "item_id": "item", "timestamp": "ts", "value": "rating"},
                "event_type": "rating", "timestamp_unit": "s"}

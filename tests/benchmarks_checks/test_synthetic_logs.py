@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
-from benchmarks.synthetic_logs import SHAPES, write_shape
+from benchmarks.synthetic_logs import SHAPES, dense_tastes, write_shape
 
 from foryou.config import load_config
 from foryou.data import schema as S
@@ -95,3 +96,19 @@ def test_tiny_repeats_re_buys_about_six_percent_of_the_targets(tmp_path: Path) -
     # a purchase after the first repeats with probability 0.07: about 6% of last events (350 users: +-2.6%)
     assert 0.02 < repeats.loc[last].mean() < 0.11
     assert set(dataset.interactions[S.EVENT_TYPE]) == {S.PURCHASE}
+
+
+def test_dense_tastes_replay_the_truth_the_log_was_drawn_from(tmp_path: Path) -> None:
+    """The ceiling benchmark ranks by `dense_tastes`: each user's chosen items must sit high in its logits and the
+    ratings follow its affinity; a replay that drew in another order would give unrelated tables."""
+    write_shape("dense", tmp_path, seed=4, scale=SCALE)
+    events = pd.read_csv(tmp_path / "interactions.csv")
+    tastes = dense_tastes(np.random.default_rng(4), SCALE)
+    users = events["user"].str[1:].astype(int).to_numpy()
+    items = events["item"].str[1:].astype(int).to_numpy()
+    chosen = tastes.logits[users, items]
+    ranks = (tastes.logits[users] > chosen[:, None]).sum(axis=1)  # 0 = the user's highest logit
+    assert np.median(ranks) < 0.3 * tastes.logits.shape[1]  # at random: half the catalog (170 items at this scale)
+    assert np.corrcoef(tastes.affinity[users, items], events["rating"])[0, 1] > 0.5
+    other = dense_tastes(np.random.default_rng(5), SCALE)
+    assert np.median((other.logits[users] > other.logits[users, items][:, None]).sum(axis=1)) > np.median(ranks) * 1.5
